@@ -1,0 +1,144 @@
+"""Stable batches of micrographs for the stages that load a model (U-Net, SAM).
+
+On a cluster one job per micrograph per GPU stage would load the network N times and flood
+the queue; one job per *batch* loads it once and processes many micrographs. For reruns to
+stay incremental, batch membership must never change once assigned: a manifest per data set
+(``results/{dataset}/batches.tsv``, columns ``micrograph`` and ``batch``) records it, and
+
+* micrographs already in the manifest keep their batch, whatever else changes;
+* new micrographs (sorted by name) fill NEW batches only, never the free places of an older,
+  partial batch, so adding micrographs never reruns an old micrograph's work;
+* a micrograph that disappeared from the input is dropped from the listing but keeps its row
+  (so batch ids are never reused and it gets its old batch back if it returns);
+* batch ids are zero-padded decimal strings (``00000``, ``00001``...), so paths sort;
+* the manifest is rewritten (atomically) only when its content changes.
+
+Everything here is a pure function of (manifest, names, batch size) except the two file
+helpers, so the result is deterministic and independent of the order names are listed in.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+BATCH_ID_WIDTH = 5
+MANIFEST_HEADER = ("micrograph", "batch")
+
+
+def format_batch_id(index: int) -> str:
+    """The batch id for a batch number: zero-padded, so lexical order is numeric order."""
+    if index < 0:
+        raise ValueError(f"batch index must be >= 0, got {index}")
+    return f"{index:0{BATCH_ID_WIDTH}d}"
+
+
+def next_batch_index(assignment: Mapping[str, str]) -> int:
+    """The first batch number never used in the manifest (retired rows included)."""
+    return max((int(b) for b in assignment.values()), default=-1) + 1
+
+
+def assign_batches(
+    assignment: Mapping[str, str], names: Iterable[str], batch_size: int
+) -> dict[str, str]:
+    """The manifest after ``names`` are present: old rows unchanged, new names in new batches.
+
+    ``assignment`` maps micrograph -> batch id (the manifest so far, possibly empty). The
+    result keeps every old row, including those of micrographs no longer in ``names``, and
+    appends the names it lacks, sorted, ``batch_size`` per batch, numbered after the largest
+    id ever used. Order of ``names`` and duplicates in it do not matter.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    result = dict(assignment)
+    new = sorted(set(names).difference(result))
+    first = next_batch_index(result)
+    for i, name in enumerate(new):
+        result[name] = format_batch_id(first + i // batch_size)
+    return result
+
+
+def batch_members(assignment: Mapping[str, str], present: Iterable[str]) -> dict[str, list[str]]:
+    """Batch id -> sorted micrographs of that batch, for the micrographs ``present`` only.
+
+    Batches whose micrographs all disappeared are left out, so no job is made for them.
+    """
+    members: dict[str, list[str]] = {}
+    for name in set(present):
+        members.setdefault(assignment[name], []).append(name)
+    return {batch: sorted(names) for batch, names in sorted(members.items())}
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, str]:
+    """The manifest as micrograph -> batch id; empty if the file does not exist yet."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    with path.open(newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t")
+        header = next(rows, None)
+        if header is None:
+            return {}
+        if tuple(header) != MANIFEST_HEADER:
+            raise ValueError(f"{path}: expected header {MANIFEST_HEADER}, found {header}")
+        assignment = {}
+        for lineno, row in enumerate(rows, start=2):
+            if len(row) != 2 or not row[1].isdigit():
+                raise ValueError(f"{path}:{lineno}: expected 'micrograph<TAB>batch', found {row}")
+            assignment[row[0]] = row[1]
+    return assignment
+
+
+def manifest_text(assignment: Mapping[str, str]) -> str:
+    """The manifest's exact file content: header, then rows by batch then name (canonical)."""
+    rows = sorted(assignment.items(), key=lambda item: (item[1], item[0]))
+    return "".join(f"{name}\t{batch}\n" for name, batch in [MANIFEST_HEADER, *rows])
+
+
+def write_manifest(path: str | os.PathLike, assignment: Mapping[str, str]) -> bool:
+    """Write the manifest atomically if its content would change; whether it was written.
+
+    Unchanged manifests are not touched, so their modification time cannot trigger reruns,
+    and a reader never sees a half-written file (temporary file + rename in one directory).
+    """
+    path = Path(path)
+    text = manifest_text(assignment)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def update_batches(
+    manifest: str | os.PathLike, names: Iterable[str], batch_size: int, write: bool = True
+) -> dict[str, list[str]]:
+    """Read the manifest, add new ``names``, save it if changed (and ``write``); the batches.
+
+    This is what the workflow calls at DAG-build time. Pass ``write=False`` where the
+    workflow must not modify files (a dry run, or a job re-reading the Snakefile on a node):
+    the batches are the same, because the assignment is deterministic.
+    """
+    names = set(names)
+    assignment = assign_batches(read_manifest(manifest), names, batch_size)
+    if write:
+        write_manifest(manifest, assignment)
+    return batch_members(assignment, names)
+
+
+def max_batches(n_micrographs: int, batch_size: int) -> int:
+    """Jobs a batched stage needs for a fresh data set: ceil(N / batch size)."""
+    return math.ceil(n_micrographs / batch_size)

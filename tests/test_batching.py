@@ -1,0 +1,138 @@
+"""Stable batch membership (cryopick.batching): what makes batched GPU stages incremental."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from cryopick.batching import (
+    assign_batches,
+    batch_members,
+    format_batch_id,
+    manifest_text,
+    max_batches,
+    read_manifest,
+    update_batches,
+    write_manifest,
+)
+
+
+def names(n: int, start: int = 0, prefix: str = "mic") -> list[str]:
+    return [f"{prefix}_{i:06d}" for i in range(start, start + n)]
+
+
+def test_fresh_data_set_fills_batches_in_name_order() -> None:
+    assignment = assign_batches({}, ["c", "a", "e", "b", "d"], batch_size=2)
+    assert batch_members(assignment, assignment) == {
+        "00000": ["a", "b"],
+        "00001": ["c", "d"],
+        "00002": ["e"],
+    }
+
+
+def test_adding_50_to_10000_touches_only_new_batches() -> None:
+    old = assign_batches({}, names(10_000), batch_size=64)
+    added = names(50, start=10_000)
+    new = assign_batches(old, names(10_000) + added, batch_size=64)
+
+    assert {m: new[m] for m in old} == old  # no old micrograph moved
+    old_batches = set(old.values())
+    new_batches = {new[m] for m in added}
+    assert not new_batches & old_batches  # not even into the partial last batch (10000 % 64 = 16)
+    assert len(new_batches) == max_batches(50, 64) == 1
+    before, after = batch_members(old, old), batch_members(new, new)
+    assert {b: after[b] for b in before} == before  # every old batch keeps its exact members
+
+
+def test_new_names_sorting_before_old_ones_still_go_to_new_batches() -> None:
+    old = assign_batches({}, ["m5", "m6", "m7"], batch_size=2)
+    new = assign_batches(old, ["m1", "m5", "m6", "m7", "m2", "m3"], batch_size=2)
+    assert batch_members(new, new) == {
+        "00000": ["m5", "m6"],
+        "00001": ["m7"],
+        "00002": ["m1", "m2"],
+        "00003": ["m3"],
+    }
+
+
+def test_assignment_is_independent_of_listing_order_and_duplicates() -> None:
+    listed = names(1000)
+    shuffled = listed[::-1] + listed[:10]
+    random.Random(0).shuffle(shuffled)
+    base = assign_batches({}, names(300, prefix="old"), batch_size=16)
+    assert assign_batches(base, listed, 16) == assign_batches(base, shuffled, 16)
+    assert manifest_text(assign_batches(base, listed, 16)) == manifest_text(
+        assign_batches(dict(reversed(list(base.items()))), shuffled, 16)
+    )
+
+
+def test_removed_micrograph_drops_out_without_reshuffling_and_ids_are_never_reused() -> None:
+    all_names = names(10)
+    old = assign_batches({}, all_names, batch_size=4)  # 00000: 0-3, 00001: 4-7, 00002: 8-9
+    present = [m for m in all_names if m not in {"mic_000005", "mic_000008", "mic_000009"}]
+    kept = assign_batches(old, present, batch_size=4)
+    assert kept == old  # the rows of removed micrographs stay: nothing to rewrite
+    listing = batch_members(kept, present)
+    assert listing == {
+        "00000": names(4),
+        "00001": ["mic_000004", "mic_000006", "mic_000007"],
+    }  # batch 00002 lost all its micrographs: no job for it
+    grown = assign_batches(kept, present + ["zzz"], batch_size=4)
+    assert grown["zzz"] == "00003"  # not 00002, whose old outputs may still lie around
+    back = assign_batches(grown, present + ["zzz", "mic_000008"], batch_size=4)
+    assert back["mic_000008"] == "00002"  # a returning micrograph finds its old batch
+
+
+def test_changing_batch_size_only_affects_new_micrographs() -> None:
+    old = assign_batches({}, names(10), batch_size=4)
+    new = assign_batches(old, names(16), batch_size=2)
+    assert {m: new[m] for m in old} == old
+    assert batch_members(new, names(6, start=10)) == {
+        "00003": ["mic_000010", "mic_000011"],
+        "00004": ["mic_000012", "mic_000013"],
+        "00005": ["mic_000014", "mic_000015"],
+    }
+
+
+def test_manifest_round_trip_and_write_only_on_change(tmp_path: Path) -> None:
+    manifest = tmp_path / "results" / "ds" / "batches.tsv"
+    first = update_batches(manifest, names(5), batch_size=2)
+    assert first == {"00000": names(2), "00001": names(2, 2), "00002": names(1, 4)}
+    assert manifest.read_text().splitlines()[:2] == ["micrograph\tbatch", "mic_000000\t00000"]
+    assert read_manifest(manifest) == assign_batches({}, names(5), 2)
+
+    stamp = manifest.stat().st_mtime_ns
+    assert write_manifest(manifest, read_manifest(manifest)) is False
+    assert update_batches(manifest, reversed(names(5)), batch_size=2) == first
+    assert manifest.stat().st_mtime_ns == stamp  # an unchanged manifest is not rewritten
+
+    update_batches(manifest, names(7), batch_size=2)
+    assert read_manifest(manifest)["mic_000006"] == "00003"
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["batches.tsv"]  # no temp files left
+
+
+def test_update_without_write_gives_the_same_batches_and_leaves_no_file(tmp_path: Path) -> None:
+    manifest = tmp_path / "batches.tsv"
+    dry = update_batches(manifest, names(9), batch_size=4, write=False)
+    assert not manifest.exists()
+    assert update_batches(manifest, names(9), batch_size=4) == dry
+
+
+def test_malformed_manifest_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    manifest = tmp_path / "batches.tsv"
+    manifest.write_text("name\tgroup\nmic\t00000\n")
+    with pytest.raises(ValueError, match="batches.tsv: expected header"):
+        read_manifest(manifest)
+    manifest.write_text("micrograph\tbatch\nmic\tfirst\n")
+    with pytest.raises(ValueError, match="batches.tsv:2"):
+        read_manifest(manifest)
+
+
+def test_invalid_arguments_are_refused() -> None:
+    with pytest.raises(ValueError):
+        assign_batches({}, ["a"], batch_size=0)
+    with pytest.raises(ValueError):
+        format_batch_id(-1)
+    assert format_batch_id(42) == "00042"
