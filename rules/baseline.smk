@@ -15,5 +15,7 @@ rule pick_baseline:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../envs/cryopick.yaml"
     script:
         "../scripts/pick_baseline.py"

@@ -1,16 +1,13 @@
 # Helpers shared by all rules: config validation, data-set listing, per-wildcard lookups.
 # Everything here runs at DAG-build time, so it only lists names and never opens a micrograph.
 
-import os
 import sys
 
 from snakemake.utils import validate
 
+# The DAG build imports this workflow's own cryopick package; jobs find it through the
+# symbolic link scripts/cryopick, since Snakemake puts a script's folder on its sys.path.
 sys.path.insert(0, workflow.basedir)
-# Jobs (local, conda or cluster) import the cryopick package of this very workflow.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p
-)
 
 from cryopick.datasets import list_label_files, list_micrographs  # noqa: E402
 

@@ -16,5 +16,7 @@ rule denoise:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/cryopick.yaml"
     script:
         "../scripts/denoise.py"

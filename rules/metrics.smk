@@ -25,5 +25,7 @@ rule metrics:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/cryopick.yaml"
     script:
         "../scripts/metrics.py"

@@ -16,6 +16,8 @@ rule picks:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/cryopick.yaml"
     script:
         "../scripts/picks.py"
 
@@ -35,5 +37,7 @@ rule picks_format:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/cryopick.yaml"
     script:
         "../scripts/picks_format.py"

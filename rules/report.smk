@@ -21,5 +21,7 @@ rule report:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../envs/cryopick.yaml"
     script:
         "../scripts/report.py"
