@@ -7,9 +7,9 @@ from cryopick.metrics import (dice, disc_mask, match_count, precision_recall_f1,
 
 
 def test_hungarian_beats_greedy():
-    # greedy nearest-first would match pick 0 to label 1 and leave label 0 unmatched
-    picks = np.array([[10.0, 0.0], [19.0, 0.0]])
-    truth = np.array([[5.0, 0.0], [12.0, 0.0]])
+    # greedy closest-pair-first takes pick 0 - label 1 (distance 4), leaving pick 1 alone
+    picks = np.array([[6.0, 0.0], [15.0, 0.0]])
+    truth = np.array([[0.0, 0.0], [10.0, 0.0]])
     assert match_count(picks, truth, radius=6.0) == 2
 
 
