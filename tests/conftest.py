@@ -85,6 +85,8 @@ def run_workflow(workdir: Path, config: dict, *extra: str, check=True,
 
 
 SMALL_DENOISE = {"size": 256, "nlm_search": 11, "guided_radius": 8, "clahe_tiles": 8}
+# The default baseline is tuned for crowded real micrographs; these test sets are sparse.
+SPARSE_BASELINE = {"sigma_factor": 0.25, "threshold": 3.0, "edge_margin": 0.5}
 
 
 def requires(tool: str, reason: str):
@@ -107,6 +109,6 @@ def workflow_run(tmp_path_factory, small_dataset):
     """One end-to-end run of the workflow on the small MRC data set, shared by several tests."""
     workdir = tmp_path_factory.mktemp("run")
     config = {"datasets": {"small": small_dataset}, "denoise": SMALL_DENOISE,
-              "picks": {"formats": ["csv", "box"]}}
+              "baseline": SPARSE_BASELINE, "picks": {"formats": ["csv", "box"]}}
     result = run_workflow(workdir, config)
     return workdir, config, result
