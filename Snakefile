@@ -16,6 +16,7 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/batching.smk"
 include: "rules/denoise.smk"
 include: "rules/baseline.smk"
 include: "rules/picks.smk"

@@ -142,3 +142,87 @@ def update_batches(
 def max_batches(n_micrographs: int, batch_size: int) -> int:
     """Jobs a batched stage needs for a fresh data set: ceil(N / batch size)."""
     return math.ceil(n_micrographs / batch_size)
+
+
+class BatchPlan:
+    """The batches of every data set, and the input functions batched rules need.
+
+    Built once at DAG-build time (``BatchPlan.build``) without writing anything; ``save()``
+    records new assignments in the manifests and belongs where a real run starts (Snakemake's
+    ``onstart``), so that dry runs and the jobs' own Snakefile parsing write nothing. All of
+    them compute the same batches, because the assignment is deterministic.
+
+    A batched rule has the wildcards ``{dataset}`` and ``{batch}``, reads its micrographs'
+    per-micrograph inputs (``inputs(pattern)``) and writes one directory per batch with one
+    artifact per micrograph; a per-micrograph rule downstream asks for that directory
+    (``batch_dir``).
+    """
+
+    def __init__(self, assignments: Mapping[str, Mapping[str, str]],
+                 present: Mapping[str, Iterable[str]], manifests: Mapping[str, str]):
+        self._assignments = {ds: dict(a) for ds, a in assignments.items()}
+        self._manifests = dict(manifests)
+        self._batches = {ds: batch_members(self._assignments[ds], names)
+                         for ds, names in present.items()}
+        self._batch_of = {
+            ds: {m: batch for batch, names in b.items() for m in names}
+            for ds, b in self._batches.items()
+        }
+
+    @classmethod
+    def build(cls, micrographs: Mapping[str, Iterable[str]], manifest: str,
+              batch_size: int) -> "BatchPlan":
+        """Plan for data set -> micrograph names; ``manifest`` is a pattern with ``{dataset}``."""
+        present = {ds: set(names) for ds, names in micrographs.items()}
+        manifests = {ds: manifest.format(dataset=ds) for ds in present}
+        assignments = {ds: assign_batches(read_manifest(manifests[ds]), names, batch_size)
+                       for ds, names in present.items()}
+        return cls(assignments, present, manifests)
+
+    def save(self) -> list[str]:
+        """Write every manifest whose content changed (atomically); the paths written."""
+        return [path for ds, path in self._manifests.items()
+                if write_manifest(path, self._assignments[ds])]
+
+    def batches(self, dataset: str) -> list[str]:
+        """The batch ids of a data set that hold at least one present micrograph."""
+        return list(self._batches[dataset])
+
+    def micrographs(self, dataset: str, batch: str) -> list[str]:
+        """The micrographs of one batch, sorted."""
+        return self._batches[dataset][batch]
+
+    def batch_of(self, dataset: str, micrograph: str) -> str:
+        """The batch holding a micrograph."""
+        return self._batch_of[dataset][micrograph]
+
+    def expand(self, pattern: str, dataset: str) -> list[str]:
+        """``pattern`` ({dataset}, {batch}) for every batch of a data set."""
+        return [pattern.format(dataset=dataset, batch=b) for b in self._batches[dataset]]
+
+    def inputs(self, pattern: str):
+        """Input function of a batched rule: ``pattern`` ({dataset}, {micrograph}, any of the
+        job's wildcards) for every micrograph of the job's batch."""
+
+        def batch_inputs(wildcards) -> list[str]:
+            values = dict(wildcards.items())
+            return [
+                pattern.format(**{**values, "micrograph": m})
+                for m in self.micrographs(values["dataset"], values["batch"])
+            ]
+
+        return batch_inputs
+
+    def micrographs_of_job(self, wildcards) -> list[str]:
+        """Params function of a batched rule: its micrographs, in the order of ``inputs``."""
+        return self.micrographs(wildcards.dataset, wildcards.batch)
+
+    def batch_dir(self, pattern: str):
+        """Input function of a per-micrograph rule reading a batched stage: ``pattern``
+        ({dataset}, {batch}) for the batch that holds the job's micrograph."""
+
+        def batch_output(wildcards) -> str:
+            batch = self.batch_of(wildcards.dataset, wildcards.micrograph)
+            return pattern.format(dataset=wildcards.dataset, batch=batch)
+
+        return batch_output

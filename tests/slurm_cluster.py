@@ -12,6 +12,7 @@ Set ``CRYOPICK_SLURM_DIR`` to reuse a cluster you started yourself (it is left r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -25,7 +26,7 @@ START = REPO / ".ci" / "slurm" / "start.sh"
 STOP = REPO / ".ci" / "slurm" / "stop.sh"
 REQUIRED_PROGRAMS = (
     "munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd",
-    "sbatch", "sacct", "sacctmgr", "sinfo", "scontrol",
+    "sbatch", "srun", "sacct", "sacctmgr", "sinfo", "scontrol",
 )
 APT_LINE = "apt-get install -y munge slurmctld slurmd slurm-client slurmdbd mariadb-server"
 TERMINAL_STATES = {
@@ -40,13 +41,14 @@ def missing_programs() -> list[str]:
     return [p for p in REQUIRED_PROGRAMS if shutil.which(p, path=path) is None]
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse the ``export NAME=value`` lines start.sh writes, so tests need no shell."""
-    env = {}
+def read_env_file(path: Path, base: dict[str, str]) -> dict[str, str]:
+    """``base`` plus the ``export NAME=value`` lines start.sh writes (``$VAR`` expanded against
+    ``base``), so tests need no shell."""
+    env = dict(base)
     for line in path.read_text().splitlines():
         if line.startswith("export ") and "=" in line:
             name, value = line[len("export "):].split("=", 1)
-            env[name] = value
+            env[name] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), value)
     return env
 
 
@@ -128,7 +130,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> SlurmCluster:
     )
     if proc.returncode != 0:
         pytest.fail(f"SLURM bring-up failed:\n{proc.stderr}", pytrace=False)
-    env = {**os.environ, **read_env_file(state / "env")}
+    env = read_env_file(state / "env", dict(os.environ))
     print(f"SLURM cluster in {state} ready after {time.monotonic() - t0:.1f} s")
     yield SlurmCluster(state_dir=state, env=env)
     if not given:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cryopick.batching import (
+    BatchPlan,
     assign_batches,
     batch_members,
     format_batch_id,
@@ -136,3 +137,34 @@ def test_invalid_arguments_are_refused() -> None:
     with pytest.raises(ValueError):
         format_batch_id(-1)
     assert format_batch_id(42) == "00042"
+
+
+def Wildcards(**values: str):
+    """Snakemake's own wildcards object, as its input functions receive it."""
+    from snakemake.iocontainers import Wildcards as SnakemakeWildcards
+
+    return SnakemakeWildcards(fromdict=values)
+
+
+def test_plan_gives_batched_inputs_and_the_batch_of_each_micrograph(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "{dataset}" / "batches.tsv")
+    plan = BatchPlan.build({"a": names(5), "b": ["x", "y"]}, pattern, batch_size=2)
+    assert plan.batches("a") == ["00000", "00001", "00002"] and plan.batches("b") == ["00000"]
+    job = Wildcards(dataset="a", batch="00001")
+    inputs = plan.inputs("results/{dataset}/denoise/{micrograph}.npz")(job)
+    assert inputs == ["results/a/denoise/mic_000002.npz", "results/a/denoise/mic_000003.npz"]
+    assert plan.micrographs_of_job(job) == ["mic_000002", "mic_000003"]
+    reader = plan.batch_dir("results/{dataset}/unet/batch_{batch}")
+    assert reader(Wildcards(dataset="a", micrograph="mic_000004")) == "results/a/unet/batch_00002"
+    assert plan.expand("u/{dataset}/{batch}", "b") == ["u/b/00000"]
+
+
+def test_plan_writes_nothing_until_saved_and_then_only_changed_manifests(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "{dataset}" / "batches.tsv")
+    plan = BatchPlan.build({"a": names(3), "b": names(2)}, pattern, batch_size=2)
+    assert not list(tmp_path.rglob("batches.tsv"))  # building (dry runs, jobs) never writes
+    assert sorted(plan.save()) == [pattern.format(dataset="a"), pattern.format(dataset="b")]
+    grown = BatchPlan.build({"a": names(3), "b": names(3)}, pattern, batch_size=2)
+    assert grown.save() == [pattern.format(dataset="b")]
+    assert grown.batch_of("b", "mic_000002") == "00001"
+    assert grown.batches("a") == plan.batches("a")

@@ -26,7 +26,7 @@ T0=$(date +%s)
 log() { echo "[slurm-ci $(($(date +%s) - T0))s] $*" >&2; }
 die() { echo "[slurm-ci] ERROR: $*" >&2; exit 1; }
 
-for bin in munged mariadbd mariadb-install-db slurmdbd slurmctld slurmd sbatch sinfo sacct sacctmgr scontrol; do
+for bin in munged mariadbd mariadb-install-db slurmdbd slurmctld slurmd sbatch srun sinfo sacct sacctmgr scontrol; do
     command -v "$bin" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$bin" >/dev/null 2>&1 \
         || die "missing '$bin'; apt-get install munge slurmctld slurmd slurm-client slurmdbd mariadb-server"
 done
@@ -52,8 +52,8 @@ if [ -f "$STATE/env" ] && alive munged && alive mariadbd && alive slurmdbd && al
 fi
 # A half-started or dead cluster: stop what is left of it, then start afresh.
 "$HERE/stop.sh" "$STATE" >/dev/null 2>&1 || true
-rm -rf "$STATE/etc" "$STATE/spool" "$STATE/pid" "$STATE/dev" "$STATE/munge" "$STATE/env"
-mkdir -p "$STATE"/{etc,spool/ctld,spool/d,pid,log,dev,munge,mysql}
+rm -rf "$STATE/etc" "$STATE/spool" "$STATE/pid" "$STATE/dev" "$STATE/munge" "$STATE/env" "$STATE/bin"
+mkdir -p "$STATE"/{etc,spool/ctld,spool/d,pid,log,dev,munge,mysql,bin}
 chmod 755 "$STATE"
 
 # Ports: the first free ones from the base, so that a second cluster (another checkout's CI
@@ -143,6 +143,16 @@ while [ "$SECONDS" -lt "$end" ]; do
 done
 [[ "$(node_state)" =~ ^(idle|mixed|allocated)$ ]] || die "node $HOST not idle (state '$(node_state)'); logs in $STATE/log"
 
+# Inside a job the Snakemake jobstep executor drops every SLURM_* variable (SLURM_CONF too)
+# before it calls srun, which then looks for /etc/slurm/slurm.conf. A real cluster has that
+# file; this one must not touch /etc (another cluster may run beside it), so jobs find an srun
+# wrapper first on PATH (submitted with --export=ALL) that points srun at this cluster.
+cat >"$STATE/bin/srun" <<EOF
+#!/bin/sh
+SLURM_CONF=$SLURM_CONF exec $(command -v srun) "\$@"
+EOF
+chmod 755 "$STATE/bin/srun"
+
 cat >"$STATE/env" <<EOF
 # source this file to talk to the CI cluster in $STATE
 export SLURM_CONF=$SLURM_CONF
@@ -150,6 +160,7 @@ export CRYOPICK_SLURM_DIR=$STATE
 export CRYOPICK_SLURM_CPU_PARTITION=$CPU_PARTITION
 export CRYOPICK_SLURM_GPU_PARTITION=$GPU_PARTITION
 export CRYOPICK_SLURM_ACCOUNT=root
+export PATH=$STATE/bin:\$PATH
 EOF
 log "cluster '$CLUSTER' up: node $HOST ($CPUS CPUs, $MEM_MB MB, gpu:1), partitions $CPU_PARTITION $GPU_PARTITION, ports ${PORTS[*]}"
 echo "$STATE/env"
