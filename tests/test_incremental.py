@@ -1,0 +1,230 @@
+"""Incremental reruns, read from Snakemake's own dry-run job list: a change reruns what
+depends on it and nothing else.
+
+The first part runs the real workflow on tiny data made here. The second part adds a batched
+model stage (the shape the U-Net and SAM rules take: rules/batching.smk) on top of the real
+workflow, since the model rules live on other branches; its rules are shell stand-ins, the
+Snakefile, batching code and Snakemake are the real ones.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, make_dataset
+
+pytestmark = pytest.mark.slow
+
+RULE_LINE = re.compile(r"^\s*(?:local)?rule (\w+):$")
+WILDCARDS_LINE = re.compile(r"^\s*wildcards: (.*)$")
+
+
+def planned_jobs(dry_run_output: str) -> dict[str, set[str]]:
+    """Rule -> the jobs a dry run lists, each named by its micrograph or batch wildcard
+    (``""`` for a job without one); the target rules (all, all_with_unet) are left out."""
+    jobs: dict[str, set[str]] = {}
+    rule = None
+    for line in dry_run_output.splitlines():
+        if match := RULE_LINE.match(line):
+            rule = match.group(1)
+            jobs.setdefault(rule, set()).add("")
+        elif rule and (match := WILDCARDS_LINE.match(line)):
+            values = dict(item.split("=", 1) for item in match.group(1).split(", "))
+            jobs[rule].discard("")
+            jobs[rule].add(values.get("micrograph") or values.get("batch") or "")
+            rule = None
+    jobs.pop("all", None)
+    jobs.pop("all_with_unet", None)
+    return jobs
+
+
+def snakemake(workdir: Path, config: dict, *args: str, snakefile: Path = REPO / "Snakefile",
+              dry_run: bool = True) -> subprocess.CompletedProcess:
+    """Run (or dry-run) a workflow with ``config`` in ``workdir``; fail with its output."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    cmd = [SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir), "--configfile",
+           str(config_file), "--cores", "2", *(["-n"] if dry_run else []), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def plan(workdir: Path, config: dict, **kwargs) -> dict[str, set[str]]:
+    return planned_jobs(snakemake(workdir, config, **kwargs).stdout)
+
+
+def with_changes(config: dict, **sections: dict) -> dict:
+    """A copy of ``config`` with some keys of some sections changed."""
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    for section, values in sections.items():
+        changed[section] = {**changed.get(section, {}), **values}
+    return changed
+
+
+def add_micrograph(dataset: dict, source: str, name: str) -> None:
+    """A new micrograph (a copy of another under a new name) with its label file."""
+    micrographs = Path(dataset["micrographs"]).parent
+    shutil.copy(micrographs / f"{source}.mrc", micrographs / f"{name}.mrc")
+    labels = Path(dataset["ground_truth"])
+    shutil.copy(labels / f"{source}.csv", labels / f"{name}.csv")
+
+
+MICROGRAPHS = {"mic_000", "mic_001"}
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory) -> tuple[Path, dict]:
+    """The real workflow run once to completion on two tiny micrographs."""
+    dataset = make_dataset(tmp_path_factory.mktemp("data"), n_micrographs=2, shape=(300, 400),
+                           diameter_px=20)
+    config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
+              "baseline": SPARSE_BASELINE}
+    workdir = tmp_path_factory.mktemp("work")
+    snakemake(workdir, config, dry_run=False)
+    return workdir, config
+
+
+def test_unchanged_rerun_plans_nothing(processed) -> None:
+    workdir, config = processed
+    result = snakemake(workdir, config)
+    assert planned_jobs(result.stdout) == {}
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_picking_parameter_reruns_picks_metrics_and_report_only(processed) -> None:
+    workdir, config = processed
+    assert plan(workdir, with_changes(config, picks={"min_distance": 0.7})) == {
+        "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+    }
+
+
+def test_baseline_picking_parameter_reruns_from_the_baseline_picks(processed) -> None:
+    workdir, config = processed
+    assert plan(workdir, with_changes(config, baseline={"threshold": 2.5})) == {
+        "pick_baseline": MICROGRAPHS, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+    }
+
+
+def test_denoise_parameter_reruns_denoise_and_everything_after(processed) -> None:
+    workdir, config = processed
+    assert plan(workdir, with_changes(config, denoise={"nlm_h": 12})) == {
+        "denoise": MICROGRAPHS, "pick_baseline": MICROGRAPHS, "picks": MICROGRAPHS,
+        "metrics": {""}, "report": {""},
+    }
+
+
+def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "data", n_micrographs=2, shape=(300, 400), diameter_px=20)
+    config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
+              "baseline": SPARSE_BASELINE}
+    snakemake(tmp_path / "work", config, dry_run=False)
+    add_micrograph(dataset, "mic_001", "mic_new")
+    assert plan(tmp_path / "work", config) == {
+        "denoise": {"mic_new"}, "pick_baseline": {"mic_new"}, "picks": {"mic_new"},
+        "metrics": {""}, "report": {""},
+    }
+
+
+# ------------------------------------------------------------------ a batched model stage
+# Stand-ins shaped like the U-Net rule (batched, model weights as an input, one directory of
+# per-micrograph artifacts per batch) and a per-micrograph consumer, on top of the real
+# workflow, whose `all` they extend.
+BATCHED_STAGE = """
+include: {snakefile!r}
+
+
+rule unet_predict:
+    input:
+        denoised=batch_inputs("results/{{dataset}}/denoise/{{micrograph}}.npz"),
+        weights={weights!r},
+    output:
+        directory("results/{{dataset}}/unet/batch_{{batch}}"),
+    params:
+        micrographs=batch_micrographs,
+    shell:
+        "mkdir -p {{output}} && for m in {{params.micrographs}}; do "
+        "cat {{input.weights}} > {{output}}/$m.npz; done"
+
+
+rule unet_picks:
+    input:
+        maps=batch_dir("results/{{dataset}}/unet/batch_{{batch}}"),
+    output:
+        "results/{{dataset}}/unet_picks/{{micrograph}}.txt",
+    shell:
+        "cp {{input.maps}}/{{wildcards.micrograph}}.npz {{output}}"
+
+
+rule all_with_unet:
+    input:
+        rules.all.input,
+        [expand("results/{{dataset}}/unet_picks/{{micrograph}}.txt", dataset=d,
+                micrograph=micrograph_names(d)) for d in DATASETS],
+    default_target: True
+"""
+
+
+@pytest.fixture
+def batched_workflow(tmp_path: Path) -> tuple[Path, Path, dict, dict, Path]:
+    """Five micrographs, batches of two, processed once;
+    (snakefile, workdir, config, dataset, weights)."""
+    weights = tmp_path / "unet_weights.pt"
+    weights.write_text("weights v1\n")
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(BATCHED_STAGE.format(snakefile=str(REPO / "Snakefile"),
+                                              weights=str(weights)))
+    dataset = make_dataset(tmp_path / "data", n_micrographs=5, shape=(200, 260), diameter_px=16)
+    config = {"datasets": {"small": dataset}, "denoise": {**SMALL_DENOISE, "size": 128},
+              "baseline": SPARSE_BASELINE, "batching": {"size": 2}}
+    workdir = tmp_path / "work"
+    snakemake(workdir, config, snakefile=snakefile, dry_run=False)
+    return snakefile, workdir, config, dataset, weights
+
+
+ALL5 = {f"mic_{i:03d}" for i in range(5)}
+
+
+def test_replacing_the_weights_reruns_the_model_stage_and_after_only(batched_workflow) -> None:
+    snakefile, workdir, config, _, weights = batched_workflow
+    weights.write_text("weights v2\n")
+    assert plan(workdir, config, snakefile=snakefile) == {
+        "unet_predict": {"00000", "00001", "00002"}, "unet_picks": ALL5,
+    }
+
+
+def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> None:
+    snakefile, workdir, config, dataset, _ = batched_workflow
+    results = workdir / "results" / "small"
+    assert batch_contents(results / "unet") == {  # ceil(5 / 2) jobs, names in sorted order
+        "batch_00000": ["mic_000", "mic_001"], "batch_00001": ["mic_002", "mic_003"],
+        "batch_00002": ["mic_004"]}
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()
+              and "logs" not in p.parts and "benchmarks" not in p.parts}
+    for name in ("mic_005", "mic_006", "mic_007"):
+        add_micrograph(dataset, "mic_000", name)
+    new = {"mic_005", "mic_006", "mic_007"}
+    # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
+    assert plan(workdir, config, snakefile=snakefile) == {
+        "denoise": new, "pick_baseline": new, "picks": new, "metrics": {""}, "report": {""},
+        "unet_predict": {"00003", "00004"}, "unet_picks": new,
+    }
+    snakemake(workdir, config, snakefile=snakefile, dry_run=False)
+    manifest = (results / "batches.tsv").read_text().splitlines()
+    assert "mic_004\t00002" in manifest and "mic_007\t00004" in manifest
+    changed = [p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime]
+    # only the data set's manifest and its pooled metrics: no old micrograph's artifact
+    assert sorted(p.name for p in changed) == ["batches.tsv", "per_micrograph.tsv", "summary.tsv"]
+    assert batch_contents(results / "unet")["batch_00003"] == ["mic_005", "mic_006"]
+
+
+def batch_contents(stage: Path) -> dict[str, list[str]]:
+    """Batch directory -> the micrographs whose artifacts it holds."""
+    return {d.name: sorted(p.stem for p in d.glob("*.npz")) for d in sorted(stage.iterdir())}
