@@ -1,0 +1,219 @@
+"""How the workflow scales to a whole EMPIAR data set on a cluster: DAG-build time, jobs and
+cluster submissions of a dry run through profiles/slurm, Snakemake's start-up inside one job,
+and the cost of the batch manifest.
+
+    .venv/bin/python benchmarks/dag_scale.py                 # 10,000 micrographs
+    .venv/bin/python benchmarks/dag_scale.py --micrographs 20000
+
+Micrographs are empty placeholder files (a dry run never opens them). Where the workflow has
+no batched model rule yet (unet_predict / sam_masks live on other branches), a stand-in of
+the same shape (batched on the denoised micrographs, one directory per batch) is added on top
+of the real workflow, so the batched stage is measured too; the output says so.
+Prints a table and writes it to benchmarks/results/dag_scale.tsv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cryopick.batching import assign_batches, read_manifest, write_manifest  # noqa: E402
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+BATCHED_RULES = ("unet_predict", "sam_masks")
+# Rules without an action (targets) are finished by Snakemake itself, never submitted.
+TARGET_RULES = {"all", "all_with_unet"}
+STANDIN = """
+include: {snakefile!r}
+
+
+rule unet_predict:
+    input:
+        batch_inputs("results/{{dataset}}/denoise/{{micrograph}}.npz"),
+    output:
+        directory("results/{{dataset}}/unet/batch_{{batch}}"),
+    params:
+        micrographs=batch_micrographs,
+    shell:
+        "mkdir -p {{output}}"
+
+
+localrules:
+    all_with_unet,
+
+
+rule all_with_unet:
+    input:
+        rules.all.input,
+        [BATCHES.expand("results/{{dataset}}/unet/batch_{{batch}}", d) for d in DATASETS],
+    default_target: True
+"""
+
+
+def make_placeholder_dataset(root: Path, n: int) -> dict:
+    """n empty micrographs and label files; the data set's config entry."""
+    (root / "micrographs").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        name = f"FoilHole_{i:08d}_Data"
+        (root / "micrographs" / f"{name}.mrc").touch()
+        (root / "labels" / f"{name}.csv").touch()
+    return {"micrographs": str(root / "micrographs" / "*.mrc"), "pixel_size": 1.0,
+            "particle_diameter": 150.0, "ground_truth": str(root / "labels")}
+
+
+def workflow_rules() -> set[str]:
+    out = subprocess.run([SNAKEMAKE, "--list-rules"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def timed_lines(cmd: list[str], cwd: Path) -> tuple[list[tuple[float, str]], int]:
+    """Run ``cmd``; every output line with the seconds since the start, and the exit code."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    lines = [(time.monotonic() - start, line.rstrip("\n")) for line in proc.stdout]
+    proc.wait()
+    lines.append((time.monotonic() - start, ""))
+    return lines, proc.returncode
+
+
+def first_time(lines: list[tuple[float, str]], text: str) -> float:
+    return next(t for t, line in lines if text in line)
+
+
+def count_submissions(lines: list[tuple[float, str]]) -> tuple[Counter, Counter, Counter]:
+    """Jobs per rule, cluster submissions per rule/group and jobs per group from a dry run:
+    a group job is one submission; a top-level `rule` block is one; `localrule` and target
+    rules none."""
+    jobs, submissions, in_groups = Counter(), Counter(), Counter()
+    group = None
+    for _, line in lines:
+        if m := re.match(r"^\[.*\] Group job (\S+) ", line):
+            group = m.group(1)
+            submissions[f"group {group}"] += 1
+        elif m := re.match(r"^( *)(local)?rule (\w+):$", line):
+            indent, local, rule = m.groups()
+            jobs[rule] += 1
+            if indent and group:
+                in_groups[rule] += 1
+            elif not local and rule not in TARGET_RULES:
+                group = None
+                submissions[rule] += 1
+            else:
+                group = None
+    return jobs, submissions, in_groups
+
+
+def manifest_cost(n: int, batch_size: int) -> dict[str, float]:
+    """Seconds to assign, write and re-read the manifest of n micrographs, and to add 50."""
+    names = [f"FoilHole_{i:08d}_Data" for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "batches.tsv"
+        t0 = time.perf_counter()
+        assignment = assign_batches({}, names, batch_size)
+        write_manifest(path, assignment)
+        t1 = time.perf_counter()
+        again = assign_batches(read_manifest(path), names, batch_size)
+        changed = write_manifest(path, again)
+        t2 = time.perf_counter()
+        grown = assign_batches(read_manifest(path), names + [f"new_{i}" for i in range(50)],
+                               batch_size)
+        write_manifest(path, grown)
+        t3 = time.perf_counter()
+    assert not changed
+    return {"first": t1 - t0, "unchanged": t2 - t1, "add50": t3 - t2}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--micrographs", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/dag_scale.tsv")
+    args = parser.parse_args()
+    n, batch_size = args.micrographs, args.batch_size
+
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="dag_scale_") as tmp:
+        tmp = Path(tmp)
+        dataset = make_placeholder_dataset(tmp / "data", n)
+        config = tmp / "config.yaml"
+        config.write_text(yaml.safe_dump({"datasets": {"big": dataset},
+                                          "batching": {"size": batch_size}}))
+        snakefile = REPO / "Snakefile"
+        standin = not (workflow_rules() & set(BATCHED_RULES))
+        if standin:
+            snakefile = tmp / "Snakefile"
+            snakefile.write_text(STANDIN.format(snakefile=str(REPO / "Snakefile")))
+        work = tmp / "work"
+        base = [SNAKEMAKE, "-s", str(snakefile), "--directory", str(work), "--configfile",
+                str(config), "--profile", str(REPO / "profiles/slurm")]
+
+        lines, code = timed_lines([*base, "-n"], REPO)
+        if code != 0:
+            sys.exit("\n".join(line for _, line in lines[-40:]))
+        parsed = first_time(lines, "Building DAG of jobs")
+        dag = first_time(lines, "Job stats:")
+        total = lines[-1][0]
+        jobs, submissions, in_groups = count_submissions(lines)
+
+        # What every cluster job pays before its own work: Snakemake parses the workflow
+        # (listing all micrographs, building the batches) and a DAG for its target job.
+        one = next(iter(sorted(Path(dataset["micrographs"]).parent.glob("*.mrc")))).stem
+        t0 = time.monotonic()
+        subprocess.run([*base, "-n", "--target-jobs", f"denoise:dataset=big,micrograph={one}",
+                        "--allowed-rules", "denoise", "--executor", "dryrun"],
+                       cwd=REPO, capture_output=True, check=True)
+        job_startup = time.monotonic() - t0
+
+    cost = manifest_cost(20_000, batch_size)
+    bound = math.ceil(n / batch_size)
+    gpu_subs = submissions.get("unet_predict", 0)
+    rows += [
+        ("machine load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}"),
+        ("micrographs", str(n)),
+        ("batch size", str(batch_size)),
+        ("batched stage", "stand-in unet_predict (no batched rule on this branch yet)"
+         if standin else "workflow's own"),
+        ("dry run: parse + list micrographs + batches (s)", f"{parsed:.1f}"),
+        ("dry run: DAG built (s)", f"{dag:.1f}"),
+        ("dry run: total incl. job listing (s)", f"{total:.1f}"),
+        ("jobs in the DAG", str(sum(jobs.values()))),
+        ("cluster submissions", str(sum(submissions.values()))),
+        ("batched GPU stage submissions (unet_predict)", str(gpu_subs)),
+        ("ceil(N / batch size)", str(bound)),
+        ("GPU stage within bound", "yes" if gpu_subs <= bound else "NO"),
+        ("Snakemake start-up of one job, dry (s)", f"{job_startup:.1f}"),
+        ("manifest, 20,000 names, first write (ms)", f"{cost['first'] * 1000:.0f}"),
+        ("manifest, 20,000 names, unchanged re-read (ms)", f"{cost['unchanged'] * 1000:.0f}"),
+        ("manifest, 20,000 + 50 new (ms)", f"{cost['add50'] * 1000:.0f}"),
+    ]
+    for rule, count in sorted(jobs.items()):
+        rows.append((f"jobs: {rule}", str(count)))
+    for what, count in sorted(submissions.items()):
+        rows.append((f"submissions: {what}", str(count)))
+
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("metric\tvalue\n" + "".join(f"{k}\t{v}\n" for k, v in rows))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
