@@ -17,7 +17,8 @@ Image formation, in order (weak-phase approximation, lengths in A, phases in rad
 4. Intensity ``I = T * g * (1 + contrast)`` with the transmission ``T = exp(-t / mean free path)``
    (ice of smoothly varying thickness ``t``, darker contaminants and carbon) and a detector-like
    smooth gain drift ``g``.
-5. Noise: shot noise at a dose (counts, e-/px), Gaussian noise at a target SNR, or none.
+5. Noise: shot noise at a dose (the image is then in counts, e-/px), Gaussian noise at a target
+   SNR, or none (the image is then the intensity ``I``, whose mean is about 1).
 
 SNR is defined once, here, for both noise models: the variance of the noise-free *particle*
 image (``T * g * 2 F^-1[CTF F(phi_p)]``, in image units) over the pixels of the union particle
@@ -93,10 +94,10 @@ class SyntheticSettings:
     particles_dark: bool = True  # False inverts the contrast (particles light)
     # specimen background
     ice_thickness_range: tuple[float, float] = (300.0, 700.0)  # mean per micrograph, A
-    ice_gradient: float = 0.25  # relative amplitude of smooth thickness variation
+    ice_gradient: float = 0.08  # relative amplitude of smooth thickness variation
     ice_mean_free_path: float = 3500.0  # inelastic mean free path at 300 kV, A
     ice_texture: float = 1.0  # amorphous-ice phase texture, x the physical estimate
-    thick_ice_probability: float = 0.2  # chance of a patch of much thicker ice
+    thick_ice_probability: float = 0.15  # chance of a patch of much thicker ice
     thick_ice_threshold: float = 1.4  # thicker than this x the mean: masked, no particles
     contaminants_per_um2: float = 3.0  # crystalline-ice contaminants (Poisson mean)
     contaminant_size_range: tuple[float, float] = (300.0, 1500.0)  # diameter, A
@@ -110,7 +111,7 @@ class SyntheticSettings:
     dose: float = 40.0  # e-/A^2
     snr: float = 0.1
     exact_poisson_below: float = 30.0  # Poisson draws below this mean count, else Gaussian
-    drift: float = 0.02  # relative amplitude of the smooth detector gain drift
+    drift: float = 0.005  # relative amplitude of the smooth detector gain drift
 
     def __post_init__(self) -> None:
         for name in ("defocus_range", "ice_thickness_range", "contaminant_size_range",
@@ -177,7 +178,7 @@ class SyntheticSettings:
 class SyntheticMicrograph:
     """One generated micrograph, its ground truth and the parameters drawn for it."""
 
-    image: np.ndarray  # float32 (height, width): counts (dose, none) or intensity (snr)
+    image: np.ndarray  # float32 (height, width): counts (dose) or intensity (snr, none)
     pixel_size: float
     particles: pd.DataFrame  # label, x, y, diameter (px), volume, kind, rot, tilt, psi, ...
     instances: np.ndarray  # uint16, 0 = background, k = particles.label == k
@@ -190,6 +191,7 @@ class SyntheticMicrograph:
     info: dict = field(default_factory=dict)  # everything drawn for this micrograph
     noise_free: np.ndarray | None = None  # only with keep_components=True
     particle_signal: np.ndarray | None = None  # only with keep_components=True
+    particle_phase: np.ndarray | None = None  # clean projections (rad), keep_components only
 
     @property
     def exclusion_mask(self) -> np.ndarray:
@@ -269,14 +271,16 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -
 
 
 def water_structure_filter(shape: tuple[int, int], pixel_size: float) -> np.ndarray:
-    """sqrt of a model structure factor of amorphous ice on the rfft grid (float32).
+    """sqrt of a model structure factor S(k) of amorphous ice on the rfft grid (float32).
 
-    Low at low frequency (a nearly incompressible liquid), rising to 1, plus the broad peak at
-    1/3.7 A that gives amorphous ice its ring in the power spectrum.
+    S is ~0.02 at low frequency (low-density amorphous ice is nearly hyperuniform: the number
+    of molecules in a column fluctuates far less than Poisson; liquid water has 0.06), rises at
+    the first diffraction peak of amorphous ice at 1/3.7 A (q = 1.7 / A) and tends to 1 beyond.
     """
     k, _ = frequency_grid(shape, pixel_size)
-    s = 0.05 + 0.95 * (1 - np.exp(-((k / 0.12) ** 2))) + 1.5 * np.exp(
-        -0.5 * ((k - 1 / 3.7) / 0.02) ** 2)
+    peak = 1 / 3.7
+    s = (0.02 + 0.98 / (1 + np.exp(-(k - peak) / 0.015))
+         + 1.2 * np.exp(-0.5 * ((k - peak) / 0.02) ** 2))
     return np.sqrt(s).astype(np.float32)
 
 
@@ -594,7 +598,8 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
     spectrum *= ctf_f
     background = scipy.fft.irfft2(spectrum, s=(h, w))
     spectrum = scipy.fft.rfft2(phase_p)
-    del phase_p
+    if not keep_components:
+        del phase_p
     spectrum *= ctf_f
     del ctf_f
     particle = scipy.fft.irfft2(spectrum, s=(h, w))
@@ -613,25 +618,24 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
     del transmission
 
     noise_rng = _rng(seed, 2, index)
-    if s.noise == "snr":
-        signal = particle[particle_mask] if particle_mask.any() else particle
-        noise_sigma = math.sqrt(float(np.var(signal, dtype=np.float64)) / s.snr)
-        image = noise_rng.standard_normal((h, w), dtype=np.float32)
-        image *= np.float32(noise_sigma)
-        image += clean
-        info.update(noise_sigma=noise_sigma, snr_target=s.snr)
-    else:
+    inside = particle_mask if particle_mask.any() else np.ones_like(particle_mask)
+    signal_var = float(np.var(particle[inside], dtype=np.float64))
+    if s.noise == "dose":
         scale = np.float32(s.dose * px * px)
         clean *= scale
         particle *= scale
-        if s.noise == "dose":
-            image = _shot_noise(noise_rng, clean, s.exact_poisson_below)
-        else:
-            image = clean.copy()
-        inside = particle_mask if particle_mask.any() else np.ones_like(particle_mask)
-        info["snr_estimate"] = float(np.var(particle[inside], dtype=np.float64)
-                                     / max(float(clean[inside].mean()), 1e-12))
+        image = _shot_noise(noise_rng, clean, s.exact_poisson_below)
+        info["snr_estimate"] = signal_var * float(scale) ** 2 / max(
+            float(clean[inside].mean()), 1e-12)
         info["mean_counts_per_pixel"] = float(clean.mean())
+    elif s.noise == "snr":
+        noise_sigma = math.sqrt(signal_var / s.snr)
+        image = noise_rng.standard_normal((h, w), dtype=np.float32)
+        image *= np.float32(noise_sigma)
+        image += clean
+        info.update(noise_sigma=noise_sigma, snr_estimate=s.snr)
+    else:
+        image = clean.copy()
     if not s.particles_dark:
         image = -image
         clean = -clean
@@ -643,7 +647,8 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         contamination_mask=contamination_mask, carbon_mask=carbon_mask,
         aggregate_mask=aggregate_mask, ctf=ctf, info=info,
         noise_free=clean if keep_components else None,
-        particle_signal=particle if keep_components else None)
+        particle_signal=particle if keep_components else None,
+        particle_phase=phase_p if keep_components else None)
 
 
 def _shot_noise(rng: np.random.Generator, expected: np.ndarray, exact_below: float

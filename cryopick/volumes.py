@@ -81,13 +81,13 @@ def _globular(rng: np.random.Generator) -> list[_Ellipsoid]:
 
 def _elongated(rng: np.random.Generator) -> list[_Ellipsoid]:
     n = int(rng.integers(3, 7))
-    width = rng.uniform(0.22, 0.38)
+    width = rng.uniform(0.25, 0.42)
     bend = rng.uniform(-0.35, 0.35)
     t = np.linspace(-1, 1, n)
     parts = []
     for ti in t:
         centre = (ti, bend * (ti * ti - 0.33), 0.05 * rng.normal())
-        axes = (1.1 / n + 0.05, width * rng.uniform(0.8, 1.2), width * rng.uniform(0.7, 1.0))
+        axes = (1.3 / (n - 1), width * rng.uniform(0.8, 1.2), width * rng.uniform(0.7, 1.0))
         rot = Rotation.from_euler("z", math.atan(2 * bend * ti)).as_matrix()
         parts.append(_Ellipsoid(np.asarray(centre), np.asarray(axes), rot))
     return parts
