@@ -45,7 +45,7 @@ import scipy.fft
 from scipy.spatial.transform import Rotation
 
 from cryopick.ctf import CTFParams, ctf_rfft, frequency_grid, interaction_constant
-from cryopick.io import InputError, atomic_path, write_mrc, write_star
+from cryopick.io import InputError, atomic_path, write_star
 from cryopick.volumes import (MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS, Volume,
                               make_volume, project, random_rotations, volume_from_mrc)
 
@@ -453,7 +453,7 @@ def _place_particles(rng, s: SyntheticSettings, radii_px: np.ndarray, excluded: 
             gy_, gx_ = divmod(int(p), gw)
             x = (gx_ + jx) * step_x - margin
             y = (gy_ + jy) * step_y - margin
-            ix, iy = min(max(int(x), 0), w - 1), min(max(int(y), 0), h - 1)
+            ix, iy = min(max(round(x), 0), w - 1), min(max(round(y), 0), h - 1)
             if excluded[iy, ix]:
                 continue
             r = radii_px[current]
@@ -539,7 +539,10 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
     centres, owner = _place_particles(rng, s, radii, excluded)
     rotations = random_rotations(rng, max(len(owner), 1))
     matrices = rotations.as_matrix()[: len(owner)]
-    phase_p = np.zeros((h, w), dtype=np.float32)
+    # the CTF spreads each point over a disc of radius ~ lambda dz k + Cs lambda^3 k^3: render
+    # phases on a canvas padded by that much so that nothing wraps round the edges in the FFT
+    pad, canvas = _fft_padding(ctf, px, h, w)
+    phase_p = np.zeros(canvas, dtype=np.float32)
     best = np.zeros((h, w), dtype=np.float32)
     instances = np.zeros((h, w), dtype=np.uint16)
     rows = []
@@ -547,7 +550,7 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         vol = volumes[choice[c]]
         box, x0, y0 = project(vol, matrices[i], px, (float(x), float(y)))
         box *= np.float32(sigma_e)
-        where = _paste(phase_p, box, x0, y0)
+        where = _paste(best, box, x0, y0)
         label = len(rows) + 1
         if where is None:
             continue
@@ -556,7 +559,8 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         support = sub > s.mask_threshold * float(box.max())
         if not support.any():
             continue
-        phase_p[dst] += sub
+        padded = _paste(phase_p, box, x0 + pad, y0 + pad)
+        phase_p[padded[0]] += box[padded[1]]
         better = support & (sub > best[dst])
         instances[dst][better] = label
         best[dst][better] = sub[better]
@@ -583,26 +587,29 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
     del thickness
     if carbon_info["carbon"]:
         ice_sigma[carbon_mask] *= 3.0
-    texture = rng.standard_normal((h, w), dtype=np.float32)
-    texture *= ice_sigma
+    pad_width = ((pad, canvas[0] - h - pad), (pad, canvas[1] - w - pad))
+    texture = rng.standard_normal(canvas, dtype=np.float32)
+    texture *= np.pad(ice_sigma, pad_width, mode="edge")
     del ice_sigma
 
     # one CTF for everything, in Fourier space
-    ctf_f = ctf_rfft((h, w), px, ctf, phase_flipped=s.phase_flipped)
+    ctf_f = ctf_rfft(canvas, px, ctf, phase_flipped=s.phase_flipped)
     ctf_f *= 2.0  # contrast = 2 * CTF (x) phase in the weak-phase approximation
     spectrum = scipy.fft.rfft2(texture)
     del texture
-    spectrum *= water_structure_filter((h, w), px)
-    spectrum += scipy.fft.rfft2(det_phase)
+    spectrum *= water_structure_filter(canvas, px)
+    spectrum += scipy.fft.rfft2(np.pad(det_phase, pad_width, mode="edge"))
     del det_phase
     spectrum *= ctf_f
-    background = scipy.fft.irfft2(spectrum, s=(h, w))
+    background = _crop(scipy.fft.irfft2(spectrum, s=canvas), pad, h, w)
     spectrum = scipy.fft.rfft2(phase_p)
-    if not keep_components:
+    if keep_components:
+        phase_p = _crop(phase_p, pad, h, w)
+    else:
         del phase_p
     spectrum *= ctf_f
     del ctf_f
-    particle = scipy.fft.irfft2(spectrum, s=(h, w))
+    particle = _crop(scipy.fft.irfft2(spectrum, s=canvas), pad, h, w)
     del spectrum
 
     # intensity: transmission x gain x (1 + contrast)
@@ -651,6 +658,22 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         particle_phase=phase_p if keep_components else None)
 
 
+def _fft_padding(ctf: CTFParams, pixel_size: float, h: int, w: int
+                 ) -> tuple[int, tuple[int, int]]:
+    """Margin (px) covering the CTF's delocalisation at Nyquist, and a fast FFT canvas size."""
+    k = 0.5 / pixel_size
+    lam = ctf.wavelength
+    reach = lam * max(ctf.defocus_u, ctf.defocus_v) * k + ctf.cs_mm * 1e7 * lam**3 * k**3
+    pad = min(int(math.ceil(reach / pixel_size)) + 8, max(h, w) // 2)
+    canvas = (scipy.fft.next_fast_len(h + 2 * pad, real=True),
+              scipy.fft.next_fast_len(w + 2 * pad, real=True))
+    return pad, canvas
+
+
+def _crop(image: np.ndarray, pad: int, h: int, w: int) -> np.ndarray:
+    return np.ascontiguousarray(image[pad: pad + h, pad: pad + w])
+
+
 def _shot_noise(rng: np.random.Generator, expected: np.ndarray, exact_below: float
                 ) -> np.ndarray:
     """Electron counts: Poisson where few are expected, the Gaussian limit elsewhere.
@@ -694,6 +717,23 @@ def micrograph_outputs(out_dir: str | os.PathLike, name: str) -> dict[str, Path]
     }
 
 
+def write_mrc_reproducibly(path: str | os.PathLike, image: np.ndarray, pixel_size: float,
+                           label: str = "cryopick synthetic micrograph") -> None:
+    """Write a 2D float32 MRC atomically, byte-identical for identical input.
+
+    mrcfile stamps the creation time into the first header label; we replace it with a fixed
+    label so that a regenerated micrograph has exactly the same bytes.
+    """
+    import mrcfile
+
+    with atomic_path(path) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(np.asarray(image, dtype=np.float32))
+            mrc.voxel_size = float(pixel_size)
+            mrc.header.label[0] = label.encode("ascii")[:80]
+            mrc.header.nlabl = 1
+
+
 def _write_png(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
@@ -722,7 +762,7 @@ def write_micrograph(settings: SyntheticSettings, out_dir: str | os.PathLike, na
     """Generate micrograph ``index`` and write all of its files (see micrograph_outputs)."""
     m = generate_micrograph(settings, index, seed, volumes=volumes)
     paths = micrograph_outputs(out_dir, name)
-    write_mrc(paths["micrograph"], m.image, m.pixel_size)
+    write_mrc_reproducibly(paths["micrograph"], m.image, m.pixel_size)
     coords = m.coordinates
     lines = ["X-Coordinate,Y-Coordinate,Diameter"]
     lines += [f"{round(x)},{round(y)},{round(d)}"

@@ -171,31 +171,44 @@ _SHAPES = {
 }
 
 
-def _inside(points: np.ndarray, parts: list[_Ellipsoid]) -> np.ndarray:
-    hit = np.zeros(len(points), dtype=bool)
+def _cover_count(points: np.ndarray, parts: list[_Ellipsoid]) -> np.ndarray:
+    """How many of the ellipsoids contain each point."""
+    count = np.zeros(len(points), dtype=np.int32)
     for e in parts:
         local = (points - e.centre) @ e.rotation / e.axes
-        hit |= np.einsum("ij,ij->i", local, local) <= 1.0
-    return hit
+        count += np.einsum("ij,ij->i", local, local) <= 1.0
+    return count
 
 
 def _fill(rng: np.random.Generator, parts: list[_Ellipsoid], n_atoms: int
           ) -> tuple[np.ndarray, float]:
-    """Sample ``n_atoms`` points uniformly inside the union; return them and its volume."""
-    reach = max(float(np.linalg.norm(e.centre) + e.axes.max()) for e in parts)
-    points, tried, hits = [], 0, 0
+    """Sample ``n_atoms`` points uniformly inside the union; return them and its volume.
+
+    Points are drawn from the ellipsoids in proportion to their volumes and kept with
+    probability 1 / (number of ellipsoids covering them), which is uniform on the union
+    however sparse the union is in its bounding box; the union's volume is the sum of the
+    volumes times the mean of that probability.
+    """
+    volumes = np.array([4 / 3 * math.pi * float(np.prod(e.axes)) for e in parts])
+    total = float(volumes.sum())
+    points, weights_sum, drawn = [], 0.0, 0
     need = n_atoms
     while need > 0:
-        batch = rng.uniform(-reach, reach, size=(max(4 * need, 1024), 3))
-        keep = batch[_inside(batch, parts)]
-        tried += len(batch)
-        hits += len(keep)
+        m = max(2 * need, 512)
+        which = rng.choice(len(parts), size=m, p=volumes / total)
+        ball = rng.normal(size=(m, 3))
+        ball *= (rng.random(m) ** (1 / 3) / np.linalg.norm(ball, axis=1))[:, None]
+        batch = np.empty((m, 3))
+        for i, e in enumerate(parts):
+            sel = which == i
+            batch[sel] = (ball[sel] * e.axes) @ e.rotation.T + e.centre
+        inverse = 1.0 / np.maximum(_cover_count(batch, parts), 1)
+        weights_sum += float(inverse.sum())
+        drawn += m
+        keep = batch[rng.random(m) < inverse]
         points.append(keep[:need])
         need -= len(points[-1])
-        if tried > 200 * n_atoms + 100_000:
-            raise RuntimeError("volume shape is degenerate (no points inside)")
-    volume = hits / tried * (2 * reach) ** 3  # Monte Carlo estimate from every batch
-    return np.concatenate(points), volume
+    return np.concatenate(points), total * weights_sum / drawn
 
 
 def make_volume(rng: np.random.Generator, kind: str, diameter: float, n_atoms: int = 3000,
@@ -210,15 +223,16 @@ def make_volume(rng: np.random.Generator, kind: str, diameter: float, n_atoms: i
         raise InputError(f"unknown volume kind {kind!r} (known: {', '.join(VOLUME_KINDS)})")
     parts = _SHAPES[kind](rng)
     coords, unit_volume = _fill(rng, parts, n_atoms)
-    coords -= coords.mean(axis=0)
+    # density texture: smooth per-atom weight modulation (domains of different density)
+    reach = float(np.sqrt((coords**2).sum(axis=1)).max())
+    waves = rng.normal(size=(3, 3)) / (0.5 * reach)
+    phases = rng.uniform(0, 2 * math.pi, size=3)
+    texture = 1.0 + 0.15 * np.sin(coords @ waves.T + phases).sum(axis=1) / math.sqrt(3)
+    coords -= np.average(coords, axis=0, weights=texture)  # centre of mass at the origin
     extent = 2.0 * float(np.sqrt((coords**2).sum(axis=1)).max())
     scale = diameter / extent
     coords *= scale
     volume_a3 = unit_volume * scale**3
-    # density texture: smooth per-atom weight modulation (domains of different density)
-    waves = rng.normal(size=(3, 3)) / (0.25 * diameter)
-    phases = rng.uniform(0, 2 * math.pi, size=3)
-    texture = 1.0 + 0.15 * np.sin(coords @ waves.T + phases).sum(axis=1) / math.sqrt(3)
     weights = contrast_v * (volume_a3 / n_atoms) * texture
     spacing = (volume_a3 / n_atoms) ** (1 / 3)
     return Volume(coords=coords.astype(np.float32), weights=weights.astype(np.float32),
