@@ -99,8 +99,8 @@ class SyntheticSettings:
     ice_texture: float = 1.0  # amorphous-ice phase texture, x the physical estimate
     thick_ice_probability: float = 0.15  # chance of a patch of much thicker ice
     thick_ice_threshold: float = 1.4  # thicker than this x the mean: masked, no particles
-    contaminants_per_um2: float = 3.0  # crystalline-ice contaminants (Poisson mean)
-    contaminant_size_range: tuple[float, float] = (300.0, 1500.0)  # diameter, A
+    contaminants_per_um2: float = 1.0  # crystalline-ice contaminants (Poisson mean)
+    contaminant_size_range: tuple[float, float] = (200.0, 1000.0)  # diameter, A
     crystalline_fraction: float = 0.5  # contaminants showing lattice spots
     carbon_probability: float = 0.3  # chance that a micrograph shows a carbon edge
     carbon_fraction_range: tuple[float, float] = (0.05, 0.35)  # area covered by carbon
