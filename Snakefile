@@ -16,11 +16,13 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/synthetic.smk"
 include: "rules/denoise.smk"
 include: "rules/baseline.smk"
 include: "rules/picks.smk"
 include: "rules/metrics.smk"
 include: "rules/report.smk"
+include: "rules/labels.smk"
 
 
 rule all:

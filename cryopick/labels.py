@@ -177,3 +177,30 @@ def network_label_map(image: np.ndarray, frame, x, y, diameter, method: str = "d
         mask = refined_label_map(image, xn, yn, dn, **refine)
     mask[~frame.content_mask] = 0
     return mask
+
+
+def label_map_file(denoised_path, labels_path, out_path, *, diameter_a: float,
+                   method: str = "refined", **refine) -> dict:
+    """Write the label map (PNG, network canvas) of one micrograph; return counts for the log.
+
+    Diameters come from the label file where it has them (CryoPPP Diameter, .box size), else
+    from ``diameter_a`` (A) and the micrograph's pixel size.
+    """
+    from cryopick.denoise import load_denoised
+    from cryopick.io import atomic_path, read_coordinates
+
+    denoised = load_denoised(denoised_path)
+    fallback_px = diameter_a / denoised.original_pixel_size
+    coords = read_coordinates(labels_path, box_size=fallback_px)
+    diameter = coords["diameter"].to_numpy(dtype=np.float64)
+    diameter = np.where(np.isfinite(diameter) & (diameter > 0), diameter, fallback_px)
+    mask = network_label_map(denoised.image, denoised.frame, coords["x"].to_numpy(),
+                             coords["y"].to_numpy(), diameter, method=method, **refine)
+    ok, data = cv2.imencode(".png", mask)
+    if not ok:
+        raise OSError(f"{out_path}: PNG encoding failed")
+    with atomic_path(out_path) as tmp:
+        tmp.write_bytes(data.tobytes())
+    content = denoised.frame.content_mask
+    pixels = int((mask[content] > 0).sum())
+    return {"particles": len(coords), "pixels": pixels, "fraction": pixels / int(content.sum())}

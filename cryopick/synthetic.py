@@ -94,7 +94,7 @@ class SyntheticSettings:
     particles_dark: bool = True  # False inverts the contrast (particles light)
     # specimen background
     ice_thickness_range: tuple[float, float] = (300.0, 700.0)  # mean per micrograph, A
-    ice_gradient: float = 0.08  # relative amplitude of smooth thickness variation
+    ice_gradient: float = 0.05  # relative amplitude of smooth thickness variation
     ice_mean_free_path: float = 3500.0  # inelastic mean free path at 300 kV, A
     ice_texture: float = 1.0  # amorphous-ice phase texture, x the physical estimate
     thick_ice_probability: float = 0.15  # chance of a patch of much thicker ice
@@ -111,7 +111,7 @@ class SyntheticSettings:
     dose: float = 40.0  # e-/A^2
     snr: float = 0.1
     exact_poisson_below: float = 30.0  # Poisson draws below this mean count, else Gaussian
-    drift: float = 0.005  # relative amplitude of the smooth detector gain drift
+    drift: float = 0.003  # relative amplitude of the smooth detector gain drift
 
     def __post_init__(self) -> None:
         for name in ("defocus_range", "ice_thickness_range", "contaminant_size_range",

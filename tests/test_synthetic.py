@@ -372,3 +372,64 @@ def test_same_settings_and_seed_give_byte_identical_files(tmp_path):
     changed = generate_micrograph(settings, 1, 8)
     assert not np.array_equal(changed.image, read_micrograph(
         Path(tmp_path / "a" / "micrographs" / "s_0001.mrc")).image)
+
+
+# ---------------------------------------------------------------------------------------------
+# the workflow's view: schema, rule
+# ---------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_schema_describes_every_setting_with_the_generators_default():
+    import yaml
+    from dataclasses import fields
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    properties = schema["definitions"]["synthetic_set"]["properties"]
+    names = {f.name for f in fields(SyntheticSettings)}
+    assert set(properties) == names | {"n_micrographs", "seed", "name_prefix"}
+    defaults = SyntheticSettings()
+    for name in names:
+        entry = properties[name]
+        assert entry.get("description"), name
+        value = getattr(defaults, name)
+        expected = list(value) if isinstance(value, tuple) else value
+        assert entry["default"] == expected, name
+    # a set made of the schema's defaults is the generator's default
+    assert SyntheticSettings.from_config({k: v["default"] for k, v in properties.items()}) \
+        == defaults
+
+
+@pytest.mark.slow
+def test_synthesize_rule_writes_the_data_set_and_reruns_only_on_change(tmp_path):
+    from tests.conftest import SMALL_DENOISE, run_workflow
+
+    spec = {"n_micrographs": 2, "seed": 3, "height": 256, "width": 256, "pixel_size": 7.08,
+            "particles_per_micrograph": 30}
+    config = {"datasets": {"syn": {"synthetic": "tiny", "particle_diameter": 190}},
+              "synthetic": {"tiny": spec}, "denoise": SMALL_DENOISE,
+              "labels": {"method": "disc"}}
+    work = tmp_path / "work"
+    run_workflow(work, config, "all", "all_label_maps")
+    folder = work / "results" / "synthetic" / "tiny"
+    names = synthetic_micrograph_names("tiny", 2)
+    settings = SyntheticSettings.from_config(spec)
+    write_micrograph(settings, tmp_path / "direct", names[1], 1, 3)
+    for key, path in micrograph_outputs(folder, names[1]).items():
+        assert path.read_bytes() == micrograph_outputs(tmp_path / "direct", names[1])[
+            key].read_bytes(), key
+    params = json.loads((folder / "parameters.json").read_text())
+    assert params["micrographs"] == names and params["seed"] == 3
+    summary = (work / "results" / "syn" / "metrics" / "summary.tsv").read_text()
+    assert "final" in summary
+    label = cv2.imread(str(work / "results" / "syn" / "labels" / f"{names[0]}.png"), 0)
+    assert label.shape == (256, 256) and label.max() == 255
+    unchanged = run_workflow(work, config, "-n", "all", "all_label_maps")
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    config["synthetic"]["tiny"]["dose"] = 20.0
+    dry = run_workflow(work, config, "-n", "all")
+    assert "synthesize" in dry.stdout + dry.stderr
+    config["synthetic"]["tiny"]["n_micrographs"] = 0
+    refused = run_workflow(work, config, "-n", check=False)
+    assert refused.returncode != 0 and "n_micrographs" in refused.stdout + refused.stderr
