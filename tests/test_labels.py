@@ -100,3 +100,29 @@ def test_network_label_map_maps_file_coordinates_onto_the_canvas():
     assert not mask[frame.content_height:].any()  # padding stays background
     with pytest.raises(ValueError, match="label method"):
         network_label_map(canvas, frame, [1.0], [1.0], 5.0, method="blob")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".star", ".box"])
+def test_label_map_file_reads_every_label_format(tmp_path, suffix):
+    import pandas as pd
+
+    from cryopick.denoise import save_denoised
+    from cryopick.io import write_coordinates
+    from cryopick.labels import label_map_file
+
+    frame = frame_for((512, 512), 256)  # binned 2x
+    image = np.full((256, 256), 200, dtype=np.uint8)
+    cv2.circle(image, (64, 64), 10, 50, -1)  # a particle of 40 px in the file, 20 on canvas
+    save_denoised(tmp_path / "m.npz", image, frame, pixel_size=4.0)  # 2 A/px in the file
+    picks = pd.DataFrame({"x": [128.5], "y": [128.5], "score": [1.0], "diameter": [40.0]})
+    labels = tmp_path / f"m{suffix}"
+    write_coordinates(labels, picks, diameter=40.0)
+    out = tmp_path / "labels" / "m.png"
+    counts = label_map_file(tmp_path / "m.npz", labels, out, diameter_a=80.0, method="disc")
+    mask = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert counts["particles"] == 1 and mask.shape == (256, 256)
+    # a disc of 20 canvas pixels at (64, 64): .star has no diameter, 80 A / 2 A/px is used
+    assert mask[64, 64] == 255 and (mask > 0).sum() == pytest.approx(math.pi * 100, rel=0.1)
+    refined = label_map_file(tmp_path / "m.npz", labels, tmp_path / "r.png", diameter_a=80.0,
+                             method="refined")
+    assert refined["pixels"] == pytest.approx((image < 128).sum(), rel=0.15)
