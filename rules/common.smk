@@ -11,7 +11,11 @@ sys.path.insert(0, workflow.basedir)
 
 from cryopick.datasets import list_label_files, list_micrographs  # noqa: E402
 from cryopick.io import InputError  # noqa: E402
-from cryopick.synthetic import micrograph_outputs, synthetic_micrograph_names  # noqa: E402
+from cryopick.synthetic import (  # noqa: E402
+    SyntheticSettings,
+    micrograph_outputs,
+    synthetic_micrograph_names,
+)
 
 # Data sets named on the command line (--configfile/--config) replace the bundled demo data
 # sets instead of being merged with them; every other key merges as usual.
@@ -23,6 +27,11 @@ validate(config, "../config/schema.yaml")
 
 DATASETS = config["datasets"]
 SYNTHETIC = config.get("synthetic") or {}
+for _name, _spec in SYNTHETIC.items():  # cross-key checks the schema cannot express
+    try:
+        SyntheticSettings.from_config(_spec)
+    except InputError as exc:
+        raise InputError(f"synthetic set {_name!r}: {exc}") from None
 
 
 def synthetic_folder(synthetic_set):
