@@ -1,0 +1,198 @@
+"""The project's one definition of picking quality (SPEC.md "Metrics").
+
+Pick level: one-to-one (Hungarian) matching of pick centres to label centres, a pair counting
+only when the centres are within ``radius_factor x diameter``; precision, recall and F1 are
+*pooled* over all micrographs of a data set (total true positives over total picks / labels).
+Reported at 0.5 x diameter and at the stricter 0.25 x diameter.
+
+Pixel level: Dice between discs of the labelled diameter drawn at the picks and the label mask
+(the given ground-truth mask, or discs at the label centres), averaged over micrographs.
+
+Never a maximum over micrographs (CryoSegNet's Table 1 did that; it is not comparable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse import coo_matrix
+from scipy.spatial import cKDTree
+
+RADIUS_FACTORS = (0.5, 0.25)
+
+
+def match_count(picks: np.ndarray, truth: np.ndarray, radius: float) -> int:
+    """Size of the largest one-to-one matching of picks to labels within ``radius``, found
+    with the Hungarian algorithm on each connected cluster of candidate pairs."""
+    picks = np.asarray(picks, dtype=float).reshape(-1, 2)
+    truth = np.asarray(truth, dtype=float).reshape(-1, 2)
+    if len(picks) == 0 or len(truth) == 0:
+        return 0
+    pairs = cKDTree(picks).query_ball_tree(cKDTree(truth), r=radius)
+    rows = [i for i, js in enumerate(pairs) for _ in js]
+    cols = [j for js in pairs for j in js]
+    if not rows:
+        return 0
+    n_p, n_t = len(picks), len(truth)
+    graph = coo_matrix((np.ones(len(rows)), (rows, np.asarray(cols) + n_p)),
+                       shape=(n_p + n_t, n_p + n_t))
+    _, labels = connected_components(graph, directed=False)
+    total = 0
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    for component in np.unique(labels[rows]):
+        sel = labels[rows] == component
+        r_ids, r_inv = np.unique(rows[sel], return_inverse=True)
+        c_ids, c_inv = np.unique(cols[sel], return_inverse=True)
+        # cost 0 for an allowed pair, 1 otherwise: minimising cost maximises allowed matches
+        cost = np.ones((len(r_ids), len(c_ids)))
+        cost[r_inv, c_inv] = 0.0
+        ri, ci = linear_sum_assignment(cost)
+        total += int((cost[ri, ci] == 0).sum())
+    return total
+
+
+def disc_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
+              diameter: float) -> np.ndarray:
+    """Boolean mask with filled discs of ``diameter`` pixels centred at (x, y)."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    radius = max(int(round(diameter / 2)), 1)
+    for cx, cy in zip(np.asarray(x, float), np.asarray(y, float)):
+        cv2.circle(mask, (int(round(cx)), int(round(cy))), radius, 1, thickness=-1)
+    return mask.astype(bool)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+@dataclass(frozen=True)
+class MicrographScore:
+    micrograph: str
+    n_picks: int
+    n_truth: int
+    true_positives: dict[float, int]
+    dice: float
+
+    def row(self) -> dict:
+        out = {"micrograph": self.micrograph, "n_picks": self.n_picks, "n_truth": self.n_truth}
+        for factor, tp in self.true_positives.items():
+            p, r, f = precision_recall_f1(tp, self.n_picks, self.n_truth)
+            suffix = radius_suffix(factor)
+            out.update({f"tp{suffix}": tp, f"precision{suffix}": p, f"recall{suffix}": r,
+                        f"f1{suffix}": f})
+        out["dice"] = self.dice
+        return out
+
+
+def radius_suffix(factor: float) -> str:
+    """Column suffix: '' for the headline 0.5 x diameter, '_r025' for 0.25 x diameter."""
+    return "" if factor == 0.5 else f"_r{int(round(factor * 100)):03d}"
+
+
+def precision_recall_f1(tp: int, n_picks: int, n_truth: int) -> tuple[float, float, float]:
+    precision = tp / n_picks if n_picks else 0.0
+    recall = tp / n_truth if n_truth else 0.0
+    f1 = 2 * tp / (n_picks + n_truth) if (n_picks + n_truth) else 0.0
+    return precision, recall, f1
+
+
+def score_micrograph(name: str, picks: pd.DataFrame, truth: pd.DataFrame, diameter: float,
+                     shape: tuple[int, int], truth_mask: np.ndarray | None = None,
+                     radius_factors=RADIUS_FACTORS) -> MicrographScore:
+    """Score one micrograph; ``diameter`` is the labelled diameter in the file's pixels."""
+    p = picks[["x", "y"]].to_numpy(float)
+    t = truth[["x", "y"]].to_numpy(float)
+    tps = {f: match_count(p, t, f * diameter) for f in radius_factors}
+    if truth_mask is None:
+        truth_mask = disc_mask(shape, t[:, 0], t[:, 1], diameter)
+    elif truth_mask.shape != tuple(shape):
+        raise ValueError(f"{name}: ground-truth mask shape {truth_mask.shape} differs from the "
+                         f"micrograph shape {tuple(shape)}")
+    pick_mask = disc_mask(shape, p[:, 0], p[:, 1], diameter)
+    return MicrographScore(name, len(p), len(t), tps, dice(pick_mask, truth_mask))
+
+
+def summarise(per_micrograph: pd.DataFrame, radius_factors=RADIUS_FACTORS) -> dict:
+    """Pooled precision/recall/F1 (sums over micrographs) and mean Dice for one stage."""
+    n_picks = int(per_micrograph["n_picks"].sum())
+    n_truth = int(per_micrograph["n_truth"].sum())
+    out = {"n_micrographs": len(per_micrograph), "n_picks": n_picks, "n_truth": n_truth}
+    for factor in radius_factors:
+        suffix = radius_suffix(factor)
+        tp = int(per_micrograph[f"tp{suffix}"].sum())
+        p, r, f = precision_recall_f1(tp, n_picks, n_truth)
+        out.update({f"precision{suffix}": p, f"recall{suffix}": r, f"f1{suffix}": f})
+    out["dice"] = float(per_micrograph["dice"].mean()) if len(per_micrograph) else float("nan")
+    return out
+
+
+def read_label_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
+    from cryopick.io import InputError, read_micrograph
+
+    mask = read_micrograph(path).image > 0 if _not_empty_mask(path) else np.zeros(shape, bool)
+    if mask.shape != tuple(shape):
+        raise InputError(f"{path}: label mask shape {mask.shape} differs from the micrograph "
+                         f"shape {tuple(shape)}")
+    return mask
+
+
+def _not_empty_mask(path: str) -> bool:
+    """An all-black mask (no particles) is valid here, though read_micrograph refuses a
+    constant image."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return bool(np.asarray(img).any())
+
+
+def evaluate_dataset(micrographs: list[str], stage_picks: dict[str, list[str]],
+                     denoised: list[str], diameter_angstrom: float, truth_folder: str,
+                     mask_folder: str | None = None, missing: str = "error",
+                     log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every picking stage of one data set.
+
+    ``stage_picks[stage][i]`` and ``denoised[i]`` belong to ``micrographs[i]``. Returns the
+    per-micrograph table (one row per stage and micrograph) and the summary (one row per stage,
+    pooled P/R/F1 and mean Dice).
+    """
+    from cryopick.datasets import list_label_files
+    from cryopick.denoise import load_frame
+    from cryopick.io import InputError, read_coordinates
+
+    labels = list_label_files(truth_folder)
+    masks = list_label_files(mask_folder, suffixes=(".png",)) if mask_folder else {}
+    absent = [m for m in micrographs if m not in labels]
+    if absent and missing == "error":
+        raise InputError(
+            f"{truth_folder}: no ground-truth file (.csv, .star or .box) for {len(absent)} "
+            f"micrograph(s): {', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}")
+    for name in absent:
+        log(f"skipped {name}: no ground-truth file in {truth_folder}")
+    rows = []
+    for i, name in enumerate(micrographs):
+        if name not in labels:
+            continue
+        frame, pixel_size = load_frame(denoised[i])
+        diameter = diameter_angstrom / pixel_size
+        shape = (frame.original_height, frame.original_width)
+        truth = read_coordinates(labels[name])
+        mask = read_label_mask(masks[name], shape) if name in masks else None
+        if mask_folder and name not in masks:
+            log(f"{name}: no label mask in {mask_folder}; Dice uses discs at the labels")
+        for stage, paths in stage_picks.items():
+            picks = read_coordinates(paths[i])
+            score = score_micrograph(name, picks, truth, diameter, shape, mask)
+            rows.append({"stage": stage, **score.row()})
+    per_micrograph = pd.DataFrame(rows)
+    summary = pd.DataFrame([
+        {"stage": stage, **summarise(per_micrograph[per_micrograph["stage"] == stage])}
+        for stage in stage_picks
+    ]) if rows else pd.DataFrame({"stage": list(stage_picks)})
+    return per_micrograph, summary
