@@ -33,9 +33,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from cryopick.denoise import Frame
-from cryopick.io import InputError, empty_coordinates
-from cryopick.sam import MaskRecord
+from cryopick.denoise import Frame, load_denoised
+from cryopick.io import InputError, empty_coordinates, write_star
+from cryopick.picking import suppress_close
+from cryopick.sam import MaskRecord, load_masks
 
 
 @dataclass(frozen=True)
@@ -74,32 +75,6 @@ def box_mode(values: np.ndarray) -> float:
     candidates = uniques[counts == counts.max()]
     median = float(np.median(values))
     return float(candidates[np.argmin(np.abs(candidates - median))])
-
-
-def merge_close(x: np.ndarray, y: np.ndarray, score: np.ndarray, distance: float) -> np.ndarray:
-    """Indices kept when picks closer than ``distance`` are merged, best score first.
-
-    Greedy by decreasing score (ties: lower index first); a pick is dropped when a kept pick
-    lies strictly closer than ``distance``.
-    """
-    n = len(x)
-    order = np.lexsort((np.arange(n), -np.asarray(score, dtype=np.float64)))
-    if distance <= 0 or n < 2:
-        return order
-    from scipy.spatial import cKDTree
-
-    points = np.column_stack([x, y])
-    tree = cKDTree(points)
-    dropped = np.zeros(n, dtype=bool)
-    keep = []
-    for i in order:
-        if dropped[i]:
-            continue
-        keep.append(i)
-        for j in tree.query_ball_point(points[i], r=distance):
-            if j != i and np.hypot(*(points[j] - points[i])) < distance:
-                dropped[j] = True
-    return np.asarray(keep, dtype=np.int64)
 
 
 def masks_to_picks(records: Sequence[MaskRecord], frame: Frame,
@@ -141,8 +116,8 @@ def masks_to_picks(records: Sequence[MaskRecord], frame: Frame,
     else:
         diameter = 0.5 * (extent_w + extent_h)
     score = iou * stability
-    merged = merge_close(cx[idx], cy[idx], score[idx],
-                         settings.min_distance * 0.5 * (mode_w + mode_h))
+    merged = suppress_close(cx[idx], cy[idx], score[idx],
+                            settings.min_distance * 0.5 * (mode_w + mode_h))
     idx = idx[merged]
     stats["picks"] = len(idx)
 
@@ -152,3 +127,13 @@ def masks_to_picks(records: Sequence[MaskRecord], frame: Frame,
         "diameter": diameter[idx] * frame.scale,
     })
     return picks.reset_index(drop=True), stats
+
+
+def sam_picks_file(masks_path: str, denoised_path: str, output_path: str,
+                   settings: PostprocessSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Picks of one micrograph's SAM masks, written as RELION STAR (the frame comes from the
+    denoised artifact)."""
+    picks, stats = masks_to_picks(load_masks(masks_path), load_denoised(denoised_path).frame,
+                                  settings)
+    write_star(output_path, picks)
+    return picks, stats

@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from cryopick.crf import load_probability
 from cryopick.io import InputError, atomic_path
-from cryopick.torch_ops import ensure_torchvision
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +56,8 @@ CHECKPOINT_FILES = {  # the official checkpoints (https://github.com/facebookres
 
 def segment_anything():
     """Import segment_anything, with the pure-torch torchvision stand-in where needed."""
+    from cryopick.torch_ops import ensure_torchvision
+
     ensure_torchvision()
     import segment_anything as sa
 
@@ -115,8 +115,10 @@ def unavailable_message(checkpoint: str | os.PathLike | None) -> str:
     )
 
 
-def resolve_device(setting: str) -> torch.device:
+def resolve_device(setting: str) -> "torch.device":
     """``auto`` takes CUDA when present; asking for CUDA without one is a clear error."""
+    import torch
+
     setting = str(setting).lower()
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -140,6 +142,8 @@ def _build(model_type: str):
 
 
 def _build_tiny(sa):
+    import torch
+
     encoder = sa.modeling.ImageEncoderViT(
         img_size=TINY["img_size"], patch_size=TINY["patch_size"], embed_dim=TINY["embed_dim"],
         depth=TINY["depth"], num_heads=TINY["num_heads"], mlp_ratio=2.0,
@@ -171,6 +175,8 @@ def build_tiny_sam(seed: int = 0):
     64 px input, 8 px patches, 2 encoder blocks: ~0.2 M parameters, a second per small image
     on a CPU. Its masks are meaningless; it exercises every code path of the real stage.
     """
+    import torch
+
     torch.manual_seed(seed)
     model = _build("tiny")
     # rel-pos tables start at zero in SAM; give them values so a checkpoint round trip is real
@@ -183,13 +189,15 @@ def build_tiny_sam(seed: int = 0):
 
 def save_tiny_sam_checkpoint(path: str | os.PathLike, seed: int = 0) -> Path:
     """Write build_tiny_sam's weights as a plain state dict, like the official checkpoints."""
+    import torch
+
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(build_tiny_sam(seed).state_dict(), tmp)
     return path
 
 
-def checkpoint_model_type(state: dict[str, torch.Tensor]) -> tuple[str | None, int, int]:
+def checkpoint_model_type(state: dict[str, Any]) -> tuple[str | None, int, int]:
     """(model type or None, encoder width, encoder depth) read from a state dict's shapes."""
     key = "image_encoder.patch_embed.proj.weight"
     if key not in state:
@@ -203,7 +211,9 @@ def checkpoint_model_type(state: dict[str, torch.Tensor]) -> tuple[str | None, i
     return None, width, depth
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
@@ -219,7 +229,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_sam(model_type: str, checkpoint: str | os.PathLike, device: torch.device | str = "cpu"):
+def load_sam(model_type: str, checkpoint: str | os.PathLike, device: Any = "cpu"):
     """Build the SAM of ``model_type`` with the weights of ``checkpoint``, on ``device``.
 
     The checkpoint's shapes are checked first, so that a vit_b file configured as vit_h says
@@ -227,6 +237,8 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike, device: torch.devic
     and the weights assigned, so memory holds one copy of them (vit_h: 2.5 GB) and no time is
     spent on a random initialisation that would be overwritten.
     """
+    import torch
+
     path = Path(checkpoint)
     if model_type == "default":
         model_type = "vit_h"
@@ -397,6 +409,10 @@ def run_sam(probabilities: Sequence[str | os.PathLike], outputs: Sequence[str | 
         raise InputError(
             f"{len(probabilities)} probability maps but {len(outputs)} mask outputs"
         )
+    import torch
+
+    if not checkpoint_available(settings.checkpoint):
+        raise InputError(unavailable_message(settings.checkpoint))
     if threads:
         torch.set_num_threads(int(threads))
     device = resolve_device(settings.device)

@@ -5,7 +5,7 @@ import pytest
 
 from cryopick.denoise import Frame, frame_for
 from cryopick.io import InputError
-from cryopick.postprocess import PostprocessSettings, box_mode, masks_to_picks, merge_close
+from cryopick.postprocess import PostprocessSettings, box_mode, masks_to_picks, sam_picks_file
 from cryopick.sam import MaskRecord, rle_encode
 
 CANVAS = 128
@@ -111,13 +111,9 @@ def test_no_masks_and_padding() -> None:
     assert len(picks) == 1 and picks["y"].item() < 1000
 
 
-def test_mode_and_merge_helpers() -> None:
+def test_box_mode_is_deterministic() -> None:
     assert box_mode(np.array([10, 10, 12, 12, 30])) == 12  # tie: nearest the median (12)
     assert box_mode(np.array([9, 10, 10, 11])) == 10
-    kept = merge_close(np.array([0.0, 3, 10]), np.array([0.0, 0, 0]), np.array([0.5, 0.9, 0.1]),
-                       distance=4)
-    assert kept.tolist() == [1, 2]
-    assert merge_close(np.array([0.0, 4]), np.zeros(2), np.ones(2), distance=4).tolist() == [0, 1]
 
 
 def test_settings_are_checked() -> None:
@@ -126,3 +122,21 @@ def test_settings_are_checked() -> None:
         PostprocessSettings.from_config({"diameter_from": "diagonal"})
     with pytest.raises(InputError, match="size_window"):
         PostprocessSettings.from_config({"size_window_low": 1.2})
+
+
+def test_sam_picks_file_writes_star_in_the_file_frame(tmp_path) -> None:
+    from cryopick.denoise import save_denoised
+    from cryopick.io import read_coordinates
+    from cryopick.sam import save_masks
+
+    records = [disc_record(30, 30, 11), disc_record(90, 60, 11)]
+    frame = square_frame(512)
+    save_denoised(tmp_path / "d.npz", np.zeros((CANVAS, CANVAS), np.uint8), frame, 8.0)
+    save_masks(tmp_path / "m.json.gz", records, (CANVAS, CANVAS))
+    picks, stats = sam_picks_file(tmp_path / "m.json.gz", tmp_path / "d.npz",
+                                  tmp_path / "p.star", PostprocessSettings())
+    assert stats["picks"] == 2
+    back = read_coordinates(tmp_path / "p.star")
+    np.testing.assert_allclose(back[["x", "y"]].to_numpy(), picks[["x", "y"]].to_numpy(),
+                               atol=0.01)
+    assert set(np.round(back["x"], 2)) == {30 * 4 + 1.5, 90 * 4 + 1.5}

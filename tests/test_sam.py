@@ -190,3 +190,86 @@ def test_settings_from_config() -> None:
     assert "model_type" not in settings.generator_kwargs()
     with pytest.raises(InputError, match="model_type"):
         sam.SamSettings.from_config({"model_type": "vit_q"})
+
+
+# ----------------------------------------------------------------------------------------------
+# the real rules, run by snakemake
+# ----------------------------------------------------------------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+         "--cores", "1", *args],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
+    """The real sam and crf rules on two tiny micrographs, with hand-made U-Net maps placed
+    where the unet stage writes them."""
+    import yaml
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    names = ["mic_a", "mic_b"]
+    (tmp_path / "mics").mkdir()
+    for i, name in enumerate(names):
+        centres = [(40 + 60 * i, 50), (130, 140)]
+        truth = disc_probability(192, centres, radius=18) > 0
+        image = np.clip(150 - 60 * truth + rng.normal(0, 10, truth.shape), 0, 255)
+        Image.fromarray(image.astype(np.uint8)).save(tmp_path / "mics" / f"{name}.png")
+        unet = tmp_path / "results/t/unet" / f"{name}.npz"
+        unet.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(unet, probability=disc_probability(
+            96, [(cy // 2, cx // 2) for cy, cx in centres], radius=11))
+    config = {
+        "datasets": {"t": {"micrographs": str(tmp_path / "mics/*.png"), "pixel_size": 2.0,
+                           "particle_diameter": 72}},
+        "denoise": {"size": 96},
+        "sam": {"checkpoint": str(tiny_checkpoint), "model_type": "tiny", "device": "cpu",
+                "points_per_side": 4, "points_per_batch": 8, "pred_iou_thresh": 0.0,
+                "stability_score_thresh": 0.0},
+        "crf": {"compat": 3},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/t/{stage}/{name}.{suffix}" for name in names
+               for stage, suffix in (("sam", "json.gz"), ("crf", "npz"))]
+    run = snakemake(tmp_path, *targets, "--configfile", str(tmp_path / "config.yaml"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Segment Anything stage is skipped" not in run.stderr
+    for name in names:
+        records = sam.load_masks(tmp_path / f"results/t/sam/{name}.json.gz")
+        assert records and records[0].size == (96, 96)
+        log = (tmp_path / f"results/t/logs/sam/{name}.log").read_text()
+        assert "loaded on cpu" in log
+        assert (tmp_path / f"results/t/benchmarks/sam/{name}.tsv").is_file()
+        with np.load(tmp_path / f"results/t/crf/{name}.npz") as refined:
+            assert refined["mask"].shape == (96, 96) and refined["mask"].any()
+    # nothing left to do: a second run changes nothing
+    again = snakemake(tmp_path, *targets, "-n", "--configfile", str(tmp_path / "config.yaml"))
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    # a checkpoint of the wrong model type fails the job with one clear line
+    config["sam"]["model_type"] = "vit_b"
+    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(config))
+    wrong = snakemake(tmp_path, targets[0], "--forcerun", "sam", "--configfile",
+                      str(tmp_path / "wrong.yaml"))
+    assert wrong.returncode != 0
+    log = (tmp_path / "results/t/logs/sam/mic_a.log").read_text()
+    assert "holds a tiny model" in log and "Traceback" not in log
+
+
+@pytest.mark.slow
+def test_missing_checkpoint_is_announced_once(tmp_path) -> None:
+    config = {"sam": {"checkpoint": str(tmp_path / "sam_vit_h_4b8939.pth")}}
+    (tmp_path / "config.yaml").write_text(__import__("yaml").safe_dump(config))
+    run = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.count("Segment Anything stage is skipped") == 1
