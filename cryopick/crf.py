@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -131,7 +132,6 @@ def run_crf(probabilities: Sequence[str | os.PathLike], images: Sequence[str | o
             outputs: Sequence[str | os.PathLike], settings: CrfSettings) -> list[dict[str, Any]]:
     """Refine each U-Net map with its denoised canvas (zipped lists); returns per-file stats."""
     from cryopick.denoise import load_denoised
-    import time
 
     if not len(probabilities) == len(images) == len(outputs):
         raise InputError("crf: probability, image and output lists differ in length")

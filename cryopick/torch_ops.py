@@ -34,44 +34,44 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def _iou_one_to_many(box: torch.Tensor, area: torch.Tensor, others: torch.Tensor,
-                     other_areas: torch.Tensor) -> torch.Tensor:
-    left_top = torch.maximum(box[:2], others[:, :2])
-    right_bottom = torch.minimum(box[2:], others[:, 2:])
-    wh = (right_bottom - left_top).clamp(min=0)
-    inter = wh[:, 0] * wh[:, 1]
-    return inter / (area + other_areas - inter)
-
-
 def _greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
                 categories: torch.Tensor | None) -> torch.Tensor:
-    """One pass of greedy NMS; boxes of different categories never suppress each other.
+    """Greedy NMS; boxes of different categories never suppress each other.
 
-    Memory stays O(N): each kept box is compared with the boxes still standing, so the loop
-    runs once per *kept* box, not once per box.
+    The "IoU above threshold" relation is computed in blocks of rows on the boxes' device
+    (at most ~4 M pairs at a time, so memory stays bounded for any N) and the sequential
+    greedy pass runs over those boolean rows on the CPU, as torchvision's CUDA kernel does.
     """
-    if boxes.numel() == 0:
+    n = int(boxes.shape[0])
+    if n == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
     boxes = boxes[order]
     areas = box_area(boxes)
     cats = categories[order] if categories is not None else None
-    remaining = torch.arange(boxes.shape[0], device=boxes.device)
-    keep = []
-    while remaining.numel() > 0:
-        current = remaining[0]
-        keep.append(current)
-        rest = remaining[1:]
-        if rest.numel() == 0:
-            break
-        iou = _iou_one_to_many(boxes[current], areas[current], boxes[rest], areas[rest])
-        # "not greater than" rather than "<=": a NaN IoU (two empty boxes) suppresses nothing,
-        # exactly as in torchvision.
-        survives = ~(iou > iou_threshold)
+    removed = np.zeros(n, dtype=bool)
+    keep: list[int] = []
+    block = max(16, min(1024, 4_000_000 // n))
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        rows, cols = boxes[start:stop, None, :], boxes[None, start:, :]
+        wh = (torch.minimum(rows[..., 2:], cols[..., 2:])
+              - torch.maximum(rows[..., :2], cols[..., :2])).clamp(min=0)
+        inter = wh[..., 0] * wh[..., 1]
+        iou = inter / (areas[start:stop, None] + areas[None, start:] - inter)
+        # "greater than" is False for a NaN IoU (two empty boxes), which then suppress
+        # nothing, exactly as in torchvision.
+        over = iou > iou_threshold
         if cats is not None:
-            survives |= cats[rest] != cats[current]
-        remaining = rest[survives]
-    return order[torch.stack(keep)]
+            over &= cats[start:stop, None] == cats[None, start:]
+        over = over.cpu().numpy()
+        for r in range(stop - start):
+            i = start + r
+            if removed[i]:
+                continue
+            keep.append(i)
+            removed[start:] |= over[r]
+    return order[torch.as_tensor(keep, dtype=torch.int64, device=order.device)]
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:

@@ -2,10 +2,14 @@
 
 import gzip
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from cryopick import sam
 from cryopick.io import InputError
@@ -196,13 +200,10 @@ def test_settings_from_config() -> None:
 # the real rules, run by snakemake
 # ----------------------------------------------------------------------------------------------
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def snakemake(workdir, *args: str):
-    import subprocess
-    import sys
-
+def snakemake(workdir, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
          "--cores", "1", *args],
@@ -214,7 +215,6 @@ def snakemake(workdir, *args: str):
 def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     """The real sam and crf rules on two tiny micrographs, with hand-made U-Net maps placed
     where the unet stage writes them."""
-    import yaml
     from PIL import Image
 
     rng = np.random.default_rng(1)
@@ -269,7 +269,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
 @pytest.mark.slow
 def test_missing_checkpoint_is_announced_once(tmp_path) -> None:
     config = {"sam": {"checkpoint": str(tmp_path / "sam_vit_h_4b8939.pth")}}
-    (tmp_path / "config.yaml").write_text(__import__("yaml").safe_dump(config))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stderr.count("Segment Anything stage is skipped") == 1
