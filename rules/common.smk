@@ -11,6 +11,12 @@ sys.path.insert(0, workflow.basedir)
 
 from cryopick.datasets import list_label_files, list_micrographs  # noqa: E402
 
+# Data sets named on the command line (--configfile/--config) replace the bundled demo data
+# sets instead of being merged with them; every other key merges as usual.
+_cli_config = workflow.config_settings.overwrite_config
+if "datasets" in _cli_config:
+    config["datasets"] = dict(_cli_config["datasets"])
+
 validate(config, "../config/schema.yaml")
 
 DATASETS = config["datasets"]
