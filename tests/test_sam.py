@@ -2,17 +2,14 @@
 
 import gzip
 import logging
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from cryopick import sam
 from cryopick.io import InputError
+from tests.conftest import run_workflow
 
 
 def disc_probability(size: int = 96, centres=((24, 24), (70, 30), (50, 72)), radius: int = 9):
@@ -200,17 +197,6 @@ def test_settings_from_config() -> None:
 # the real rules, run by snakemake
 # ----------------------------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def snakemake(workdir, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-         "--cores", "1", *args],
-        capture_output=True, text=True, timeout=600,
-    )
-
-
 @pytest.mark.slow
 def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     """The real sam and crf rules on two tiny micrographs, with hand-made U-Net maps placed
@@ -238,11 +224,9 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
                 "stability_score_thresh": 0.0},
         "crf": {"compat": 3},
     }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/t/{stage}/{name}.{suffix}" for name in names
                for stage, suffix in (("sam", "json.gz"), ("crf", "npz"))]
-    run = snakemake(tmp_path, *targets, "--configfile", str(tmp_path / "config.yaml"))
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_workflow(tmp_path, config, *targets)
     assert "Segment Anything stage is skipped" not in run.stderr
     for name in names:
         records = sam.load_masks(tmp_path / f"results/t/sam/{name}.json.gz")
@@ -253,14 +237,12 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
         with np.load(tmp_path / f"results/t/crf/{name}.npz") as refined:
             assert refined["mask"].shape == (96, 96) and refined["mask"].any()
     # nothing left to do: a second run changes nothing
-    again = snakemake(tmp_path, *targets, "-n", "--configfile", str(tmp_path / "config.yaml"))
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    again = run_workflow(tmp_path, config, "-n", *targets)
+    assert "Nothing to be done" in again.stdout + again.stderr
 
     # a checkpoint of the wrong model type fails the job with one clear line
     config["sam"]["model_type"] = "vit_b"
-    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(config))
-    wrong = snakemake(tmp_path, targets[0], "--forcerun", "sam", "--configfile",
-                      str(tmp_path / "wrong.yaml"))
+    wrong = run_workflow(tmp_path, config, "--forcerun", "sam", targets[0], check=False)
     assert wrong.returncode != 0
     log = (tmp_path / "results/t/logs/sam/mic_a.log").read_text()
     assert "holds a tiny model" in log and "Traceback" not in log
@@ -268,8 +250,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
 
 @pytest.mark.slow
 def test_missing_checkpoint_is_announced_once(tmp_path) -> None:
+    """The bundled demo configuration with a checkpoint path that does not exist."""
     config = {"sam": {"checkpoint": str(tmp_path / "sam_vit_h_4b8939.pth")}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "-n")
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = run_workflow(tmp_path, config, "-n")
     assert run.stderr.count("Segment Anything stage is skipped") == 1
