@@ -61,7 +61,9 @@ def _list_dataset(name, ds):
                          f"under synthetic: (defined: {sorted(SYNTHETIC)})")
     folder = synthetic_folder(synthetic_set)
     ds["ground_truth"] = f"{folder}/coordinates"
-    ds["ground_truth_masks"] = f"{folder}/masks"
+    # Dice against discs at the exact centres, as for CryoPPP's disc masks, so that scores
+    # compare across data sets (the particles' true supports are in {folder}/masks)
+    ds["ground_truth_masks"] = None
     if ds.get("pixel_size") is None:
         ds["pixel_size"] = SYNTHETIC[synthetic_set].get("pixel_size", 1.77)
     return {n: synthetic_outputs(synthetic_set, n)["micrograph"]
@@ -165,8 +167,10 @@ def label_files(dataset, masks=False):
     """
     synthetic_set = DATASETS[dataset].get("synthetic")
     if synthetic_set:
-        key = "mask" if masks else "coordinates"
-        return {n: synthetic_outputs(synthetic_set, n)[key] for n in micrograph_names(dataset)}
+        if masks:  # scored against discs, see _list_dataset
+            return {}
+        return {n: synthetic_outputs(synthetic_set, n)["coordinates"]
+                for n in micrograph_names(dataset)}
     if masks:
         return list_label_files(DATASETS[dataset].get("ground_truth_masks"), suffixes=(".png",))
     return list_label_files(DATASETS[dataset].get("ground_truth"))
