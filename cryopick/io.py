@@ -139,8 +139,13 @@ def read_micrograph(path: str | os.PathLike) -> Micrograph:
     return Micrograph(image=image, pixel_size=pixel_size, path=str(path))
 
 
-def write_mrc(path: str | os.PathLike, image: np.ndarray, pixel_size: float | None = None) -> None:
-    """Write a 2D float32 MRC atomically, with the pixel size in the header."""
+def write_mrc(path: str | os.PathLike, image: np.ndarray, pixel_size: float | None = None,
+              label: str = "written by cryopick") -> None:
+    """Write a 2D float32 MRC atomically, with the pixel size in the header.
+
+    Byte-identical for identical input: mrcfile stamps the creation time into the first header
+    label, which is replaced by ``label``.
+    """
     import mrcfile
 
     path = Path(path)
@@ -149,6 +154,8 @@ def write_mrc(path: str | os.PathLike, image: np.ndarray, pixel_size: float | No
             mrc.set_data(np.asarray(image, dtype=np.float32))
             if pixel_size:
                 mrc.voxel_size = float(pixel_size)
+            mrc.header.label[0] = label.encode("ascii")[:80]
+            mrc.header.nlabl = 1
 
 
 # ----------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ import scipy.fft
 from scipy.spatial.transform import Rotation
 
 from cryopick.ctf import CTFParams, ctf_rfft, frequency_grid, interaction_constant
-from cryopick.io import InputError, atomic_path, write_star
+from cryopick.io import InputError, atomic_path, write_mrc, write_star
 from cryopick.volumes import (MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS, Volume,
                               make_volume, project, random_rotations, volume_from_mrc)
 
@@ -724,23 +724,6 @@ def micrograph_outputs(out_dir: str | os.PathLike, name: str) -> dict[str, Path]
     }
 
 
-def write_mrc_reproducibly(path: str | os.PathLike, image: np.ndarray, pixel_size: float,
-                           label: str = "cryopick synthetic micrograph") -> None:
-    """Write a 2D float32 MRC atomically, byte-identical for identical input.
-
-    mrcfile stamps the creation time into the first header label; we replace it with a fixed
-    label so that a regenerated micrograph has exactly the same bytes.
-    """
-    import mrcfile
-
-    with atomic_path(path) as tmp:
-        with mrcfile.new(tmp, overwrite=True) as mrc:
-            mrc.set_data(np.asarray(image, dtype=np.float32))
-            mrc.voxel_size = float(pixel_size)
-            mrc.header.label[0] = label.encode("ascii")[:80]
-            mrc.header.nlabl = 1
-
-
 def _write_png(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
@@ -776,7 +759,7 @@ def write_micrograph_files(m: SyntheticMicrograph, out_dir: str | os.PathLike, n
                            ) -> None:
     """Write a generated micrograph and its ground truth in the data-set layout."""
     paths = micrograph_outputs(out_dir, name)
-    write_mrc_reproducibly(paths["micrograph"], m.image, m.pixel_size)
+    write_mrc(paths["micrograph"], m.image, m.pixel_size, label="cryopick synthetic micrograph")
     coords = m.coordinates
     lines = ["X-Coordinate,Y-Coordinate,Diameter"]
     lines += [f"{round(x)},{round(y)},{round(d)}"
