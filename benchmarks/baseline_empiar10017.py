@@ -29,30 +29,14 @@ sys.path.insert(0, str(REPO))
 
 from cryopick.datasets import list_micrographs  # noqa: E402
 from cryopick.denoise import Denoised, DenoiseSettings, denoise_image, frame_for  # noqa: E402
-from cryopick.io import read_coordinates, read_micrograph, write_mrc  # noqa: E402
+from cryopick.io import (read_coordinates, read_micrograph, write_mrc,  # noqa: E402
+                         write_relion_micrographs_star)
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
 
 PIXEL_SIZE = 1.77
 DIAMETER_PX = 108.0
 
-OPTICS = """data_optics
-
-loop_
-_rlnOpticsGroupName #1
-_rlnOpticsGroup #2
-_rlnMicrographPixelSize #3
-_rlnVoltage #4
-_rlnSphericalAberration #5
-_rlnAmplitudeContrast #6
-opticsGroup1 1 {pixel_size} 300 2.7 0.1
-
-data_micrographs
-
-loop_
-_rlnMicrographName #1
-_rlnOpticsGroup #2
-"""
 
 
 def score(name_to_picks: dict, truth: dict, shapes: dict) -> dict:
@@ -68,8 +52,8 @@ def run_relion_log(micrographs: dict, images: dict, thresholds) -> dict:
         (tmp / "Micrographs").mkdir()
         for name, image in images.items():
             write_mrc(tmp / "Micrographs" / f"{name}.mrc", image, PIXEL_SIZE)
-        (tmp / "mics.star").write_text(OPTICS.format(pixel_size=PIXEL_SIZE) + "".join(
-            f"Micrographs/{name}.mrc 1\n" for name in images))
+        write_relion_micrographs_star(tmp / "mics.star",
+                                      [f"Micrographs/{name}.mrc" for name in images], PIXEL_SIZE)
         for threshold in thresholds:
             odir = f"LoG_{threshold}/"
             start = time.perf_counter()
