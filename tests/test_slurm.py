@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 PLACEHOLDERS = ("YOUR_ACCOUNT", "YOUR_CPU_PARTITION", "YOUR_GPU_PARTITION")
-GPU_RULES = ("unet_predict", "sam_masks", "train_unet")
+GPU_RULES = ("unet_predict", "sam_masks", "sam", "train_unet")
 
 
 def ci_profile(cluster: SlurmCluster, folder: Path) -> Path:
@@ -108,9 +108,9 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(slurm_cluster: Slurm
 
 
 def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    """Rules named like the workflow's GPU rules, declaring only portable resources, get the
-    GPU partition and one GPU from profiles/slurm; sacct shows gres/gpu for each, and each
-    job saw the GPU SLURM bound to it."""
+    """Rules named like the workflow's GPU rules (sam: today's per-micrograph SAM rule),
+    declaring only portable resources, get the GPU partition and one GPU from profiles/slurm;
+    sacct shows gres/gpu for each, and each job saw the GPU SLURM bound to it."""
     snakefile = tmp_path / "Snakefile"
     rules = "\n".join(
         f"rule {name}:\n    output: 'gpu/{name}.txt'\n    threads: 1\n"
@@ -127,7 +127,7 @@ def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(slurm_cluster: SlurmC
     jobs = jobs_of_run(slurm_cluster, start)
     assert len(jobs) == len(GPU_RULES), jobs
     for name in GPU_RULES:
-        job = jobs[jobs["Comment"].str.startswith(f"rule_{name}")]
+        job = jobs[jobs["Comment"] == f"rule_{name}"]  # the plugin's comment: rule_<name>
         assert len(job) == 1, jobs
         row = job.iloc[0]
         assert row["State"] == "COMPLETED" and row["Partition"] == slurm_cluster.gpu_partition, row
