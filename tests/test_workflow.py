@@ -66,9 +66,11 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
               "baseline": SPARSE_BASELINE}
     work = tmp_path / "work"
     run_workflow(work, config)
+    manifest = work / "results" / "set" / "batches.tsv"
+    old_batches = manifest.read_text().splitlines()
     kept = {p: (_digest(p), p.stat().st_mtime_ns)
             for p in (work / "results").rglob("*") if p.is_file() and "logs" not in p.parts
-            and "benchmarks" not in p.parts}
+            and "benchmarks" not in p.parts and p != manifest}
     # add three damaged micrographs to the same data set
     good = data / "micrographs" / "mic_000.mrc"
     truncated = data / "micrographs" / "truncated.mrc"
@@ -93,6 +95,8 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
     for path, (digest, mtime) in kept.items():
         assert path.exists() and _digest(path) == digest and path.stat().st_mtime_ns == mtime, path
     assert {p: _digest(p) for p in data.rglob("*") if p.is_file()} == inputs
+    # the batch manifest only grows: every earlier micrograph keeps its batch
+    assert set(old_batches) <= set(manifest.read_text().splitlines())
     assert not list((work / "results").rglob(".*.npz.*")), "no half-written artifacts"
 
 
