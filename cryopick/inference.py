@@ -1,0 +1,133 @@
+"""U-Net inference: a batch of denoised canvases in, per-head probability maps out, then picks.
+
+The model is loaded once per job and applied to a batch of micrographs (on a cluster the
+start-up must not be paid per micrograph). Each canvas is normalised on its own and resampled
+so that particles have the size the model was trained on (``diameter_px`` in the checkpoint);
+the maps are resampled back, so everything downstream works on the denoised canvas and its
+:class:`~cryopick.denoise.Frame`.
+
+Picks are local maxima of the centre heat-map (``picks_from_score_map``): a centre map keeps one
+peak per particle even where particles touch, where the mask probability merges them. A model
+without a centre head falls back to peaks of the mask probability smoothed at the particle size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from cryopick.denoise import Frame
+from cryopick.io import atomic_path
+from cryopick.picking import picks_from_score_map
+from cryopick.training import normalise_image, rescale_factor, resize_canvas
+from cryopick.unet import AttentionUNet
+
+
+def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
+            contents: list[np.ndarray | None] | None = None, batch_size: int = 4,
+            scale: float = 1.0, device: torch.device | str | None = None) -> list[dict]:
+    """Probabilities of every head for each uint8 canvas: a list of {head: float32 (H, W)}.
+
+    ``scale`` resamples each canvas before the network (model diameter / data diameter) and
+    the maps back after it. Canvases are stacked ``batch_size`` at a time when they share a
+    size; results do not depend on the batch size (eval-mode BatchNorm, per-image
+    normalisation).
+    """
+    images = [np.asarray(im) for im in images]
+    if contents is None:
+        contents = [None] * len(images)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    prepared = [resize_canvas(normalise_image(im, c), scale) for im, c in zip(images, contents)]
+    outputs: list[dict | None] = [None] * len(images)
+    order = sorted(range(len(images)), key=lambda i: prepared[i].shape)
+    batch_size = max(1, int(batch_size))
+    i = 0
+    with torch.inference_mode():
+        while i < len(order):
+            shape = prepared[order[i]].shape
+            group = [order[i]]
+            while (len(group) < batch_size and i + len(group) < len(order)
+                   and prepared[order[i + len(group)]].shape == shape):
+                group.append(order[i + len(group)])
+            batch = torch.from_numpy(np.stack([prepared[j] for j in group]))[:, None].to(device)
+            probs = torch.sigmoid(model(batch).float()).cpu().numpy()
+            for k, j in enumerate(group):
+                h, w = images[j].shape
+                maps = {}
+                for c, head in enumerate(model.heads):
+                    prob = probs[k, c]
+                    if prob.shape != (h, w):
+                        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+                    maps[head] = np.ascontiguousarray(prob, dtype=np.float32)
+                outputs[j] = maps
+            i += len(group)
+    return outputs
+
+
+def model_scale(checkpoint: dict, frame: Frame, diameter: float) -> float:
+    """Resampling factor for a micrograph whose labelled/configured particle diameter is
+    ``diameter`` file pixels (1 when within 5% of the model's training size)."""
+    model_diameter = checkpoint.get("diameter_px")
+    if not model_diameter:
+        return 1.0
+    return rescale_factor(diameter / frame.scale, float(model_diameter))
+
+
+def pick_score_map(prediction: dict[str, np.ndarray], diameter_px: float) -> np.ndarray:
+    """The map whose peaks are particle centres: the centre head, else the smoothed mask."""
+    if "centre" in prediction:
+        return prediction["centre"]
+    sigma = max(diameter_px / 6.0, 0.5)
+    return cv2.GaussianBlur(prediction["mask"].astype(np.float32), (0, 0), sigma)
+
+
+def picks_from_prediction(prediction: dict[str, np.ndarray], frame: Frame, diameter_px: float,
+                          threshold: float, min_distance: float, edge_margin: float,
+                          exclusion: np.ndarray | None = None) -> pd.DataFrame:
+    """Picks (file frame; score = peak height) from one micrograph's maps on the denoised
+    canvas; ``diameter_px`` in canvas pixels, ``min_distance`` and ``edge_margin`` in
+    diameters."""
+    score = pick_score_map(prediction, diameter_px)
+    return picks_from_score_map(score, frame, diameter_px, threshold=threshold,
+                                min_distance=min_distance, edge_margin=edge_margin,
+                                exclusion=exclusion)
+
+
+def to_uint8_map(prob: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(prob, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_prediction(path: str | os.PathLike, prediction: dict[str, np.ndarray], frame: Frame,
+                    metadata: dict | None = None) -> None:
+    """One compressed .npz per micrograph: ``probability`` (mask head, uint8 0..255 for 0..1),
+    ``centre`` (uint8) when the model has that head, ``frame`` (json) and ``metadata`` (json:
+    model, device...)."""
+    arrays = {"frame": json.dumps(asdict(frame)), "metadata": json.dumps(metadata or {})}
+    if "mask" in prediction:
+        arrays["probability"] = to_uint8_map(prediction["mask"])
+    if "centre" in prediction:
+        arrays["centre"] = to_uint8_map(prediction["centre"])
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
+def load_prediction(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Frame, dict]:
+    """Maps as float32 in 0..1 keyed by head name (``probability`` is the ``mask`` head)."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        frame = Frame(**json.loads(str(data["frame"])))
+        metadata = json.loads(str(data["metadata"])) if "metadata" in data else {}
+        maps = {}
+        if "probability" in data:
+            maps["mask"] = data["probability"].astype(np.float32) / 255.0
+        if "centre" in data:
+            maps["centre"] = data["centre"].astype(np.float32) / 255.0
+    return maps, frame, metadata
