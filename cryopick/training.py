@@ -72,6 +72,8 @@ class TrainingConfig:
     validation_fraction: float = 0.15  # of the micrographs, at least one when there are two
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    mixed_precision: bool = True  # bfloat16 autocast for training steps (3x faster on CPUs
+    # with AVX512-BF16, much faster on GPUs); validation and inference stay float32
     threads: int = 2  # CPU threads for torch
     # picking settings tuned on the validation micrographs (grid; best pooled F1 at 0.5 x d)
     thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
@@ -448,7 +450,8 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     train_ex = [load_example(i, config, diameter, heads) for i in train_items]
     val_ex = [load_example(i, config, diameter, heads) for i in val_items]
     identity = data_identity(items)
-    model = AttentionUNet.from_architecture(config.architecture).to(device)
+    model = AttentionUNet.from_architecture(config.architecture).to(
+        device, memory_format=torch.channels_last)
     n_params = count_parameters(model)
     log(f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
         f"{len(train_ex)} training / {len(val_ex)} validation micrographs, "
@@ -473,7 +476,10 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
             group["lr"] = lr
         model.train()
         images, targets, valid = (t.to(device) for t in sample_batch(train_ex, config, rng))
-        terms = loss_terms(model(images), targets, valid, heads, config.centre_weight)
+        images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
+            logits = model(images)
+        terms = loss_terms(logits.float(), targets, valid, heads, config.centre_weight)
         optimiser.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimiser.step()
