@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cryopick.io import atomic_path
+from cryopick.io import InputError, atomic_path, read_micrograph
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,6 @@ class DenoiseSettings:
     clahe_tiles: int = 16
     guided_radius: int = 20
     guided_eps: float = 0.1
-    invert: bool = False
 
     @classmethod
     def from_config(cls, config: dict) -> "DenoiseSettings":
@@ -149,8 +148,6 @@ def denoise_image(image: np.ndarray, settings: DenoiseSettings, frame: Frame) ->
     """
     canvas = bin_to_frame(image, frame)
     content = frame.content_mask
-    if settings.invert:
-        canvas = -canvas
     kernel = settings.gaussian_kernel | 1
     blurred = cv2.GaussianBlur(canvas, (kernel, kernel), 0)
     img8 = to_uint8(blurred, content)
@@ -199,3 +196,34 @@ def load_denoised(path: str | os.PathLike) -> Denoised:
     with np.load(Path(path), allow_pickle=False) as data:
         frame = Frame(**json.loads(str(data["frame"])))
         return Denoised(image=data["image"], frame=frame, pixel_size=float(data["pixel_size"]))
+
+
+def resolve_pixel_size(configured: float | None, header: float | None, path: str) -> float:
+    """The configured pixel size wins; else the MRC header's; else a clear error."""
+    if configured:
+        return float(configured)
+    if header:
+        return float(header)
+    raise InputError(f"{path}: no pixel_size in the config and none in the file header; "
+                     "set pixel_size for this data set")
+
+
+def denoise_file(micrograph_path: str, output_path: str, settings: DenoiseSettings,
+                 pixel_size: float | None = None, invert: bool = False) -> Denoised:
+    """Read, bin, denoise and save one micrograph; ``invert`` makes bright particles dark so
+    that every later stage sees one contrast."""
+    micrograph = read_micrograph(micrograph_path)
+    size = resolve_pixel_size(pixel_size, micrograph.pixel_size, micrograph_path)
+    frame = frame_for(micrograph.image.shape, settings.size)
+    image = micrograph.image if not invert else -micrograph.image
+    canvas = denoise_image(image, settings, frame)
+    denoised = Denoised(image=canvas, frame=frame, pixel_size=size * frame.scale)
+    save_denoised(output_path, canvas, frame, denoised.pixel_size)
+    return denoised
+
+
+def load_frame(path: str | os.PathLike) -> tuple[Frame, float]:
+    """Frame and *file* pixel size of a denoised artifact, without decompressing the image."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        frame = Frame(**json.loads(str(data["frame"])))
+        return frame, float(data["pixel_size"]) / frame.scale

@@ -52,7 +52,10 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float | None]:
             warnings.simplefilter("ignore")
             with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
                 if mrc.data is None:
-                    raise InputError(f"{path}: MRC header is unreadable or the file is truncated")
+                    raise InputError(
+                        f"{path}: MRC file is truncated or its header is damaged (header says "
+                        f"{int(mrc.header.nx)}x{int(mrc.header.ny)}x{int(mrc.header.nz)} of mode "
+                        f"{int(mrc.header.mode)}; the file holds {path.stat().st_size} bytes)")
                 header_size = int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz)
                 data = np.asarray(mrc.data)
                 voxel = float(mrc.voxel_size.x)

@@ -131,3 +131,68 @@ def summarise(per_micrograph: pd.DataFrame, radius_factors=RADIUS_FACTORS) -> di
         out.update({f"precision{suffix}": p, f"recall{suffix}": r, f"f1{suffix}": f})
     out["dice"] = float(per_micrograph["dice"].mean()) if len(per_micrograph) else float("nan")
     return out
+
+
+def read_label_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
+    from cryopick.io import InputError, read_micrograph
+
+    mask = read_micrograph(path).image > 0 if _not_empty_mask(path) else np.zeros(shape, bool)
+    if mask.shape != tuple(shape):
+        raise InputError(f"{path}: label mask shape {mask.shape} differs from the micrograph "
+                         f"shape {tuple(shape)}")
+    return mask
+
+
+def _not_empty_mask(path: str) -> bool:
+    """An all-black mask (no particles) is valid here, though read_micrograph refuses a
+    constant image."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return bool(np.asarray(img).any())
+
+
+def evaluate_dataset(micrographs: list[str], stage_picks: dict[str, list[str]],
+                     denoised: list[str], diameter_angstrom: float, truth_folder: str,
+                     mask_folder: str | None = None, missing: str = "error",
+                     log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every picking stage of one data set.
+
+    ``stage_picks[stage][i]`` and ``denoised[i]`` belong to ``micrographs[i]``. Returns the
+    per-micrograph table (one row per stage and micrograph) and the summary (one row per stage,
+    pooled P/R/F1 and mean Dice).
+    """
+    from cryopick.datasets import list_label_files
+    from cryopick.denoise import load_frame
+    from cryopick.io import InputError, read_coordinates
+
+    labels = list_label_files(truth_folder)
+    masks = list_label_files(mask_folder, suffixes=(".png",)) if mask_folder else {}
+    absent = [m for m in micrographs if m not in labels]
+    if absent and missing == "error":
+        raise InputError(
+            f"{truth_folder}: no ground-truth file (.csv, .star or .box) for {len(absent)} "
+            f"micrograph(s): {', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}")
+    for name in absent:
+        log(f"skipped {name}: no ground-truth file in {truth_folder}")
+    rows = []
+    for i, name in enumerate(micrographs):
+        if name not in labels:
+            continue
+        frame, pixel_size = load_frame(denoised[i])
+        diameter = diameter_angstrom / pixel_size
+        shape = (frame.original_height, frame.original_width)
+        truth = read_coordinates(labels[name])
+        mask = read_label_mask(masks[name], shape) if name in masks else None
+        if mask_folder and name not in masks:
+            log(f"{name}: no label mask in {mask_folder}; Dice uses discs at the labels")
+        for stage, paths in stage_picks.items():
+            picks = read_coordinates(paths[i])
+            score = score_micrograph(name, picks, truth, diameter, shape, mask)
+            rows.append({"stage": stage, **score.row()})
+    per_micrograph = pd.DataFrame(rows)
+    summary = pd.DataFrame([
+        {"stage": stage, **summarise(per_micrograph[per_micrograph["stage"] == stage])}
+        for stage in stage_picks
+    ]) if rows else pd.DataFrame({"stage": list(stage_picks)})
+    return per_micrograph, summary

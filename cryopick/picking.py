@@ -15,8 +15,8 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from cryopick.denoise import Denoised, Frame
-from cryopick.io import COORDINATE_COLUMNS
+from cryopick.denoise import Denoised, Frame, load_denoised
+from cryopick.io import COORDINATE_COLUMNS, read_coordinates, write_coordinates, write_star
 
 
 def suppress_close(x: np.ndarray, y: np.ndarray, score: np.ndarray,
@@ -79,12 +79,11 @@ def edge_valid_mask(frame: Frame, margin: float) -> np.ndarray:
 class BlobSettings:
     """Blob-detector baseline; lengths are in units of the particle diameter."""
 
-    polarity: str = "dark"  # dark | bright: particle contrast in the denoised image
-    sigma_factor: float = 0.35  # DoG inner sigma = sigma_factor x diameter
+    sigma_factor: float = 0.12  # DoG inner sigma = sigma_factor x diameter
     sigma_ratio: float = 1.6  # DoG outer sigma = ratio x inner sigma
-    threshold: float = 1.0  # minimum response in units of its robust standard deviation
-    min_distance: float = 0.6  # minimum distance between picks
-    edge_margin: float = 0.5  # centres closer than this to the micrograph edge are dropped
+    threshold: float = 0.0  # minimum response in units of its robust standard deviation
+    min_distance: float = 0.65  # minimum distance between picks
+    edge_margin: float = 1.0  # centres closer than this to the micrograph edge are dropped
 
     @classmethod
     def from_config(cls, config: dict) -> "BlobSettings":
@@ -93,14 +92,14 @@ class BlobSettings:
 
 def blob_response(image: np.ndarray, diameter: float, settings: BlobSettings,
                   content: np.ndarray | None = None) -> np.ndarray:
-    """Difference-of-Gaussians response matched to a disc of ``diameter`` pixels, normalised to
-    robust z-scores over the micrograph content, positive where a particle of the configured
-    polarity sits."""
+    """Difference-of-Gaussians response at the scale of ``diameter`` pixels, normalised to robust
+    z-scores over the micrograph content, positive at dark blobs (the denoise stage makes
+    particles dark whatever their contrast in the input)."""
     img = np.asarray(image, dtype=np.float32)
     sigma = max(settings.sigma_factor * diameter, 0.5)
     inner = cv2.GaussianBlur(img, (0, 0), sigma)
     outer = cv2.GaussianBlur(img, (0, 0), sigma * settings.sigma_ratio)
-    response = outer - inner if settings.polarity == "dark" else inner - outer
+    response = outer - inner
     values = response[content] if content is not None else response
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median))) * 1.4826 or 1.0
@@ -141,3 +140,68 @@ def picks_from_score_map(score: np.ndarray, frame: Frame, diameter_px: float, th
         },
         columns=COORDINATE_COLUMNS,
     )
+
+
+def diameter_in_network_pixels(denoised: Denoised, diameter_angstrom: float) -> float:
+    return diameter_angstrom / denoised.pixel_size
+
+
+def pick_baseline_file(denoised_path: str, output_path: str, settings: BlobSettings,
+                       diameter_angstrom: float) -> pd.DataFrame:
+    """Blob-detector picks for one denoised micrograph, written as RELION STAR."""
+    denoised = load_denoised(denoised_path)
+    picks = pick_blobs(denoised, diameter_in_network_pixels(denoised, diameter_angstrom),
+                       settings)
+    write_star(output_path, picks)
+    return picks
+
+
+@dataclass(frozen=True)
+class FinalSettings:
+    """Clean-up applied to the chosen stage's picks; lengths in particle diameters."""
+
+    min_score: float | None = None
+    min_distance: float = 0.5
+    edge_margin: float = 0.5
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FinalSettings":
+        return cls(**{k: config[k] for k in cls.__dataclass_fields__ if k in config})
+
+
+def finalize_picks(picks: pd.DataFrame, frame: Frame, diameter_px: float,
+                   settings: FinalSettings) -> pd.DataFrame:
+    """Score threshold, edge margin and de-duplication in the file's pixel frame; sorted by
+    figure of merit (best first) so that users can cut the list at any length."""
+    picks = picks.copy()
+    if settings.min_score is not None:
+        picks = picks[picks["score"] >= settings.min_score]
+    margin = settings.edge_margin * diameter_px
+    inside = (
+        (picks["x"] >= margin - 0.5) & (picks["x"] <= frame.original_width - 0.5 - margin)
+        & (picks["y"] >= margin - 0.5) & (picks["y"] <= frame.original_height - 0.5 - margin)
+    )
+    picks = picks[inside]
+    keep = suppress_close(picks["x"].to_numpy(float), picks["y"].to_numpy(float),
+                          picks["score"].to_numpy(float), settings.min_distance * diameter_px)
+    picks = picks.iloc[keep].reset_index(drop=True)
+    picks["diameter"] = diameter_px
+    return picks
+
+
+def finalize_picks_file(stage_picks_path: str, denoised_path: str, output_path: str,
+                        settings: FinalSettings, diameter_angstrom: float) -> pd.DataFrame:
+    denoised = load_denoised(denoised_path)
+    diameter_px = diameter_angstrom / denoised.original_pixel_size
+    picks = finalize_picks(read_coordinates(stage_picks_path), denoised.frame, diameter_px,
+                           settings)
+    write_star(output_path, picks)
+    return picks
+
+
+def convert_picks_file(star_path: str, denoised_path: str, output_path: str,
+                       diameter_angstrom: float) -> None:
+    """Final picks in another format (CryoPPP .csv or EMAN .box, box side = diameter)."""
+    denoised = load_denoised(denoised_path)
+    write_coordinates(output_path, read_coordinates(star_path),
+                      diameter_angstrom / denoised.original_pixel_size)

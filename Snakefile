@@ -1,0 +1,29 @@
+# cryopick: micrographs in, RELION-ready particle picks and honest metrics out.
+#
+#   snakemake --cores 8                                  # one machine, config/config.yaml
+#   snakemake --cores 8 --configfile my_data.yaml        # your data sets
+#   snakemake --profile profiles/slurm                   # a SLURM cluster
+#
+# Per micrograph: denoise -> picking stages -> final picks; per data set: metrics; across data
+# sets: the benchmark report. Logic lives in the cryopick package; rules only wire files.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/denoise.smk"
+include: "rules/baseline.smk"
+include: "rules/picks.smk"
+include: "rules/metrics.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

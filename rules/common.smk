@@ -1,0 +1,128 @@
+# Helpers shared by all rules: config validation, data-set listing, per-wildcard lookups.
+# Everything here runs at DAG-build time, so it only lists names and never opens a micrograph.
+
+import sys
+
+from snakemake.utils import validate
+
+# The DAG build imports this workflow's own cryopick package; jobs find it through the
+# symbolic link scripts/cryopick, since Snakemake puts a script's folder on its sys.path.
+sys.path.insert(0, workflow.basedir)
+
+from cryopick.datasets import list_label_files, list_micrographs  # noqa: E402
+
+# Data sets named on the command line (--configfile/--config) replace the bundled demo data
+# sets instead of being merged with them; every other key merges as usual.
+_cli_config = workflow.config_settings.overwrite_config
+if "datasets" in _cli_config:
+    config["datasets"] = dict(_cli_config["datasets"])
+
+validate(config, "../config/schema.yaml")
+
+DATASETS = config["datasets"]
+MICROGRAPHS = {name: list_micrographs(ds["micrographs"], name) for name, ds in DATASETS.items()}
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    micrograph=r"[^/]+",
+    format=r"csv|box",
+
+
+def micrograph_path(wildcards):
+    """The input file of one micrograph."""
+    return MICROGRAPHS[wildcards.dataset][wildcards.micrograph]
+
+
+def dataset_setting(wildcards, key):
+    return DATASETS[wildcards.dataset].get(key)
+
+
+def dataset_pixel_size(wildcards):
+    return dataset_setting(wildcards, "pixel_size")
+
+
+def dataset_diameter(wildcards):
+    return dataset_setting(wildcards, "particle_diameter")
+
+
+def dataset_invert(wildcards):
+    """Bright particles are inverted at denoising so every later stage sees dark particles."""
+    return dataset_setting(wildcards, "particle_contrast") == "bright"
+
+
+def dataset_micrograph_names(wildcards):
+    return micrograph_names(wildcards.dataset)
+
+
+def dataset_ground_truth(wildcards):
+    return dataset_setting(wildcards, "ground_truth")
+
+
+def dataset_ground_truth_masks(wildcards):
+    return dataset_setting(wildcards, "ground_truth_masks")
+
+
+def picking_stages():
+    """Picking stage -> per-micrograph picks pattern, for every stage this config runs; each
+    stage gets a row in summary.tsv, the final picks last."""
+    return {
+        "baseline": "results/{dataset}/baseline/{micrograph}.star",
+        "final": "results/{dataset}/picks/{micrograph}.star",
+    }
+
+
+def source_picks(wildcards):
+    """Per-micrograph picks of the stage chosen as the source of the final picks."""
+    return picking_stages()[config["picks"]["source"]].format(**wildcards)
+
+
+def final_picks_settings():
+    """The picks settings that change the final picks (not the extra output formats)."""
+    return {k: v for k, v in config["picks"].items() if k != "formats"}
+
+
+def micrograph_names(dataset):
+    return list(MICROGRAPHS[dataset])
+
+
+def has_ground_truth(dataset):
+    return bool(DATASETS[dataset].get("ground_truth"))
+
+
+def per_micrograph(pattern, dataset):
+    return expand(pattern, dataset=dataset, micrograph=micrograph_names(dataset))
+
+
+def metrics_inputs(wildcards):
+    """Picks of every stage, the denoised artifacts (frames) and the label files."""
+    dataset = wildcards.dataset
+    inputs = {f"stage_{stage}": per_micrograph(pattern, dataset)
+              for stage, pattern in picking_stages().items()}
+    inputs["denoised"] = per_micrograph("results/{dataset}/denoise/{micrograph}.npz", dataset)
+    names = set(micrograph_names(dataset))
+    labels = list_label_files(DATASETS[dataset]["ground_truth"])
+    inputs["labels"] = [path for name, path in labels.items() if name in names]
+    masks = list_label_files(DATASETS[dataset].get("ground_truth_masks"), suffixes=(".png",))
+    inputs["masks"] = [path for name, path in masks.items() if name in names]
+    return inputs
+
+
+def scored_datasets():
+    return [name for name in DATASETS if has_ground_truth(name)]
+
+
+def report_summaries():
+    return expand("results/{dataset}/metrics/summary.tsv", dataset=scored_datasets())
+
+
+def all_outputs():
+    outputs = []
+    for dataset in DATASETS:
+        outputs += per_micrograph("results/{dataset}/picks/{micrograph}.star", dataset)
+        for fmt in config["picks"]["formats"]:
+            outputs += expand("results/{dataset}/picks_{format}/{micrograph}.{format}",
+                              dataset=dataset, format=fmt, micrograph=micrograph_names(dataset))
+    outputs += report_summaries()
+    outputs += ["results/report/benchmark.tsv", "results/report/index.html"]
+    return outputs

@@ -1,0 +1,15 @@
+"""Snakemake wrapper: the cross-data-set benchmark report (cryopick.report.write_report)."""
+
+from cryopick.report import write_report
+from cryopick.workflow import logged_job
+
+with logged_job(snakemake.log[0], "report"):
+    datasets = snakemake.params.datasets
+    write_report(
+        dict(zip(datasets, snakemake.input.summaries)),
+        {dataset: f"results/{dataset}/benchmarks" for dataset in datasets},
+        snakemake.output.tsv,
+        snakemake.output.html,
+        snakemake.params.title,
+        snakemake.params.settings,
+    )

@@ -1,0 +1,64 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryopick.metrics import (dice, disc_mask, match_count, precision_recall_f1,
+                              score_micrograph, summarise)
+
+
+def test_hungarian_beats_greedy():
+    # greedy closest-pair-first takes pick 0 - label 1 (distance 4), leaving pick 1 alone
+    picks = np.array([[6.0, 0.0], [15.0, 0.0]])
+    truth = np.array([[0.0, 0.0], [10.0, 0.0]])
+    assert match_count(picks, truth, radius=6.0) == 2
+
+
+def test_match_is_one_to_one_and_radius_inclusive():
+    truth = np.array([[0.0, 0.0]])
+    picks = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    assert match_count(picks, truth, 5.0) == 1
+    assert match_count(np.array([[3.0, 4.0]]), truth, 5.0) == 1
+    assert match_count(np.array([[3.0, 4.1]]), truth, 5.0) == 0
+    assert match_count(np.zeros((0, 2)), truth, 5.0) == 0
+
+
+def test_precision_recall_f1_edge_cases():
+    assert precision_recall_f1(0, 0, 0) == (0.0, 0.0, 0.0)
+    p, r, f = precision_recall_f1(6, 8, 12)
+    assert (p, r) == (0.75, 0.5) and f == pytest.approx(0.6)
+
+
+def test_dice_and_disc_mask():
+    a = disc_mask((50, 50), [25], [25], 20)
+    assert a.sum() == pytest.approx(np.pi * 100, rel=0.1)
+    assert dice(a, a) == 1.0 and dice(a, ~a) == 0.0
+    assert dice(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
+
+
+def test_pooled_not_mean_and_never_max():
+    truth = pd.DataFrame({"x": [50.0, 150.0], "y": [50.0, 50.0]})
+    good = score_micrograph("a", truth.copy(), truth, 20, (100, 200))
+    empty = score_micrograph("b", truth.iloc[:0], truth, 20, (100, 200))
+    extra = pd.DataFrame({"x": [50.0] + [10.0 + 20 * i for i in range(9)], "y": [50.0] * 10})
+    noisy = score_micrograph("c", extra, truth, 20, (100, 200))
+    table = pd.DataFrame([good.row(), empty.row(), noisy.row()])
+    summary = summarise(table)
+    tp = 2 + 0 + 2  # the noisy micrograph's picks at x=50 and x=150 both match
+    assert summary["precision"] == pytest.approx(tp / (2 + 0 + 10))
+    assert summary["recall"] == pytest.approx(tp / 6)
+    assert summary["f1"] == pytest.approx(2 * tp / (12 + 6))
+    assert summary["dice"] == pytest.approx(table["dice"].mean())
+    assert summary["f1"] < table["f1"].max()
+
+
+def test_stricter_radius_counts_fewer():
+    truth = pd.DataFrame({"x": [50.0], "y": [50.0]})
+    picks = pd.DataFrame({"x": [57.0], "y": [50.0]})
+    row = score_micrograph("a", picks, truth, 20, (100, 100)).row()
+    assert row["tp"] == 1 and row["tp_r025"] == 0
+
+
+def test_label_mask_shape_mismatch_is_an_error():
+    truth = pd.DataFrame({"x": [5.0], "y": [5.0]})
+    with pytest.raises(ValueError, match="shape"):
+        score_micrograph("a", truth, truth, 4, (10, 10), truth_mask=np.zeros((9, 10), bool))

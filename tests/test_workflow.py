@@ -1,0 +1,145 @@
+"""The real workflow, end to end, on tiny data made here: outputs, metrics, reruns,
+determinism, bad input with --keep-going, configuration errors and lint."""
+
+import hashlib
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cryopick.io import read_coordinates, write_mrc
+from tests.conftest import (REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, make_dataset,
+                            run_workflow)
+
+pytestmark = pytest.mark.slow
+
+
+def test_end_to_end_outputs(workflow_run):
+    workdir, _, _ = workflow_run
+    results = workdir / "results" / "small"
+    for name in ("mic_000", "mic_001"):
+        picks = read_coordinates(results / "picks" / f"{name}.star")
+        assert 20 <= len(picks) <= 30
+        assert (np.diff(picks["score"]) <= 0).all()  # best first
+        assert len(read_coordinates(results / "picks_csv" / f"{name}.csv")) == len(picks)
+        assert len(read_coordinates(results / "picks_box" / f"{name}.box")) == len(picks)
+        assert (results / "logs" / "denoise" / f"{name}.log").read_text().count("done in") == 1
+        assert (results / "benchmarks" / "denoise" / f"{name}.tsv").exists()
+    summary = pd.read_csv(results / "metrics" / "summary.tsv", sep="\t")
+    assert list(summary["stage"]) == ["baseline", "final"]
+    assert (summary["f1"] > 0.9).all() and (summary["f1_r025"] > 0.85).all()
+    assert summary["dice"].between(0.7, 1.0).all()
+    per = pd.read_csv(results / "metrics" / "per_micrograph.tsv", sep="\t")
+    assert len(per) == 4 and set(per["micrograph"]) == {"mic_000", "mic_001"}
+    report = (workdir / "results" / "report" / "index.html").read_text()
+    assert "small" in report and "pick_baseline" in report
+    table = pd.read_csv(workdir / "results" / "report" / "benchmark.tsv", sep="\t")
+    assert list(table["dataset"]) == ["small", "small"]
+
+
+def test_unchanged_rerun_does_nothing(workflow_run):
+    workdir, config, _ = workflow_run
+    result = run_workflow(workdir, config, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_same_inputs_give_same_picks(workflow_run, tmp_path):
+    workdir, config, _ = workflow_run
+    run_workflow(tmp_path / "again", config)
+    for name in ("mic_000", "mic_001"):
+        first = read_coordinates(workdir / "results/small/picks" / f"{name}.star")
+        second = read_coordinates(tmp_path / "again/results/small/picks" / f"{name}.star")
+        pd.testing.assert_frame_equal(first, second)
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
+    data = tmp_path / "data"
+    dataset = make_dataset(data, n_micrographs=2)
+    config = {"datasets": {"set": dataset}, "denoise": SMALL_DENOISE,
+              "baseline": SPARSE_BASELINE}
+    work = tmp_path / "work"
+    run_workflow(work, config)
+    kept = {p: (_digest(p), p.stat().st_mtime_ns)
+            for p in (work / "results").rglob("*") if p.is_file() and "logs" not in p.parts
+            and "benchmarks" not in p.parts}
+    # add three damaged micrographs to the same data set
+    good = data / "micrographs" / "mic_000.mrc"
+    truncated = data / "micrographs" / "truncated.mrc"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    image = np.ones((300, 300), np.float32)
+    write_mrc(data / "micrographs" / "constant.mrc", image, 2.0)
+    image[10:20, 10:20] = np.nan
+    image[0, 0] = 2.0
+    write_mrc(data / "micrographs" / "has_nan.mrc", image, 2.0)
+    for name in ("truncated", "constant", "has_nan"):
+        shutil.copy(data / "labels" / "mic_000.csv", data / "labels" / f"{name}.csv")
+    inputs = {p: _digest(p) for p in data.rglob("*") if p.is_file()}
+
+    result = run_workflow(work, config, "--keep-going", check=False)
+    assert result.returncode != 0
+    logs = work / "results" / "set" / "logs" / "denoise"
+    assert "truncated.mrc: MRC file is truncated" in (logs / "truncated.log").read_text()
+    assert "constant.mrc: image is constant" in (logs / "constant.log").read_text()
+    assert "has_nan.mrc: image holds 100 NaN" in (logs / "has_nan.log").read_text()
+    assert "truncated.mrc" in result.stderr and "Traceback" not in (logs / "truncated.log").read_text()
+    # the good micrographs' outputs and the earlier metrics are untouched, the inputs too
+    for path, (digest, mtime) in kept.items():
+        assert path.exists() and _digest(path) == digest and path.stat().st_mtime_ns == mtime, path
+    assert {p: _digest(p) for p in data.rglob("*") if p.is_file()} == inputs
+    assert not list((work / "results").rglob(".*.npz.*")), "no half-written artifacts"
+
+
+def test_missing_ground_truth_is_named_or_skipped(tmp_path):
+    dataset = make_dataset(tmp_path / "data", n_micrographs=2)
+    (tmp_path / "data" / "labels" / "mic_001.csv").unlink()
+    config = {"datasets": {"set": dataset}, "denoise": SMALL_DENOISE,
+              "baseline": SPARSE_BASELINE}
+    result = run_workflow(tmp_path / "w1", config, check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "w1/results/set/logs/metrics.log").read_text()
+    assert "no ground-truth file" in log and "mic_001" in log
+    assert (tmp_path / "w1/results/set/picks/mic_001.star").exists()
+    config["metrics"] = {"missing_ground_truth": "skip"}
+    run_workflow(tmp_path / "w2", config)
+    summary = pd.read_csv(tmp_path / "w2/results/set/metrics/summary.tsv", sep="\t")
+    assert (summary["n_micrographs"] == 1).all()
+    assert "skipped mic_001" in (tmp_path / "w2/results/set/logs/metrics.log").read_text()
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"denoise": {"size": 256, "nlm_hh": 3}}, "nlm_hh"),
+    ({"baseline": {"threshold": "high"}}, "threshold"),
+    ({"picks": {"source": "magic"}}, "magic"),
+])
+def test_config_errors_name_the_key(tmp_path, small_dataset, change, expected):
+    config = {"datasets": {"small": small_dataset}, **change}
+    result = run_workflow(tmp_path, config, "-n", check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr + result.stdout
+
+
+def test_dataset_with_wrong_type_is_refused(tmp_path, small_dataset):
+    config = {"datasets": {"small": {**small_dataset, "particle_diameter": "big"}}}
+    result = run_workflow(tmp_path, config, "-n", check=False)
+    assert result.returncode != 0 and "particle_diameter" in result.stderr + result.stdout
+
+
+def test_user_datasets_replace_the_default_ones(tmp_path, small_dataset):
+    (tmp_path / "config").mkdir()
+    default = {"datasets": {"bundled": small_dataset}, "denoise": {"size": 256}}
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(default))
+    result = run_workflow(tmp_path, {"datasets": {"mine": small_dataset}}, "-n")
+    assert "results/mine/picks" in result.stdout and "results/bundled" not in result.stdout
+
+
+def test_snakemake_lint_is_clean():
+    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
