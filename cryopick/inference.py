@@ -131,3 +131,75 @@ def load_prediction(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Fra
         if "centre" in data:
             maps["centre"] = data["centre"].astype(np.float32) / 255.0
     return maps, frame, metadata
+
+
+# ----------------------------------------------------------------------------------------------
+# files: what the workflow's rules call
+# ----------------------------------------------------------------------------------------------
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def predict_files(model_path: str, denoised_paths: list[str], output_paths: list[str],
+                  diameter_angstrom: float, device: str = "auto", batch_size: int = 4,
+                  threads: int | None = None, log=print) -> str:
+    """Load the model once, predict every denoised canvas ``batch_size`` at a time and write
+    one 8-bit map file per micrograph. Returns the device used (also logged and stored in each
+    file's metadata)."""
+    from cryopick.denoise import load_denoised
+    from cryopick.training import file_sha256, load_model, resolve_device
+
+    if len(denoised_paths) != len(output_paths):
+        raise ValueError("predict_files needs one output path per denoised micrograph")
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch_device = resolve_device(device)
+    model, checkpoint = load_model(model_path, device=torch_device)
+    used = describe_device(torch_device)
+    log(f"U-Net {model_path} ({checkpoint['data']['sha256'][:12]}) on {used}; "
+        f"{len(denoised_paths)} micrograph(s), batch size {batch_size}")
+    metadata = {"model": str(model_path), "model_sha256": file_sha256(model_path),
+                "model_data_sha256": checkpoint["data"]["sha256"], "device": used,
+                "picking": checkpoint.get("picking", {})}
+    for start in range(0, len(denoised_paths), max(1, batch_size)):
+        chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
+        denoised = [load_denoised(denoised_paths[i]) for i in chunk]
+        # micrographs of one data set share one scale; group in case they do not
+        scales = [model_scale(checkpoint, d.frame, diameter_angstrom / d.original_pixel_size)
+                  for d in denoised]
+        for scale in sorted(set(scales)):
+            members = [k for k, s in enumerate(scales) if s == scale]
+            maps = predict(model, [denoised[k].image for k in members],
+                           [denoised[k].frame.content_mask for k in members],
+                           batch_size=batch_size, scale=scale, device=torch_device)
+            for k, prediction in zip(members, maps):
+                save_prediction(output_paths[chunk[k]], prediction, denoised[k].frame,
+                                {**metadata, "scale": scale})
+        log(f"predicted {chunk[-1] + 1}/{len(denoised_paths)}")
+    return used
+
+
+def pick_unet_file(prediction_path: str, denoised_path: str, output_path: str,
+                   diameter_angstrom: float, threshold: float | None = None,
+                   min_distance: float | None = None, edge_margin: float | None = None
+                   ) -> pd.DataFrame:
+    """Picks from one micrograph's U-Net maps, written as RELION STAR. Settings left at None
+    take the values tuned on the model's validation micrographs (stored with the maps)."""
+    from cryopick.denoise import load_denoised
+    from cryopick.io import write_star
+
+    maps, frame, metadata = load_prediction(prediction_path)
+    tuned = metadata.get("picking", {})
+    settings = {"threshold": threshold, "min_distance": min_distance, "edge_margin": edge_margin}
+    defaults = {"threshold": 0.5, "min_distance": 0.4, "edge_margin": 0.5}
+    for key, value in settings.items():
+        if value is None:
+            settings[key] = float(tuned.get(key, defaults[key]))
+    denoised = load_denoised(denoised_path)
+    diameter_px = diameter_angstrom / denoised.pixel_size
+    picks = picks_from_prediction(maps, frame, diameter_px, **settings)
+    write_star(output_path, picks)
+    return picks

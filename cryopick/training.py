@@ -55,14 +55,14 @@ class TrainingConfig:
     base_width: int = 16
     depth: int = 4
     heads: tuple[str, ...] = ("mask", "centre")
-    diameter_px: float | None = None  # particle diameter on the model's canvas; None: median
+    diameter_px: float | None = 13.5  # particle diameter on the model canvas; None: median
     centre_sigma: float = 0.125  # Gaussian sigma of the centre heat-map
-    ignore_border: float = 0.0  # no loss this close to the content edge (unlabelled borders)
-    crop: int = 256
-    batch_size: int = 8
+    ignore_border: float = 1.0  # no loss this close to the content edge (unlabelled borders)
+    crop: int = 128
+    batch_size: int = 16
     steps: int = 2000  # optimiser steps; the cosine schedule ends at steps or max_minutes
     steps_per_epoch: int = 100  # validation and checkpointing every this many steps
-    max_minutes: float = 30.0
+    max_minutes: float = 120.0
     learning_rate: float = 2e-3
     weight_decay: float = 1e-5
     centre_weight: float = 1.0  # centre-map loss relative to the mask loss
@@ -78,7 +78,7 @@ class TrainingConfig:
     # picking settings tuned on the validation micrographs (grid; best pooled F1 at 0.5 x d)
     thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
     min_distances: tuple[float, ...] = (0.3, 0.4, 0.5)
-    edge_margins: tuple[float, ...] = (0.5,)
+    edge_margins: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(self.heads))
@@ -675,3 +675,28 @@ def write_history(history: list[dict], tsv_path: str | os.PathLike,
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# files: what the workflow's train_unet rule calls
+# ----------------------------------------------------------------------------------------------
+
+def labelled_micrograph(name: str, denoised_path: str, labels_path: str,
+                        diameter_angstrom: float, mask_path: str | None = None
+                        ) -> LabelledMicrograph:
+    """A training item whose labelled diameter (file pixels) comes from the data set's
+    particle diameter and the pixel size recorded by the denoise stage."""
+    from cryopick.denoise import load_frame
+
+    _, file_pixel_size = load_frame(denoised_path)
+    return LabelledMicrograph(name, str(denoised_path), str(labels_path),
+                              diameter_angstrom / file_pixel_size, mask_path)
+
+
+def train_files(items: list[LabelledMicrograph], config: TrainingConfig, model_path: str,
+                history_path: str, plot_path: str, log=print) -> dict:
+    """Train, then write the checkpoint, the per-epoch table and the loss curves."""
+    result = train(items, config, log)
+    save_checkpoint(model_path, result.checkpoint)
+    write_history(result.history, history_path, plot_path)
+    return result.checkpoint

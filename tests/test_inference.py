@@ -93,3 +93,66 @@ def test_mask_only_model_picks_peaks_of_the_smoothed_mask():
     score = pick_score_map({"mask": mask}, 12.0)
     assert score.shape == (60, 60)
     assert score[30, 20] > score[30, 30] and score[30, 40] > score[30, 30]
+
+
+# ----------------------------------------------------------------------------------------------
+# the workflow's U-Net rules, end to end on tiny data (trains a tiny model with train_unet)
+# ----------------------------------------------------------------------------------------------
+
+TINY_TRAINING = {"datasets": ["small"], "base_width": 4, "depth": 2, "crop": 32, "batch_size": 4,
+                 "steps": 30, "steps_per_epoch": 15, "max_minutes": 5, "threads": 1,
+                 "diameter_px": None, "thresholds": [0.2, 0.4], "min_distances": [0.5],
+                 "edge_margins": [0.5]}
+
+
+@pytest.fixture(scope="module")
+def unet_workflow(tmp_path_factory):
+    from tests.conftest import SMALL_DENOISE, SPARSE_BASELINE, make_dataset, run_workflow
+
+    dataset = make_dataset(tmp_path_factory.mktemp("unet_data"), n_micrographs=3)
+    workdir = tmp_path_factory.mktemp("unet_run")
+    config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
+              "baseline": SPARSE_BASELINE,
+              "unet": {"model": "train", "device": "cpu", "threads": 1, "batch_size": 2,
+                       "train": TINY_TRAINING}}
+    run_workflow(workdir, config)
+    return workdir, config, run_workflow
+
+
+@pytest.mark.slow
+def test_workflow_trains_predicts_and_scores_the_unet_stage(unet_workflow):
+    import pandas as pd
+
+    from cryopick.training import load_model
+
+    workdir, _, _ = unet_workflow
+    model, checkpoint = load_model(workdir / "results/unet_training/model.pt")
+    assert checkpoint["config"]["steps"] == 30 and checkpoint["data"]["n_micrographs"] == 3
+    assert (workdir / "results/unet_training/loss.png").stat().st_size > 1000
+    for name in ("mic_000", "mic_001", "mic_002"):
+        with np.load(workdir / f"results/small/unet/{name}.npz") as data:
+            assert data["probability"].dtype == np.uint8 and data["probability"].shape == (256, 256)
+            assert data["centre"].dtype == np.uint8
+            assert "cpu" in json.loads(str(data["metadata"]))["device"]
+        assert (workdir / f"results/small/unet_picks/{name}.star").exists()
+        log = (workdir / f"results/small/logs/unet_predict/{name}.log").read_text()
+        assert "on cpu" in log and "device used: cpu" in log
+    summary = pd.read_csv(workdir / "results/small/metrics/summary.tsv", sep="\t")
+    assert list(summary["stage"]) == ["baseline", "unet", "final"]
+
+
+@pytest.mark.slow
+def test_changed_training_settings_retrain_and_unchanged_ones_do_not(unet_workflow):
+    workdir, config, run_workflow = unet_workflow
+    unchanged = run_workflow(workdir, config, "-n")
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    changed = json.loads(json.dumps(config))
+    changed["unet"]["train"]["steps"] = 31
+    dry = run_workflow(workdir, changed, "-n")
+    assert "train_unet" in dry.stdout and "unet_predict" in dry.stdout
+    # a new picking threshold re-picks but never re-runs the network
+    repick = json.loads(json.dumps(config))
+    repick["unet"]["threshold"] = 0.3
+    dry = run_workflow(workdir, repick, "-n")
+    assert "pick_unet" in dry.stdout
+    assert "unet_predict" not in dry.stdout and "train_unet" not in dry.stdout
