@@ -89,7 +89,7 @@ def evaluate_model(checkpoint_path: Path, names: list[str], canvases: dict[str, 
     denoised = [load_denoised(canvases[n]) for n in names]
     scale = model_scale(checkpoint, denoised[0].frame, DIAMETER_PX)
     maps = predict(model, [d.image for d in denoised], [d.frame.content_mask for d in denoised],
-                   batch_size=4, scale=scale)
+                   batch_size=4, scale=scale, symmetries=int(picking.get("symmetries", 1)))
     rows = []
     for name, den, pred in zip(names, denoised, maps):
         path = workdir / f"{name}.npz"
@@ -169,7 +169,11 @@ def main(argv=None) -> None:
         held_out = [n for i, n in enumerate(names) if i % args.folds == fold]
         training = [n for n in names if n not in held_out]
         checkpoint_path = runs / f"fold{fold}.pt"
-        if args.retrain or not checkpoint_path.exists():
+        stale = (checkpoint_path.exists()
+                 and load_model(checkpoint_path)[1]["config"] != config.to_dict())
+        if stale:
+            print(f"[fold {fold}] cached checkpoint has another config: retraining", flush=True)
+        if args.retrain or stale or not checkpoint_path.exists():
             with open(runs / f"fold{fold}.log", "w") as log_file:
                 def log(message, _f=log_file):
                     print(f"[fold {fold}] {message}", flush=True)

@@ -30,21 +30,45 @@ from cryopick.training import normalise_image, rescale_factor, resize_canvas
 from cryopick.unet import AttentionUNet
 
 
+SYMMETRIES = ((0, False), (2, False), (0, True), (2, True),
+              (1, False), (3, False), (1, True), (3, True))  # (quarter turns, flip)
+
+
+def _symmetric_probabilities(model: AttentionUNet, batch: torch.Tensor,
+                             symmetries: int) -> torch.Tensor:
+    """Mean sigmoid over the first ``symmetries`` of the square's 8 symmetries (test-time
+    augmentation; 1 = the plain forward pass). Each transformed prediction is mapped back."""
+    total = None
+    for turns, flip in SYMMETRIES[:symmetries]:
+        x = torch.rot90(batch, turns, dims=(-2, -1))
+        if flip:
+            x = torch.flip(x, dims=(-1,))
+        prob = torch.sigmoid(model(x.contiguous(memory_format=torch.channels_last)).float())
+        if flip:
+            prob = torch.flip(prob, dims=(-1,))
+        prob = torch.rot90(prob, -turns, dims=(-2, -1))
+        total = prob if total is None else total + prob
+    return total / symmetries
+
+
 def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
             contents: list[np.ndarray | None] | None = None, batch_size: int = 4,
-            scale: float = 1.0, device: torch.device | str | None = None) -> list[dict]:
+            scale: float = 1.0, device: torch.device | str | None = None,
+            symmetries: int = 1) -> list[dict]:
     """Probabilities of every head for each uint8 canvas: a list of {head: float32 (H, W)}.
 
     ``scale`` resamples each canvas before the network (model diameter / data diameter) and
     the maps back after it. Canvases are stacked ``batch_size`` at a time when they share a
     size; results do not depend on the batch size (eval-mode BatchNorm, per-image
-    normalisation).
+    normalisation). ``symmetries`` > 1 averages over flipped/rotated copies (1, 2, 4 or 8).
     """
+    if symmetries not in (1, 2, 4, 8):
+        raise ValueError(f"symmetries must be 1, 2, 4 or 8, got {symmetries}")
     images = [np.asarray(im) for im in images]
     if contents is None:
         contents = [None] * len(images)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.eval()
+    model.eval().to(memory_format=torch.channels_last)
     prepared = [resize_canvas(normalise_image(im, c), scale) for im, c in zip(images, contents)]
     outputs: list[dict | None] = [None] * len(images)
     order = sorted(range(len(images)), key=lambda i: prepared[i].shape)
@@ -58,7 +82,7 @@ def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
                    and prepared[order[i + len(group)]].shape == shape):
                 group.append(order[i + len(group)])
             batch = torch.from_numpy(np.stack([prepared[j] for j in group]))[:, None].to(device)
-            probs = torch.sigmoid(model(batch).float()).cpu().numpy()
+            probs = _symmetric_probabilities(model, batch, symmetries).cpu().numpy()
             for k, j in enumerate(group):
                 h, w = images[j].shape
                 maps = {}
@@ -145,10 +169,12 @@ def describe_device(device: torch.device) -> str:
 
 def predict_files(model_path: str, denoised_paths: list[str], output_paths: list[str],
                   diameter_angstrom: float, device: str = "auto", batch_size: int = 4,
-                  threads: int | None = None, log=print) -> str:
+                  threads: int | None = None, symmetries: int | None = None,
+                  log=print) -> str:
     """Load the model once, predict every denoised canvas ``batch_size`` at a time and write
     one 8-bit map file per micrograph. Returns the device used (also logged and stored in each
-    file's metadata)."""
+    file's metadata). ``symmetries`` None uses the test-time augmentation the model's picking
+    settings were tuned with."""
     from cryopick.denoise import load_denoised
     from cryopick.training import file_sha256, load_model, resolve_device
 
@@ -159,11 +185,14 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     torch_device = resolve_device(device)
     model, checkpoint = load_model(model_path, device=torch_device)
     used = describe_device(torch_device)
+    if symmetries is None:
+        symmetries = int(checkpoint.get("picking", {}).get("symmetries", 1))
     log(f"U-Net {model_path} ({checkpoint['data']['sha256'][:12]}) on {used}; "
-        f"{len(denoised_paths)} micrograph(s), batch size {batch_size}")
+        f"{len(denoised_paths)} micrograph(s), batch size {batch_size}, "
+        f"{symmetries} symmetr{'y' if symmetries == 1 else 'ies'} averaged")
     metadata = {"model": str(model_path), "model_sha256": file_sha256(model_path),
                 "model_data_sha256": checkpoint["data"]["sha256"], "device": used,
-                "picking": checkpoint.get("picking", {})}
+                "picking": checkpoint.get("picking", {}), "symmetries": symmetries}
     for start in range(0, len(denoised_paths), max(1, batch_size)):
         chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
         denoised = [load_denoised(denoised_paths[i]) for i in chunk]
@@ -174,7 +203,8 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
             members = [k for k, s in enumerate(scales) if s == scale]
             maps = predict(model, [denoised[k].image for k in members],
                            [denoised[k].frame.content_mask for k in members],
-                           batch_size=batch_size, scale=scale, device=torch_device)
+                           batch_size=batch_size, scale=scale, device=torch_device,
+                           symmetries=symmetries)
             for k, prediction in zip(members, maps):
                 save_prediction(output_paths[chunk[k]], prediction, denoised[k].frame,
                                 {**metadata, "scale": scale})

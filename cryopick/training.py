@@ -79,6 +79,7 @@ class TrainingConfig:
     thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
     min_distances: tuple[float, ...] = (0.3, 0.4, 0.5)
     edge_margins: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)
+    symmetries: int = 1  # test-time augmentation the final tuning (and inference) uses
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(self.heads))
@@ -404,6 +405,21 @@ def tune_picking(predictions: list[dict[str, np.ndarray]], examples: list[Exampl
     return {"best": best, "grid": rows}
 
 
+def final_tuning(model: AttentionUNet, examples: list[Example], config: TrainingConfig,
+                 device: torch.device) -> dict:
+    """Picking settings tuned on maps made exactly as the workflow makes them: inference with
+    ``config.symmetries`` and the 8-bit rounding of the map files."""
+    from cryopick.inference import predict
+
+    predictions = []
+    for ex in examples:
+        maps = predict(model, [ex.raw], [ex.frame.content_mask], batch_size=1, scale=ex.factor,
+                       device=device, symmetries=config.symmetries)[0]
+        predictions.append({k: np.round(v * 255.0) / 255.0 for k, v in maps.items()})
+    return tune_picking(predictions, examples, config.thresholds, config.min_distances,
+                        config.edge_margins)["best"]
+
+
 def canvas_probabilities(logits: np.ndarray, example: Example,
                          heads: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Head probabilities resampled back to the denoised canvas (what inference produces)."""
@@ -527,11 +543,16 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     minutes = (time.monotonic() - start) / 60.0
     if best_state is None:
         best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    tuned = "val_threshold" in best_metrics
-    picking = {"threshold": best_metrics.get("val_threshold", 0.5),
-               "min_distance": best_metrics.get("val_min_distance", config.min_distances[0]),
-               "edge_margin": best_metrics.get("val_edge_margin", config.edge_margins[0]),
-               "tuned_on": [i.name for i in val_items] if tuned else []}
+    picking = {"threshold": 0.5, "min_distance": config.min_distances[0],
+               "edge_margin": config.edge_margins[0], "symmetries": config.symmetries,
+               "tuned_on": []}
+    if val_ex and "centre" in heads:
+        model.load_state_dict(best_state)
+        final = final_tuning(model, val_ex, config, device)
+        picking.update({k: final[k] for k in ("threshold", "min_distance", "edge_margin")})
+        picking.update(tuned_on=[i.name for i in val_items], validation_f1=final["f1"],
+                       validation_precision=final["precision"],
+                       validation_recall=final["recall"])
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,

@@ -38,6 +38,7 @@ rule unet_predict:
         diameter=dataset_diameter,
         device=UNET["device"],
         batch_size=UNET["batch_size"],
+        symmetries=UNET["symmetries"],
     log:
         "results/{dataset}/logs/unet_predict/{micrograph}.log",
     benchmark:

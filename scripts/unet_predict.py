@@ -20,6 +20,7 @@ with logged_job(snakemake.log[0], f"unet on {len(denoised)} micrograph(s)") as l
         snakemake.params.diameter,
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,
+        symmetries=snakemake.params.symmetries,
         threads=snakemake.threads,
         log=log.info,
     )

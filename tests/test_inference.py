@@ -44,6 +44,16 @@ def test_batched_equals_one_by_one(model):
     np.testing.assert_allclose(shuffled[0]["centre"], together[3]["centre"], atol=1e-5)
 
 
+def test_averaging_over_all_symmetries_makes_maps_rotation_equivariant(model):
+    image = canvases(1, 32)[0]
+    plain = predict(model, [image, np.rot90(image).copy()], symmetries=1)
+    assert np.abs(np.rot90(plain[0]["centre"]) - plain[1]["centre"]).max() > 1e-4
+    averaged = predict(model, [image, np.rot90(image).copy()], symmetries=8)
+    np.testing.assert_allclose(np.rot90(averaged[0]["centre"]), averaged[1]["centre"], atol=1e-6)
+    with pytest.raises(ValueError, match="symmetries"):
+        predict(model, [image], symmetries=3)
+
+
 def test_mixed_sizes_and_rescaling_return_maps_of_each_canvas(model):
     images = canvases(2, 48) + canvases(1, 40, seed=1)
     out = predict(model, images, batch_size=8, scale=0.5)

@@ -39,7 +39,8 @@ def make_micrograph(folder: Path, name: str, seed: int, n: int = 6) -> LabelledM
 def tiny_config(**overrides) -> TrainingConfig:
     settings = dict(base_width=4, depth=2, crop=32, batch_size=4, steps=60, steps_per_epoch=20,
                     max_minutes=2.0, learning_rate=5e-3, validation_fraction=0.34, threads=1,
-                    thresholds=(0.2, 0.4), min_distances=(0.5,), edge_margins=(0.0,))
+                    thresholds=(0.2, 0.4), min_distances=(0.5,), edge_margins=(0.0,),
+                    diameter_px=None, ignore_border=0.0)
     settings.update(overrides)
     return TrainingConfig(**settings)
 
@@ -154,3 +155,15 @@ def test_mismatched_checkpoints_are_refused_naming_the_file(trained, tmp_path):
         load_model(tmp_path / "foreign.pt")
     with pytest.raises(ModelError, match="does not exist"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_workflow_schema_defaults_are_the_code_defaults():
+    """The train_unet rule with default settings trains exactly TrainingConfig()."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    train = schema["properties"]["unet"]["properties"]["train"]["properties"]
+    defaults = {k: v["default"] for k, v in train.items() if k not in ("datasets", "use_masks")}
+    assert TrainingConfig.from_config(defaults) == TrainingConfig()
