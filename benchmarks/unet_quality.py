@@ -38,8 +38,8 @@ from cryopick.inference import (load_prediction, model_scale, picks_from_predict
 from cryopick.io import micrograph_name, read_coordinates, read_micrograph  # noqa: E402
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
-from cryopick.training import (LabelledMicrograph, TrainingConfig, load_model,  # noqa: E402
-                               save_checkpoint, train, write_history)
+from cryopick.training import (LabelledMicrograph, TrainingConfig, input_canvas,  # noqa: E402
+                               load_model, save_checkpoint, train, write_history)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "empiar10017"
 PIXEL_SIZE = 1.77  # A/px of the EMPIAR-10017 JPGs
@@ -65,9 +65,13 @@ def denoise_all(data: Path, cache: Path, size: int) -> dict[str, Path]:
     return out
 
 
+def micrograph_file(data: Path, name: str) -> Path:
+    return next(p for p in (data / "micrographs").iterdir() if micrograph_name(p) == name)
+
+
 def item(data: Path, name: str, denoised: Path) -> LabelledMicrograph:
     return LabelledMicrograph(name, str(denoised), str(data / "coordinates" / f"{name}.csv"),
-                              DIAMETER_PX)
+                              DIAMETER_PX, micrograph=str(micrograph_file(data, name)))
 
 
 def score(name: str, picks: pd.DataFrame, data: Path) -> dict:
@@ -80,20 +84,22 @@ def score(name: str, picks: pd.DataFrame, data: Path) -> dict:
 
 def evaluate_model(checkpoint_path: Path, names: list[str], canvases: dict[str, Path],
                    data: Path, method: str, fold, workdir: Path, threshold=None) -> list[dict]:
-    """Predict ``names`` with one model (batched, as the workflow does), round-trip the maps
-    through the 8-bit .npz the workflow writes, pick with the model's tuned settings, score."""
+    """Predict ``names`` with one model as the workflow does (its input canvas, batched, its
+    test-time augmentation), round-trip the maps through the 8-bit .npz the workflow writes,
+    pick with the model's tuned settings, score."""
     model, checkpoint = load_model(checkpoint_path)
     picking = dict(checkpoint["picking"])
     if threshold is not None:
         picking["threshold"] = threshold
-    denoised = [load_denoised(canvases[n]) for n in names]
-    scale = model_scale(checkpoint, denoised[0].frame, DIAMETER_PX)
-    maps = predict(model, [d.image for d in denoised], [d.frame.content_mask for d in denoised],
+    kind = checkpoint.get("input", "denoised")
+    inputs = [input_canvas(kind, canvases[n], micrograph_file(data, n)) for n in names]
+    scale = model_scale(checkpoint, inputs[0][1], DIAMETER_PX)
+    maps = predict(model, [c for c, _ in inputs], [f.content_mask for _, f in inputs],
                    batch_size=4, scale=scale, symmetries=int(picking.get("symmetries", 1)))
     rows = []
-    for name, den, pred in zip(names, denoised, maps):
+    for name, (_, frame), pred in zip(names, inputs, maps):
         path = workdir / f"{name}.npz"
-        save_prediction(path, pred, den.frame)
+        save_prediction(path, pred, frame)
         pred, frame, _ = load_prediction(path)
         picks = picks_from_prediction(pred, frame, DIAMETER_PX / frame.scale,
                                       picking["threshold"], picking["min_distance"],
@@ -206,7 +212,8 @@ def main(argv=None) -> None:
     table.to_csv(results / f"unet_quality{tag}.tsv", sep="\t", index=False,
                  float_format="%.4f")
     text = [f"# U-Net picking quality, {args.folds}-fold cross-validation on {args.data.name}",
-            "", f"Training config: `{json.dumps(config.to_dict())}`", "",
+            "", f"U-Net input: {config.input} canvas at {args.size} px", "",
+            f"Training config: `{json.dumps(config.to_dict())}`", "",
             "Training per fold: " + "; ".join(
                 f"fold {t['fold']}: {t['minutes']:.1f} min, {t['steps']} steps "
                 f"(stopped by {t['stopped_by']}), picking {t['picking']}" for t in timing),

@@ -168,18 +168,21 @@ def describe_device(device: torch.device) -> str:
 
 
 def predict_files(model_path: str, denoised_paths: list[str], output_paths: list[str],
-                  diameter_angstrom: float, device: str = "auto", batch_size: int = 4,
+                  diameter_angstrom: float, micrograph_paths: list[str] | None = None,
+                  invert: bool = False, device: str = "auto", batch_size: int = 4,
                   threads: int | None = None, symmetries: int | None = None,
                   log=print) -> str:
-    """Load the model once, predict every denoised canvas ``batch_size`` at a time and write
-    one 8-bit map file per micrograph. Returns the device used (also logged and stored in each
-    file's metadata). ``symmetries`` None uses the test-time augmentation the model's picking
-    settings were tuned with."""
-    from cryopick.denoise import load_denoised
-    from cryopick.training import file_sha256, load_model, resolve_device
+    """Load the model once, predict ``batch_size`` micrographs per forward pass and write one
+    8-bit map file per micrograph (on the denoised canvas's frame). The network input is what
+    the model was trained on: the micrograph binned into that frame ("binned", needs
+    ``micrograph_paths``) or the denoised canvas. Returns the device used (also logged and
+    stored in each file's metadata). ``symmetries`` None uses the test-time augmentation the
+    model's picking settings were tuned with."""
+    from cryopick.training import file_sha256, input_canvas, load_model, resolve_device
 
-    if len(denoised_paths) != len(output_paths):
-        raise ValueError("predict_files needs one output path per denoised micrograph")
+    if len(denoised_paths) != len(output_paths) or (
+            micrograph_paths is not None and len(micrograph_paths) != len(denoised_paths)):
+        raise ValueError("predict_files needs one output (and micrograph) per denoised file")
     if threads:
         torch.set_num_threads(int(threads))
     torch_device = resolve_device(device)
@@ -187,29 +190,41 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     used = describe_device(torch_device)
     if symmetries is None:
         symmetries = int(checkpoint.get("picking", {}).get("symmetries", 1))
+    kind = checkpoint.get("input", "denoised")
     log(f"U-Net {model_path} ({checkpoint['data']['sha256'][:12]}) on {used}; "
-        f"{len(denoised_paths)} micrograph(s), batch size {batch_size}, "
+        f"{kind} input, {len(denoised_paths)} micrograph(s), batch size {batch_size}, "
         f"{symmetries} symmetr{'y' if symmetries == 1 else 'ies'} averaged")
     metadata = {"model": str(model_path), "model_sha256": file_sha256(model_path),
                 "model_data_sha256": checkpoint["data"]["sha256"], "device": used,
-                "picking": checkpoint.get("picking", {}), "symmetries": symmetries}
+                "picking": checkpoint.get("picking", {}), "symmetries": symmetries,
+                "input": kind}
     for start in range(0, len(denoised_paths), max(1, batch_size)):
         chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
-        denoised = [load_denoised(denoised_paths[i]) for i in chunk]
+        inputs = [input_canvas(kind, denoised_paths[i],
+                               micrograph_paths[i] if micrograph_paths else None, invert)
+                  for i in chunk]
         # micrographs of one data set share one scale; group in case they do not
-        scales = [model_scale(checkpoint, d.frame, diameter_angstrom / d.original_pixel_size)
-                  for d in denoised]
+        scales = [model_scale(checkpoint, frame,
+                              diameter_angstrom / _file_pixel_size(denoised_paths[i]))
+                  for i, (_, frame) in zip(chunk, inputs)]
         for scale in sorted(set(scales)):
             members = [k for k, s in enumerate(scales) if s == scale]
-            maps = predict(model, [denoised[k].image for k in members],
-                           [denoised[k].frame.content_mask for k in members],
+            maps = predict(model, [inputs[k][0] for k in members],
+                           [inputs[k][1].content_mask for k in members],
                            batch_size=batch_size, scale=scale, device=torch_device,
                            symmetries=symmetries)
             for k, prediction in zip(members, maps):
-                save_prediction(output_paths[chunk[k]], prediction, denoised[k].frame,
+                save_prediction(output_paths[chunk[k]], prediction, inputs[k][1],
                                 {**metadata, "scale": scale})
         log(f"predicted {chunk[-1] + 1}/{len(denoised_paths)}")
     return used
+
+
+def _file_pixel_size(denoised_path: str) -> float:
+    """Angstrom per pixel of the micrograph file, as the denoise stage recorded it."""
+    from cryopick.denoise import load_frame
+
+    return load_frame(denoised_path)[1]
 
 
 def pick_unet_file(prediction_path: str, denoised_path: str, output_path: str,

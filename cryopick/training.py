@@ -39,6 +39,9 @@ CHECKPOINT_FORMAT = "cryopick-unet"
 CHECKPOINT_VERSION = 1
 
 
+INPUT_KINDS = ("binned", "denoised")
+
+
 class ModelError(ValueError):
     """A model file is unusable or does not match what the caller expects; names the file."""
 
@@ -52,6 +55,7 @@ class TrainingConfig:
     """Every training setting; stored in the checkpoint. Lengths in particle diameters unless
     the name says px (network canvas pixels)."""
 
+    input: str = "binned"  # network input: "binned" micrograph or the "denoised" canvas
     base_width: int = 16
     depth: int = 4
     heads: tuple[str, ...] = ("mask", "centre")
@@ -88,6 +92,9 @@ class TrainingConfig:
             if not values:
                 raise InputError(f"unet training setting {name} needs at least one value")
             object.__setattr__(self, name, values)
+        if self.input not in INPUT_KINDS:
+            raise InputError(f"unet training input must be one of {INPUT_KINDS}, "
+                             f"got {self.input!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"unet training device must be auto, cpu or cuda, got {self.device!r}")
         if self.crop % 2**self.depth:
@@ -135,13 +142,16 @@ def seed_everything(seed: int) -> None:
 
 @dataclass(frozen=True)
 class LabelledMicrograph:
-    """One training micrograph: its denoised canvas (.npz), labels and labelled diameter."""
+    """One training micrograph: its denoised canvas (.npz, which also fixes the frame), the
+    micrograph file (the input of "binned" models), labels and labelled diameter."""
 
     name: str
     denoised: str  # path of the .npz written by the denoise stage
     labels: str  # CryoPPP .csv, RELION .star or EMAN .box
     diameter: float  # labelled particle diameter in pixels of the micrograph file
     mask: str | None = None  # optional binary mask image in the file frame (mask head target)
+    micrograph: str | None = None  # the micrograph file itself
+    invert: bool = False  # bright particles: invert so the network always sees dark ones
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -161,6 +171,9 @@ def data_identity(items: list[LabelledMicrograph]) -> dict:
                  "labels": file_sha256(item.labels), "diameter": float(item.diameter)}
         if item.mask:
             entry["mask"] = file_sha256(item.mask)
+        if item.micrograph:
+            entry["micrograph"] = file_sha256(item.micrograph)
+            entry["invert"] = bool(item.invert)
         entries.append(entry)
     blob = json.dumps(entries, sort_keys=True).encode()
     return {"sha256": hashlib.sha256(blob).hexdigest(), "n_micrographs": len(entries),
@@ -241,23 +254,48 @@ class Example:
     factor: float  # model canvas / denoised canvas
     truth: np.ndarray  # (n, 2) label centres in the file frame
     diameter: float  # labelled diameter in file pixels
-    raw: np.ndarray = field(repr=False, default=None)  # the uint8 canvas as stored
+    raw: np.ndarray = field(repr=False, default=None)  # the uint8 input canvas
 
 
 def canvas_diameter(item: LabelledMicrograph) -> float:
     return item.diameter / load_denoised(item.denoised).frame.scale
 
 
+def binned_canvas(micrograph_path: str, frame: Frame, invert: bool = False) -> np.ndarray:
+    """The "binned" network input: the micrograph binned into the frame's canvas and stretched
+    to 8 bits, without the denoising chain (on already-filtered micrographs the chain removes
+    much of what tells particles apart; the network learns its own filtering)."""
+    from cryopick.denoise import bin_to_frame, to_uint8
+    from cryopick.io import read_micrograph
+
+    image = read_micrograph(micrograph_path).image
+    if image.shape != (frame.original_height, frame.original_width):
+        raise InputError(f"{micrograph_path}: shape {image.shape} differs from its denoised "
+                         f"frame ({frame.original_height}, {frame.original_width})")
+    return to_uint8(bin_to_frame(-image if invert else image, frame), frame.content_mask)
+
+
+def input_canvas(kind: str, denoised_path: str, micrograph_path: str | None = None,
+                 invert: bool = False):
+    """(uint8 network input, frame) of one micrograph for a model with input ``kind``."""
+    denoised = load_denoised(denoised_path)
+    if kind == "denoised":
+        return denoised.image, denoised.frame
+    if not micrograph_path:
+        raise InputError(f"{denoised_path}: a U-Net with input 'binned' needs the micrograph "
+                         "file, not only its denoised canvas")
+    return binned_canvas(micrograph_path, denoised.frame, invert), denoised.frame
+
+
 def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diameter_px: float,
                  heads: tuple[str, ...]) -> Example:
-    denoised = load_denoised(item.denoised)
-    frame = denoised.frame
+    canvas, frame = input_canvas(config.input, item.denoised, item.micrograph, item.invert)
     labels = read_coordinates(item.labels)
     truth = labels[["x", "y"]].to_numpy(float)
     diameter_px = item.diameter / frame.scale
     factor = rescale_factor(diameter_px, model_diameter_px)
     content = frame.content_mask
-    image = resize_canvas(normalise_image(denoised.image, content), factor)
+    image = resize_canvas(normalise_image(canvas, content), factor)
     content = resize_canvas(content.astype(np.uint8), factor, cv2.INTER_NEAREST).astype(bool)
     xn, yn = frame.to_network(truth[:, 0], truth[:, 1])
     xs, ys = (xn + 0.5) * factor - 0.5, (yn + 0.5) * factor - 0.5
@@ -275,7 +313,7 @@ def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diamete
     targets = np.stack([by_head[h] for h in heads]).astype(np.float32)
     valid = border_valid(content, config.ignore_border * d_model).astype(np.float32)
     return Example(item.name, image.astype(np.float32), targets, valid, frame, factor, truth,
-                   item.diameter, denoised.image)
+                   item.diameter, canvas)
 
 
 def split_validation(items: list[LabelledMicrograph], fraction: float,
@@ -561,6 +599,7 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
         "config": config.to_dict(),
         "data": {**identity, "validation": [i.name for i in val_items]},
         "diameter_px": diameter,
+        "input": config.input,
         "normalisation": "per-image z-score over the content (cryopick.training.normalise_image)",
         "picking": picking,
         "metrics": {"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
@@ -703,7 +742,8 @@ def write_history(history: list[dict], tsv_path: str | os.PathLike,
 # ----------------------------------------------------------------------------------------------
 
 def labelled_micrograph(name: str, denoised_path: str, labels_path: str,
-                        diameter_angstrom: float, mask_path: str | None = None
+                        diameter_angstrom: float, mask_path: str | None = None,
+                        micrograph_path: str | None = None, invert: bool = False
                         ) -> LabelledMicrograph:
     """A training item whose labelled diameter (file pixels) comes from the data set's
     particle diameter and the pixel size recorded by the denoise stage."""
@@ -711,7 +751,8 @@ def labelled_micrograph(name: str, denoised_path: str, labels_path: str,
 
     _, file_pixel_size = load_frame(denoised_path)
     return LabelledMicrograph(name, str(denoised_path), str(labels_path),
-                              diameter_angstrom / file_pixel_size, mask_path)
+                              diameter_angstrom / file_pixel_size, mask_path,
+                              str(micrograph_path) if micrograph_path else None, bool(invert))
 
 
 def train_files(items: list[LabelledMicrograph], config: TrainingConfig, model_path: str,

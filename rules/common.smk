@@ -170,9 +170,11 @@ def unet_training_items():
             if name in labels:
                 item = {
                     "name": f"{dataset}/{name}",
+                    "micrograph": MICROGRAPHS[dataset][name],
                     "denoised": f"results/{dataset}/denoise/{name}.npz",
                     "labels": labels[name],
                     "diameter": DATASETS[dataset]["particle_diameter"],
+                    "invert": DATASETS[dataset].get("particle_contrast") == "bright",
                 }
                 if UNET["train"]["use_masks"] and name in masks:
                     item["mask"] = masks[name]
@@ -185,6 +187,7 @@ def unet_training_items():
 def unet_training_inputs(wildcards):
     items = unet_training_items()
     inputs = {
+        "micrographs": [item["micrograph"] for item in items],
         "denoised": [item["denoised"] for item in items],
         "labels": [item["labels"] for item in items],
     }

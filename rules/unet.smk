@@ -30,12 +30,14 @@ rule train_unet:
 rule unet_predict:
     """U-Net probability (mask) and centre maps, 8-bit, on the denoised canvas."""
     input:
+        micrograph=micrograph_path,
         denoised="results/{dataset}/denoise/{micrograph}.npz",
         model=unet_model(),
     output:
         maps="results/{dataset}/unet/{micrograph}.npz",
     params:
         diameter=dataset_diameter,
+        invert=dataset_invert,
         device=UNET["device"],
         batch_size=UNET["batch_size"],
         symmetries=UNET["symmetries"],

@@ -7,7 +7,8 @@ from cryopick.workflow import logged_job
 with logged_job(snakemake.log[0], "train_unet") as log:
     items = [
         labelled_micrograph(item["name"], item["denoised"], item["labels"],
-                            item["diameter"], item.get("mask"))
+                            item["diameter"], item.get("mask"), item["micrograph"],
+                            item["invert"])
         for item in snakemake.params.training_items
     ]
     settings = dict(snakemake.params.settings)

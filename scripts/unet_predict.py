@@ -18,6 +18,8 @@ with logged_job(snakemake.log[0], f"unet on {len(denoised)} micrograph(s)") as l
         denoised,
         as_list(snakemake.output.maps),
         snakemake.params.diameter,
+        micrograph_paths=as_list(snakemake.input.micrograph),
+        invert=snakemake.params.invert,
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,
         symmetries=snakemake.params.symmetries,

@@ -18,22 +18,27 @@ DIAMETER = 16.0  # file pixels; the canvas is binned 2x, so 8 px on the network 
 
 
 def make_micrograph(folder: Path, name: str, seed: int, n: int = 6) -> LabelledMicrograph:
-    """A 128^2 'micrograph' denoised onto a 64^2 canvas: dark discs on a noisy background."""
+    """A 128^2 micrograph (MRC) of dark discs on a noisy background, with its 64^2 'denoised'
+    canvas (here simply binned) and CryoPPP labels."""
+    from cryopick.denoise import bin_to_frame, to_uint8
+    from cryopick.io import write_mrc
+
     rng = np.random.default_rng(seed)
     frame = frame_for((128, 128), 64)
     xs = rng.uniform(20, 108, n)
     ys = rng.uniform(20, 108, n)
-    canvas = np.full((64, 64), 170.0) + rng.normal(0, 8, (64, 64))
-    yy, xx = np.mgrid[:64, :64]
-    xn, yn = frame.to_network(xs, ys)
-    for cx, cy in zip(xn, yn):
-        canvas[(xx - cx) ** 2 + (yy - cy) ** 2 <= 4.0**2] -= 70
-    save_denoised(folder / f"{name}.npz", np.clip(canvas, 0, 255).astype(np.uint8), frame, 2.0)
+    image = 1.0 + rng.normal(0, 0.1, (128, 128))
+    yy, xx = np.mgrid[:128, :128]
+    for cx, cy in zip(xs, ys):
+        image[(xx - cx) ** 2 + (yy - cy) ** 2 <= (DIAMETER / 2) ** 2] -= 0.5
+    write_mrc(folder / f"{name}.mrc", image.astype(np.float32), 1.0)
+    canvas = to_uint8(bin_to_frame(image, frame))
+    save_denoised(folder / f"{name}.npz", canvas, frame, 2.0)
     lines = ["X-Coordinate,Y-Coordinate,Diameter"]
     lines += [f"{round(x)},{round(y)},{int(DIAMETER)}" for x, y in zip(xs, ys)]
     (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
     return LabelledMicrograph(name, str(folder / f"{name}.npz"), str(folder / f"{name}.csv"),
-                              DIAMETER)
+                              DIAMETER, micrograph=str(folder / f"{name}.mrc"))
 
 
 def tiny_config(**overrides) -> TrainingConfig:
@@ -97,9 +102,25 @@ def test_data_identity_follows_content_not_order(tiny_data, tmp_path):
     assert data_identity([changed, *tiny_data[1:]])["sha256"] != a["sha256"]
 
 
+def test_binned_input_is_the_micrograph_binned_into_the_denoised_frame(tiny_data):
+    from cryopick.training import input_canvas
+
+    binned, frame = input_canvas("binned", tiny_data[0].denoised, tiny_data[0].micrograph)
+    assert binned.shape == (64, 64) and binned.dtype == np.uint8 and frame.scale == 2
+    inverted, _ = input_canvas("binned", tiny_data[0].denoised, tiny_data[0].micrograph,
+                               invert=True)
+    assert np.corrcoef(binned.ravel(), inverted.ravel())[0, 1] < -0.99
+    with pytest.raises(InputError, match="needs the micrograph"):
+        input_canvas("binned", tiny_data[0].denoised, None)
+    denoised, _ = input_canvas("denoised", tiny_data[0].denoised)
+    assert denoised.shape == (64, 64)
+
+
 def test_config_refuses_unknown_keys_and_missing_gpu():
     with pytest.raises(InputError, match="unknown unet training setting"):
         TrainingConfig.from_config({"learning_rat": 1e-3})
+    with pytest.raises(InputError, match="input must be one of"):
+        TrainingConfig(input="raw")
     with pytest.raises(InputError, match="multiple of"):
         TrainingConfig(crop=30, depth=2)
     if not torch.cuda.is_available():
@@ -120,7 +141,7 @@ def test_checkpoint_carries_architecture_config_and_data(trained, tiny_data, tmp
     path = tmp_path / "model.pt"
     save_checkpoint(path, trained.checkpoint)
     model, checkpoint = load_model(path, expected_architecture=Architecture(1, 4, 2))
-    assert checkpoint["config"]["crop"] == 32
+    assert checkpoint["config"]["crop"] == 32 and checkpoint["input"] == "binned"
     assert checkpoint["data"]["sha256"] == data_identity(tiny_data)["sha256"]
     assert checkpoint["diameter_px"] == pytest.approx(8.0)
     assert checkpoint["picking"]["threshold"] in (0.2, 0.4)
