@@ -16,12 +16,16 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/synthetic.smk"
 include: "rules/denoise.smk"
 include: "rules/baseline.smk"
 include: "rules/unet.smk"
+include: "rules/sam.smk"
+include: "rules/crf.smk"
 include: "rules/picks.smk"
 include: "rules/metrics.smk"
 include: "rules/report.smk"
+include: "rules/labels.smk"
 
 
 rule all:

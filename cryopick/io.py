@@ -139,8 +139,13 @@ def read_micrograph(path: str | os.PathLike) -> Micrograph:
     return Micrograph(image=image, pixel_size=pixel_size, path=str(path))
 
 
-def write_mrc(path: str | os.PathLike, image: np.ndarray, pixel_size: float | None = None) -> None:
-    """Write a 2D float32 MRC atomically, with the pixel size in the header."""
+def write_mrc(path: str | os.PathLike, image: np.ndarray, pixel_size: float | None = None,
+              label: str = "written by cryopick") -> None:
+    """Write a 2D float32 MRC atomically, with the pixel size in the header.
+
+    Byte-identical for identical input: mrcfile stamps the creation time into the first header
+    label, which is replaced by ``label``.
+    """
     import mrcfile
 
     path = Path(path)
@@ -149,6 +154,8 @@ def write_mrc(path: str | os.PathLike, image: np.ndarray, pixel_size: float | No
             mrc.set_data(np.asarray(image, dtype=np.float32))
             if pixel_size:
                 mrc.voxel_size = float(pixel_size)
+            mrc.header.label[0] = label.encode("ascii")[:80]
+            mrc.header.nlabl = 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -346,3 +353,21 @@ def find_coordinate_file(folder: str | os.PathLike, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def write_relion_micrographs_star(path: str | os.PathLike, micrographs: list[str],
+                                  pixel_size: float, voltage: float = 300.0,
+                                  spherical_aberration: float = 2.7,
+                                  amplitude_contrast: float = 0.1) -> None:
+    """A RELION 3.1 micrographs STAR (optics + micrographs blocks), so that our picks can be
+    extracted with `relion_preprocess --extract` or compared with `relion_autopick`."""
+    lines = [
+        "data_optics", "", "loop_", "_rlnOpticsGroupName #1", "_rlnOpticsGroup #2",
+        "_rlnMicrographPixelSize #3", "_rlnVoltage #4", "_rlnSphericalAberration #5",
+        "_rlnAmplitudeContrast #6",
+        f"opticsGroup1 1 {pixel_size} {voltage} {spherical_aberration} {amplitude_contrast}",
+        "", "data_micrographs", "", "loop_", "_rlnMicrographName #1", "_rlnOpticsGroup #2",
+    ]
+    lines += [f"{name} 1" for name in micrographs]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")

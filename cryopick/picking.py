@@ -79,11 +79,11 @@ def edge_valid_mask(frame: Frame, margin: float) -> np.ndarray:
 class BlobSettings:
     """Blob-detector baseline; lengths are in units of the particle diameter."""
 
-    sigma_factor: float = 0.12  # DoG inner sigma = sigma_factor x diameter
+    sigma_factor: float = 0.10  # DoG inner sigma = sigma_factor x diameter
     sigma_ratio: float = 1.6  # DoG outer sigma = ratio x inner sigma
-    threshold: float = 0.0  # minimum response in units of its robust standard deviation
-    min_distance: float = 0.65  # minimum distance between picks
-    edge_margin: float = 1.0  # centres closer than this to the micrograph edge are dropped
+    threshold: float = 1.5  # minimum response in units of its robust standard deviation
+    min_distance: float = 0.6  # minimum distance between picks
+    edge_margin: float = 1.2  # centres closer than this to the micrograph edge are dropped
 
     @classmethod
     def from_config(cls, config: dict) -> "BlobSettings":

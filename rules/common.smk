@@ -11,6 +11,12 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from cryopick.datasets import list_label_files, list_micrographs  # noqa: E402
+from cryopick.io import InputError  # noqa: E402
+from cryopick.synthetic import (  # noqa: E402
+    SyntheticSettings,
+    micrograph_outputs,
+    synthetic_micrograph_names,
+)
 
 # Data sets named on the command line (--configfile/--config) replace the bundled demo data
 # sets instead of being merged with them; every other key merges as usual.
@@ -21,11 +27,56 @@ if "datasets" in _cli_config:
 validate(config, "../config/schema.yaml")
 
 DATASETS = config["datasets"]
-MICROGRAPHS = {name: list_micrographs(ds["micrographs"], name) for name, ds in DATASETS.items()}
+SYNTHETIC = config.get("synthetic") or {}
+for _name, _spec in SYNTHETIC.items():  # cross-key checks the schema cannot express
+    try:
+        SyntheticSettings.from_config(_spec)
+    except InputError as exc:
+        raise InputError(f"synthetic set {_name!r}: {exc}") from None
+
+
+def synthetic_folder(synthetic_set):
+    return f"results/synthetic/{synthetic_set}"
+
+
+def synthetic_names(synthetic_set):
+    """Micrograph names of a synthetic set, from the config alone (no file exists yet)."""
+    spec = SYNTHETIC[synthetic_set]
+    return synthetic_micrograph_names(spec.get("name_prefix") or synthetic_set,
+                                      spec.get("n_micrographs", 3))
+
+
+def synthetic_outputs(synthetic_set, name):
+    """Every file the synthesize rule writes for one micrograph (key -> path)."""
+    return {k: str(v) for k, v in
+            micrograph_outputs(synthetic_folder(synthetic_set), name).items()}
+
+
+def _list_dataset(name, ds):
+    """Micrograph name -> path; a synthetic data set points at its set's (future) files."""
+    synthetic_set = ds.get("synthetic")
+    if not synthetic_set:
+        return list_micrographs(ds["micrographs"], name)
+    if synthetic_set not in SYNTHETIC:
+        raise InputError(f"dataset {name!r}: synthetic set {synthetic_set!r} is not defined "
+                         f"under synthetic: (defined: {sorted(SYNTHETIC)})")
+    folder = synthetic_folder(synthetic_set)
+    ds["ground_truth"] = f"{folder}/coordinates"
+    # Dice against discs at the exact centres, as for CryoPPP's disc masks, so that scores
+    # compare across data sets (the particles' true supports are in {folder}/masks)
+    ds["ground_truth_masks"] = None
+    if ds.get("pixel_size") is None:
+        ds["pixel_size"] = SYNTHETIC[synthetic_set].get("pixel_size", 1.77)
+    return {n: synthetic_outputs(synthetic_set, n)["micrograph"]
+            for n in synthetic_names(synthetic_set)}
+
+
+MICROGRAPHS = {name: _list_dataset(name, ds) for name, ds in DATASETS.items()}
 
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    synthetic_set=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     micrograph=r"[^/]+",
     format=r"csv|box",
 
@@ -103,11 +154,28 @@ def metrics_inputs(wildcards):
               for stage, pattern in picking_stages().items()}
     inputs["denoised"] = per_micrograph("results/{dataset}/denoise/{micrograph}.npz", dataset)
     names = set(micrograph_names(dataset))
-    labels = list_label_files(DATASETS[dataset]["ground_truth"])
+    labels = label_files(dataset)
     inputs["labels"] = [path for name, path in labels.items() if name in names]
-    masks = list_label_files(DATASETS[dataset].get("ground_truth_masks"), suffixes=(".png",))
+    masks = label_files(dataset, masks=True)
     inputs["masks"] = [path for name, path in masks.items() if name in names]
     return inputs
+
+
+def label_files(dataset, masks=False):
+    """Micrograph name -> ground-truth coordinate file (or mask .png with ``masks``).
+
+    A synthetic data set's files are named from the config (they may not exist yet: the
+    synthesize rule makes them); a real one's are listed from its folder.
+    """
+    synthetic_set = DATASETS[dataset].get("synthetic")
+    if synthetic_set:
+        if masks:  # scored against discs, see _list_dataset
+            return {}
+        return {n: synthetic_outputs(synthetic_set, n)["coordinates"]
+                for n in micrograph_names(dataset)}
+    if masks:
+        return list_label_files(DATASETS[dataset].get("ground_truth_masks"), suffixes=(".png",))
+    return list_label_files(DATASETS[dataset].get("ground_truth"))
 
 
 def scored_datasets():
@@ -127,6 +195,64 @@ def all_outputs():
                               dataset=dataset, format=fmt, micrograph=micrograph_names(dataset))
     outputs += report_summaries()
     outputs += ["results/report/benchmark.tsv", "results/report/index.html"]
+    for synthetic_set in synthetic_sets_in_use():
+        outputs.append(f"{synthetic_folder(synthetic_set)}/parameters.json")
+    return outputs
+
+
+def synthetic_sets_in_use():
+    return sorted({ds["synthetic"] for ds in DATASETS.values() if ds.get("synthetic")})
+
+
+# synthetic data sets (rules/synthetic.smk)
+
+
+def synthetic_settings(wildcards):
+    """The physics of one set (SyntheticSettings keys): a change reruns its micrographs."""
+    spec = SYNTHETIC[wildcards.synthetic_set]
+    return {k: v for k, v in spec.items() if k not in ("n_micrographs", "seed", "name_prefix")}
+
+
+def synthetic_seed(wildcards):
+    return SYNTHETIC[wildcards.synthetic_set].get("seed", 0)
+
+
+def synthetic_index(wildcards):
+    """Index of a micrograph in its set (its seed is derived from the set's seed and this)."""
+    names = synthetic_names(wildcards.synthetic_set)
+    if wildcards.micrograph not in names:
+        raise InputError(f"{wildcards.micrograph!r} is not a micrograph of synthetic set "
+                         f"{wildcards.synthetic_set!r} ({names[0]} .. {names[-1]})")
+    return names.index(wildcards.micrograph)
+
+
+def synthetic_prefix(wildcards):
+    return SYNTHETIC[wildcards.synthetic_set].get("name_prefix") or wildcards.synthetic_set
+
+
+def synthetic_volume_files(wildcards):
+    return SYNTHETIC[wildcards.synthetic_set].get("volume_files", [])
+
+
+# label maps (rules/labels.smk)
+
+
+def label_file(wildcards):
+    """The ground-truth coordinate file of one micrograph (CryoPPP .csv, RELION .star, .box)."""
+    path = label_files(wildcards.dataset).get(wildcards.micrograph)
+    if path is None:
+        raise InputError(f"dataset {wildcards.dataset!r}: no ground-truth file for micrograph "
+                         f"{wildcards.micrograph!r}")
+    return path
+
+
+def all_label_map_outputs():
+    outputs = []
+    for dataset in DATASETS:
+        if has_ground_truth(dataset):
+            labelled = label_files(dataset)
+            outputs += [f"results/{dataset}/labels/{name}.png"
+                        for name in micrograph_names(dataset) if name in labelled]
     return outputs
 
 
@@ -156,16 +282,21 @@ def unet_model():
 
 
 def unet_training_items():
-    """(dataset/micrograph name, denoised canvas, label file, diameter in A[, mask]) of every
-    labelled micrograph of the training data sets; unlabelled micrographs are left out."""
+    """(dataset/micrograph name, micrograph, denoised canvas, label file, diameter in A[, mask])
+    of every labelled micrograph of the training data sets, real or synthetic; unlabelled
+    micrographs are left out."""
     items = []
     for dataset in UNET["train"]["datasets"]:
         if dataset not in DATASETS:
             raise ValueError(f"unet.train.datasets names {dataset!r}, which is not in datasets")
         if not has_ground_truth(dataset):
             raise ValueError(f"unet.train.datasets: data set {dataset!r} has no ground_truth")
-        labels = list_label_files(DATASETS[dataset]["ground_truth"])
-        masks = list_label_files(DATASETS[dataset].get("ground_truth_masks"), suffixes=(".png",))
+        labels = label_files(dataset)
+        synthetic_set = DATASETS[dataset].get("synthetic")
+        if synthetic_set:  # the particles' true supports
+            masks = {n: synthetic_outputs(synthetic_set, n)["mask"] for n in labels}
+        else:
+            masks = label_files(dataset, masks=True)
         for name in micrograph_names(dataset):
             if name in labels:
                 item = {

@@ -141,3 +141,10 @@ def test_empty_star_and_bad_csv(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match=r"bad\.csv.*X-Coordinate"):
         read_coordinates(tmp_path / "bad.csv")
+
+
+def test_write_mrc_is_byte_reproducible(tmp_path):
+    image = _image()
+    write_mrc(tmp_path / "a.mrc", image, 1.2)
+    write_mrc(tmp_path / "b.mrc", image, 1.2)
+    assert (tmp_path / "a.mrc").read_bytes() == (tmp_path / "b.mrc").read_bytes()

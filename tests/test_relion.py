@@ -11,28 +11,11 @@ import mrcfile
 import numpy as np
 import pytest
 
-from cryopick.io import read_coordinates
+from cryopick.io import read_coordinates, write_relion_micrographs_star
 from tests.conftest import requires
 
 pytestmark = [pytest.mark.relion, requires("relion_preprocess", "Debian package relion")]
 
-OPTICS = """data_optics
-
-loop_
-_rlnOpticsGroupName #1
-_rlnOpticsGroup #2
-_rlnMicrographPixelSize #3
-_rlnVoltage #4
-_rlnSphericalAberration #5
-_rlnAmplitudeContrast #6
-opticsGroup1 1 {pixel_size} 300 2.7 0.1
-
-data_micrographs
-
-loop_
-_rlnMicrographName #1
-_rlnOpticsGroup #2
-"""
 
 
 def test_relion_extracts_every_pick_centred(workflow_run, small_dataset, tmp_path):
@@ -49,9 +32,8 @@ def test_relion_extracts_every_pick_centred(workflow_run, small_dataset, tmp_pat
         star = (picks_dir / f"{name}.star").read_text()
         (tmp_path / "coords" / "Micrographs" / f"{name}_pick.star").write_text(star)
         n_picks += len(read_coordinates(picks_dir / f"{name}.star"))
-        lines.append(f"Micrographs/{name}.mrc 1")
-    (tmp_path / "mics.star").write_text(OPTICS.format(pixel_size=small_dataset["pixel_size"])
-                                        + "\n".join(lines) + "\n")
+        lines.append(f"Micrographs/{name}.mrc")
+    write_relion_micrographs_star(tmp_path / "mics.star", lines, small_dataset["pixel_size"])
     box = 64
     result = subprocess.run(
         ["relion_preprocess", "--i", "mics.star", "--coord_dir", "coords/", "--coord_suffix",

@@ -1,0 +1,32 @@
+# Training label maps from ground-truth coordinates, on the denoised network canvas.
+
+
+rule label_maps:
+    """Label map of one micrograph: discs of the labelled diameter, or discs refined to the
+    particles' visible support in the denoised image (config labels.method)."""
+    input:
+        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        labels=label_file,
+    output:
+        "results/{dataset}/labels/{micrograph}.png",
+    params:
+        settings=config["labels"],
+        diameter=dataset_diameter,
+    log:
+        "results/{dataset}/logs/label_maps/{micrograph}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/label_maps/{micrograph}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/cryopick.yaml"
+    script:
+        "../scripts/label_maps.py"
+
+
+rule all_label_maps:
+    """Target: label maps of every labelled micrograph of every data set."""
+    input:
+        all_label_map_outputs(),
