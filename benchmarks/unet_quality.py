@@ -45,7 +45,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "empiar10017"
 PIXEL_SIZE = 1.77  # A/px of the EMPIAR-10017 JPGs
 DIAMETER_PX = 108.0  # labelled diameter in file pixels
 # the workflow's blob-baseline defaults (config/schema.yaml on main)
-BLOB = BlobSettings(sigma_factor=0.12, threshold=0.0, min_distance=0.65, edge_margin=1.0)
+BLOB = BlobSettings(sigma_factor=0.10, threshold=1.5, min_distance=0.6, edge_margin=1.2)
 
 
 def denoise_all(data: Path, cache: Path, size: int) -> dict[str, Path]:
@@ -72,6 +72,24 @@ def micrograph_file(data: Path, name: str) -> Path:
 def item(data: Path, name: str, denoised: Path) -> LabelledMicrograph:
     return LabelledMicrograph(name, str(denoised), str(data / "coordinates" / f"{name}.csv"),
                               DIAMETER_PX, micrograph=str(micrograph_file(data, name)))
+
+
+def synthetic_items(spec: Path, diameter_angstrom: float) -> list[LabelledMicrograph]:
+    """RESULTS:DATASET:SET -> training items of a synthetic set the workflow generated."""
+    from cryopick.training import labelled_micrograph
+
+    results, dataset, synthetic_set = str(spec).split(":")
+    folder = Path(results) / "synthetic" / synthetic_set
+    items = []
+    for mrc in sorted((folder / "micrographs").glob("*.mrc")):
+        name = mrc.stem
+        items.append(labelled_micrograph(
+            f"{dataset}/{name}", str(Path(results) / dataset / "denoise" / f"{name}.npz"),
+            str(folder / "coordinates" / f"{name}.csv"), diameter_angstrom,
+            micrograph_path=str(mrc)))
+    if not items:
+        raise SystemExit(f"no synthetic micrographs in {folder}")
+    return items
 
 
 def score(name: str, picks: pd.DataFrame, data: Path) -> dict:
@@ -149,6 +167,12 @@ def main(argv=None) -> None:
     parser.add_argument("--tag", default="", help="name of this run (tables, cache)")
     parser.add_argument("--retrain", action="store_true",
                         help="train even when the fold's checkpoint exists")
+    parser.add_argument("--synthetic", type=Path, default=None,
+                        help="a workflow results folder of a synthetic data set (with "
+                        "denoise/ beside synthetic/NAME/): its micrographs join every fold's "
+                        "training set, e.g. results:synthetic_empiar10017_like:empiar10017_like")
+    parser.add_argument("--synthetic-diameter", type=float, default=190.0,
+                        help="particle diameter of the synthetic set in A")
     parser.add_argument("--extra-model", action="append", default=[],
                         help="NAME=PATH of a model trained without these micrographs")
     parser.add_argument("--threads", type=int, default=2)
@@ -168,6 +192,7 @@ def main(argv=None) -> None:
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
 
+    synthetic = synthetic_items(args.synthetic, args.synthetic_diameter) if args.synthetic else []
     folds = args.fold if args.fold else list(range(args.folds))
     rows: list[dict] = []
     timing = []
@@ -186,7 +211,8 @@ def main(argv=None) -> None:
                     _f.write(message + "\n")
                     _f.flush()
                 log(f"held out: {held_out}")
-                result = train([item(args.data, n, canvases[n]) for n in training], config, log)
+                result = train([item(args.data, n, canvases[n]) for n in training] + synthetic,
+                               config, log)
             save_checkpoint(checkpoint_path, result.checkpoint)
             write_history(result.history, runs / f"fold{fold}_history.tsv",
                           runs / f"fold{fold}_loss.png")

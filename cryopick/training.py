@@ -59,7 +59,7 @@ class TrainingConfig:
     base_width: int = 16
     depth: int = 4
     heads: tuple[str, ...] = ("mask", "centre")
-    diameter_px: float | None = 13.5  # particle diameter on the model canvas; None: median
+    diameter_px: float | None = 27.0  # particle diameter on the model canvas; None: median
     centre_sigma: float = 0.125  # Gaussian sigma of the centre heat-map
     ignore_border: float = 1.0  # no loss this close to the content edge (unlabelled borders)
     crop: int = 128
@@ -83,7 +83,7 @@ class TrainingConfig:
     thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
     min_distances: tuple[float, ...] = (0.3, 0.4, 0.5)
     edge_margins: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)
-    symmetries: int = 1  # test-time augmentation the final tuning (and inference) uses
+    symmetries: int = 4  # test-time augmentation the final tuning (and inference) uses
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(self.heads))

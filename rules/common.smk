@@ -261,7 +261,8 @@ def all_label_map_outputs():
 # ----------------------------------------------------------------------------------------------
 
 UNET = config["unet"]
-UNET_TRAINED_MODEL = "results/unet_training/model.pt"
+UNET_TRAINING = f"results/unet_training/{UNET['train']['name']}"
+UNET_TRAINED_MODEL = f"{UNET_TRAINING}/model.pt"
 # a GPU is requested from the scheduler only when the config says the U-Net uses one
 UNET_GPU = {"gpu": 1} if UNET["device"] == "cuda" else {}
 UNET_TRAIN_GPU = {"gpu": 1} if UNET["train"]["device"] == "cuda" else {}

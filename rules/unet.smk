@@ -7,15 +7,16 @@ rule train_unet:
         unpack(unet_training_inputs),
     output:
         model=UNET_TRAINED_MODEL,
-        history="results/unet_training/history.tsv",
-        plot="results/unet_training/loss.png",
+        history=f"{UNET_TRAINING}/history.tsv",
+        plot=f"{UNET_TRAINING}/loss.png",
     params:
         training_items=lambda wildcards: unet_training_items(),
-        settings={k: v for k, v in UNET["train"].items() if k not in ("datasets", "use_masks")},
+        settings={k: v for k, v in UNET["train"].items()
+                  if k not in ("name", "datasets", "use_masks")},
     log:
-        "results/logs/train_unet.log",
+        f"{UNET_TRAINING}/train_unet.log",
     benchmark:
-        "results/benchmarks/train_unet.tsv"
+        f"{UNET_TRAINING}/benchmark.tsv"
     threads: UNET["train"]["threads"]
     resources:
         mem_mb=8000,

@@ -136,9 +136,9 @@ def test_workflow_trains_predicts_and_scores_the_unet_stage(unet_workflow):
     from cryopick.training import load_model
 
     workdir, _, _ = unet_workflow
-    model, checkpoint = load_model(workdir / "results/unet_training/model.pt")
+    model, checkpoint = load_model(workdir / "results/unet_training/model/model.pt")
     assert checkpoint["config"]["steps"] == 30 and checkpoint["data"]["n_micrographs"] == 3
-    assert (workdir / "results/unet_training/loss.png").stat().st_size > 1000
+    assert (workdir / "results/unet_training/model/loss.png").stat().st_size > 1000
     for name in ("mic_000", "mic_001", "mic_002"):
         with np.load(workdir / f"results/small/unet/{name}.npz") as data:
             assert data["probability"].dtype == np.uint8 and data["probability"].shape == (256, 256)

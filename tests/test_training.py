@@ -186,5 +186,5 @@ def test_workflow_schema_defaults_are_the_code_defaults():
 
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     train = schema["properties"]["unet"]["properties"]["train"]["properties"]
-    defaults = {k: v["default"] for k, v in train.items() if k not in ("datasets", "use_masks")}
+    defaults = {k: v["default"] for k, v in train.items() if k not in ("name", "datasets", "use_masks")}
     assert TrainingConfig.from_config(defaults) == TrainingConfig()
