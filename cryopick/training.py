@@ -306,9 +306,9 @@ def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diamete
         file_mask = read_micrograph(item.mask).image > 0
         binned = cv2.resize(file_mask.astype(np.float32), (frame.content_width,
                             frame.content_height), interpolation=cv2.INTER_AREA)
-        canvas = np.zeros((frame.size, frame.size), np.float32)
-        canvas[: frame.content_height, : frame.content_width] = binned > 0.5
-        mask = resize_canvas(canvas, factor, cv2.INTER_NEAREST)
+        mask_canvas = np.zeros((frame.size, frame.size), np.float32)
+        mask_canvas[: frame.content_height, : frame.content_width] = binned > 0.5
+        mask = resize_canvas(mask_canvas, factor, cv2.INTER_NEAREST)
     by_head = {"mask": mask, "centre": centre}
     targets = np.stack([by_head[h] for h in heads]).astype(np.float32)
     valid = border_valid(content, config.ignore_border * d_model).astype(np.float32)

@@ -147,7 +147,6 @@ def test_checkpoint_carries_architecture_config_and_data(trained, tiny_data, tmp
     assert checkpoint["picking"]["threshold"] in (0.2, 0.4)
     assert not model.training
     # float16 storage changes the outputs only far below the 8-bit maps written to disk
-    reference = torch.nn.Module()
     from cryopick.unet import AttentionUNet
     full = AttentionUNet(1, 4, 2).eval()
     full.load_state_dict(trained.checkpoint["state_dict"])
@@ -188,3 +187,19 @@ def test_workflow_schema_defaults_are_the_code_defaults():
     train = schema["properties"]["unet"]["properties"]["train"]["properties"]
     defaults = {k: v["default"] for k, v in train.items() if k not in ("name", "datasets", "use_masks")}
     assert TrainingConfig.from_config(defaults) == TrainingConfig()
+
+
+def test_a_given_mask_image_is_the_mask_target(tiny_data, tmp_path):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from cryopick.training import load_example
+
+    mask = np.zeros((128, 128), np.uint8)
+    mask[:, :64] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    item = replace(tiny_data[0], mask=str(tmp_path / "mask.png"))
+    example = load_example(item, tiny_config(), 8.0, ("mask", "centre"))
+    assert example.targets[0][:, :30].all() and not example.targets[0][:, 34:].any()
+    assert example.raw.dtype == np.uint8 and example.raw.shape == (64, 64)
