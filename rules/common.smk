@@ -289,9 +289,9 @@ def unet_training_items():
     items = []
     for dataset in UNET["train"]["datasets"]:
         if dataset not in DATASETS:
-            raise ValueError(f"unet.train.datasets names {dataset!r}, which is not in datasets")
+            raise InputError(f"unet.train.datasets names {dataset!r}, which is not in datasets")
         if not has_ground_truth(dataset):
-            raise ValueError(f"unet.train.datasets: data set {dataset!r} has no ground_truth")
+            raise InputError(f"unet.train.datasets: data set {dataset!r} has no ground_truth")
         labels = label_files(dataset)
         synthetic_set = DATASETS[dataset].get("synthetic")
         if synthetic_set:  # the particles' true supports
@@ -312,7 +312,7 @@ def unet_training_items():
                     item["mask"] = masks[name]
                 items.append(item)
     if not items:
-        raise ValueError("unet.train.datasets holds no labelled micrograph to train on")
+        raise InputError("unet.train.datasets holds no labelled micrograph to train on")
     return items
 
 
