@@ -200,8 +200,9 @@ def main(argv=None) -> None:
         held_out = [n for i, n in enumerate(names) if i % args.folds == fold]
         training = [n for n in names if n not in held_out]
         checkpoint_path = runs / f"fold{fold}.pt"
-        stale = (checkpoint_path.exists()
-                 and load_model(checkpoint_path)[1]["config"] != config.to_dict())
+        # settings added since a checkpoint was written take their defaults
+        stale = (checkpoint_path.exists() and TrainingConfig.from_config(
+            load_model(checkpoint_path)[1]["config"]) != config)
         if stale:
             print(f"[fold {fold}] cached checkpoint has another config: retraining", flush=True)
         if args.retrain or stale or not checkpoint_path.exists():

@@ -74,6 +74,9 @@ class TrainingConfig:
     contrast_jitter: float = 0.2  # gain in [1-c, 1+c] and offset in [-c, c] (image std units)
     noise_jitter: float = 0.2  # added white noise with std up to this (image std units)
     validation_fraction: float = 0.15  # of the micrographs, at least one when there are two
+    # draw validation micrographs only from these data sets (item names "dataset/micrograph"),
+    # e.g. the real one when synthetic data join the training; empty: from all
+    validation_datasets: tuple[str, ...] = ()
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: bool = True  # bfloat16 autocast for training steps (3x faster on CPUs
@@ -87,6 +90,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(self.heads))
+        object.__setattr__(self, "validation_datasets", tuple(self.validation_datasets))
         for name in ("thresholds", "min_distances", "edge_margins"):
             values = tuple(float(v) for v in getattr(self, name))
             if not values:
@@ -115,6 +119,7 @@ class TrainingConfig:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["heads"] = list(self.heads)
+        out["validation_datasets"] = list(self.validation_datasets)
         for name in ("thresholds", "min_distances", "edge_margins"):
             out[name] = list(getattr(self, name))
         return out
@@ -316,16 +321,23 @@ def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diamete
                    item.diameter, canvas)
 
 
-def split_validation(items: list[LabelledMicrograph], fraction: float,
-                     seed: int) -> tuple[list[LabelledMicrograph], list[LabelledMicrograph]]:
+def split_validation(items: list[LabelledMicrograph], fraction: float, seed: int,
+                     datasets: tuple[str, ...] = ()
+                     ) -> tuple[list[LabelledMicrograph], list[LabelledMicrograph]]:
     """Hold out whole micrographs (seeded), at least one when there are two or more and the
-    fraction is positive, so validation never sees a training micrograph."""
+    fraction is positive, so validation never sees a training micrograph. With ``datasets``
+    only micrographs of those data sets (name prefix before "/") are candidates, and the
+    fraction is of them."""
     items = sorted(items, key=lambda i: i.name)
-    if fraction <= 0 or len(items) < 2:
+    candidates = [i for i, it in enumerate(items)
+                  if not datasets or it.name.split("/", 1)[0] in datasets]
+    if datasets and not candidates:
+        raise InputError(f"validation_datasets {list(datasets)} match no training micrograph")
+    if fraction <= 0 or len(candidates) < 2:
         return items, []
-    n_val = min(len(items) - 1, max(1, round(fraction * len(items))))
-    order = np.random.default_rng(seed).permutation(len(items))
-    val_ids = set(order[:n_val].tolist())
+    n_val = min(len(candidates) - 1, max(1, round(fraction * len(candidates))))
+    order = np.random.default_rng(seed).permutation(len(candidates))
+    val_ids = {candidates[k] for k in order[:n_val].tolist()}
     train = [it for i, it in enumerate(items) if i not in val_ids]
     val = [it for i, it in enumerate(items) if i in val_ids]
     return train, val
@@ -500,7 +512,8 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     device = resolve_device(config.device)
     heads = config.heads
     diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
-    train_items, val_items = split_validation(items, config.validation_fraction, config.seed)
+    train_items, val_items = split_validation(items, config.validation_fraction, config.seed,
+                                              config.validation_datasets)
     train_ex = [load_example(i, config, diameter, heads) for i in train_items]
     val_ex = [load_example(i, config, diameter, heads) for i in val_items]
     identity = data_identity(items)

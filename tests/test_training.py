@@ -93,6 +93,13 @@ def test_validation_split_holds_out_whole_micrographs(tiny_data):
     assert not {i.name for i in train_items} & {i.name for i in val_items}
     assert split_validation(tiny_data, 0.34, seed=0) == (train_items, val_items)
     assert split_validation(tiny_data[:1], 0.5, seed=0) == (tiny_data[:1], [])
+    from dataclasses import replace
+    mixed = [replace(it, name=f"real/{it.name}") for it in tiny_data]
+    mixed += [replace(it, name=f"synthetic/{it.name}") for it in tiny_data]
+    _, val_items = split_validation(mixed, 0.5, seed=0, datasets=("real",))
+    assert len(val_items) == 2 and all(i.name.startswith("real/") for i in val_items)
+    with pytest.raises(InputError, match="match no training micrograph"):
+        split_validation(mixed, 0.5, seed=0, datasets=("other",))
 
 
 def test_data_identity_follows_content_not_order(tiny_data, tmp_path):
