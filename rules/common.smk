@@ -1,6 +1,7 @@
 # Helpers shared by all rules: config validation, data-set listing, per-wildcard lookups.
 # Everything here runs at DAG-build time, so it only lists names and never opens a micrograph.
 
+import os
 import sys
 
 from snakemake.utils import validate
@@ -117,10 +118,11 @@ def dataset_ground_truth_masks(wildcards):
 def picking_stages():
     """Picking stage -> per-micrograph picks pattern, for every stage this config runs; each
     stage gets a row in summary.tsv, the final picks last."""
-    return {
-        "baseline": "results/{dataset}/baseline/{micrograph}.star",
-        "final": "results/{dataset}/picks/{micrograph}.star",
-    }
+    stages = {"baseline": "results/{dataset}/baseline/{micrograph}.star"}
+    if config["unet"]["enabled"]:
+        stages["unet"] = "results/{dataset}/unet_picks/{micrograph}.star"
+    stages["final"] = "results/{dataset}/picks/{micrograph}.star"
+    return stages
 
 
 def source_picks(wildcards):
@@ -252,3 +254,79 @@ def all_label_map_outputs():
             outputs += [f"results/{dataset}/labels/{name}.png"
                         for name in micrograph_names(dataset) if name in labelled]
     return outputs
+
+
+# ----------------------------------------------------------------------------------------------
+# U-Net (rules/unet.smk)
+# ----------------------------------------------------------------------------------------------
+
+UNET = config["unet"]
+UNET_TRAINING = f"results/unet_training/{UNET['train']['name']}"
+UNET_TRAINED_MODEL = f"{UNET_TRAINING}/model.pt"
+# a GPU is requested from the scheduler only when the config says the U-Net uses one
+UNET_GPU = {"gpu": 1} if UNET["device"] == "cuda" else {}
+UNET_TRAIN_GPU = {"gpu": 1} if UNET["train"]["device"] == "cuda" else {}
+
+
+def unet_model():
+    """The checkpoint inference uses: the model train_unet makes (model: train) or a file; a
+    relative path that does not exist from the working directory is looked up in the
+    repository (where the shipped default lives)."""
+    model = UNET["model"]
+    if model == "train":
+        return UNET_TRAINED_MODEL
+    if not os.path.isabs(model) and not os.path.exists(model):
+        shipped = os.path.join(workflow.basedir, model)
+        if os.path.exists(shipped):
+            return shipped
+    return model
+
+
+def unet_training_items():
+    """(dataset/micrograph name, micrograph, denoised canvas, label file, diameter in A[, mask])
+    of every labelled micrograph of the training data sets, real or synthetic; unlabelled
+    micrographs are left out."""
+    items = []
+    for dataset in UNET["train"]["datasets"]:
+        if dataset not in DATASETS:
+            raise InputError(f"unet.train.datasets names {dataset!r}, which is not in datasets")
+        if not has_ground_truth(dataset):
+            raise InputError(f"unet.train.datasets: data set {dataset!r} has no ground_truth")
+        labels = label_files(dataset)
+        synthetic_set = DATASETS[dataset].get("synthetic")
+        if synthetic_set:  # the particles' true supports
+            masks = {n: synthetic_outputs(synthetic_set, n)["mask"] for n in labels}
+        else:
+            masks = label_files(dataset, masks=True)
+        for name in micrograph_names(dataset):
+            if name in labels:
+                item = {
+                    "name": f"{dataset}/{name}",
+                    "micrograph": MICROGRAPHS[dataset][name],
+                    "denoised": f"results/{dataset}/denoise/{name}.npz",
+                    "labels": labels[name],
+                    "diameter": DATASETS[dataset]["particle_diameter"],
+                    "invert": DATASETS[dataset].get("particle_contrast") == "bright",
+                }
+                if UNET["train"]["use_masks"] and name in masks:
+                    item["mask"] = masks[name]
+                items.append(item)
+    if not items:
+        raise InputError("unet.train.datasets holds no labelled micrograph to train on")
+    return items
+
+
+def unet_training_inputs(wildcards):
+    items = unet_training_items()
+    inputs = {
+        "micrographs": [item["micrograph"] for item in items],
+        "denoised": [item["denoised"] for item in items],
+        "labels": [item["labels"] for item in items],
+    }
+    inputs["masks"] = [item["mask"] for item in items if "mask" in item]
+    return inputs
+
+
+def unet_pick_settings():
+    """Picking settings from the config; null ones come from the model at run time."""
+    return {key: UNET[key] for key in ("threshold", "min_distance", "edge_margin")}

@@ -1,0 +1,250 @@
+"""U-Net inference: a batch of denoised canvases in, per-head probability maps out, then picks.
+
+The model is loaded once per job and applied to a batch of micrographs (on a cluster the
+start-up must not be paid per micrograph). Each canvas is normalised on its own and resampled
+so that particles have the size the model was trained on (``diameter_px`` in the checkpoint);
+the maps are resampled back, so everything downstream works on the denoised canvas and its
+:class:`~cryopick.denoise.Frame`.
+
+Picks are local maxima of the centre heat-map (``picks_from_score_map``): a centre map keeps one
+peak per particle even where particles touch, where the mask probability merges them. A model
+without a centre head falls back to peaks of the mask probability smoothed at the particle size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from cryopick.denoise import Frame
+from cryopick.io import atomic_path
+from cryopick.picking import picks_from_score_map
+from cryopick.training import normalise_image, rescale_factor, resize_canvas
+from cryopick.unet import AttentionUNet
+
+
+SYMMETRIES = ((0, False), (2, False), (0, True), (2, True),
+              (1, False), (3, False), (1, True), (3, True))  # (quarter turns, flip)
+
+
+def _symmetric_probabilities(model: AttentionUNet, batch: torch.Tensor,
+                             symmetries: int) -> torch.Tensor:
+    """Mean sigmoid over the first ``symmetries`` of the square's 8 symmetries (test-time
+    augmentation; 1 = the plain forward pass). Each transformed prediction is mapped back."""
+    total = None
+    for turns, flip in SYMMETRIES[:symmetries]:
+        x = torch.rot90(batch, turns, dims=(-2, -1))
+        if flip:
+            x = torch.flip(x, dims=(-1,))
+        prob = torch.sigmoid(model(x.contiguous(memory_format=torch.channels_last)).float())
+        if flip:
+            prob = torch.flip(prob, dims=(-1,))
+        prob = torch.rot90(prob, -turns, dims=(-2, -1))
+        total = prob if total is None else total + prob
+    return total / symmetries
+
+
+def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
+            contents: list[np.ndarray | None] | None = None, batch_size: int = 4,
+            scale: float = 1.0, device: torch.device | str | None = None,
+            symmetries: int = 1) -> list[dict]:
+    """Probabilities of every head for each uint8 canvas: a list of {head: float32 (H, W)}.
+
+    ``scale`` resamples each canvas before the network (model diameter / data diameter) and
+    the maps back after it. Canvases are stacked ``batch_size`` at a time when they share a
+    size; results do not depend on the batch size (eval-mode BatchNorm, per-image
+    normalisation). ``symmetries`` > 1 averages over flipped/rotated copies (1, 2, 4 or 8).
+    """
+    if symmetries not in (1, 2, 4, 8):
+        raise ValueError(f"symmetries must be 1, 2, 4 or 8, got {symmetries}")
+    images = [np.asarray(im) for im in images]
+    if contents is None:
+        contents = [None] * len(images)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval().to(memory_format=torch.channels_last)
+    prepared = [resize_canvas(normalise_image(im, c), scale) for im, c in zip(images, contents)]
+    outputs: list[dict | None] = [None] * len(images)
+    order = sorted(range(len(images)), key=lambda i: prepared[i].shape)
+    batch_size = max(1, int(batch_size))
+    i = 0
+    with torch.inference_mode():
+        while i < len(order):
+            shape = prepared[order[i]].shape
+            group = [order[i]]
+            while (len(group) < batch_size and i + len(group) < len(order)
+                   and prepared[order[i + len(group)]].shape == shape):
+                group.append(order[i + len(group)])
+            batch = torch.from_numpy(np.stack([prepared[j] for j in group]))[:, None].to(device)
+            probs = _symmetric_probabilities(model, batch, symmetries).cpu().numpy()
+            for k, j in enumerate(group):
+                h, w = images[j].shape
+                maps = {}
+                for c, head in enumerate(model.heads):
+                    prob = probs[k, c]
+                    if prob.shape != (h, w):
+                        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+                    maps[head] = np.ascontiguousarray(prob, dtype=np.float32)
+                outputs[j] = maps
+            i += len(group)
+    return outputs
+
+
+def model_scale(checkpoint: dict, frame: Frame, diameter: float) -> float:
+    """Resampling factor for a micrograph whose labelled/configured particle diameter is
+    ``diameter`` file pixels (1 when within 5% of the model's training size)."""
+    model_diameter = checkpoint.get("diameter_px")
+    if not model_diameter:
+        return 1.0
+    return rescale_factor(diameter / frame.scale, float(model_diameter))
+
+
+def pick_score_map(prediction: dict[str, np.ndarray], diameter_px: float) -> np.ndarray:
+    """The map whose peaks are particle centres: the centre head, else the smoothed mask."""
+    if "centre" in prediction:
+        return prediction["centre"]
+    sigma = max(diameter_px / 6.0, 0.5)
+    return cv2.GaussianBlur(prediction["mask"].astype(np.float32), (0, 0), sigma)
+
+
+def picks_from_prediction(prediction: dict[str, np.ndarray], frame: Frame, diameter_px: float,
+                          threshold: float, min_distance: float, edge_margin: float,
+                          exclusion: np.ndarray | None = None) -> pd.DataFrame:
+    """Picks (file frame; score = peak height) from one micrograph's maps on the denoised
+    canvas; ``diameter_px`` in canvas pixels, ``min_distance`` and ``edge_margin`` in
+    diameters."""
+    score = pick_score_map(prediction, diameter_px)
+    return picks_from_score_map(score, frame, diameter_px, threshold=threshold,
+                                min_distance=min_distance, edge_margin=edge_margin,
+                                exclusion=exclusion)
+
+
+def to_uint8_map(prob: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(prob, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_prediction(path: str | os.PathLike, prediction: dict[str, np.ndarray], frame: Frame,
+                    metadata: dict | None = None) -> None:
+    """One compressed .npz per micrograph: ``probability`` (mask head, uint8 0..255 for 0..1),
+    ``centre`` (uint8) when the model has that head, ``frame`` (json) and ``metadata`` (json:
+    model, device...)."""
+    arrays = {"frame": json.dumps(asdict(frame)), "metadata": json.dumps(metadata or {})}
+    if "mask" in prediction:
+        arrays["probability"] = to_uint8_map(prediction["mask"])
+    if "centre" in prediction:
+        arrays["centre"] = to_uint8_map(prediction["centre"])
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
+def load_prediction(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Frame, dict]:
+    """Maps as float32 in 0..1 keyed by head name (``probability`` is the ``mask`` head)."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        frame = Frame(**json.loads(str(data["frame"])))
+        metadata = json.loads(str(data["metadata"])) if "metadata" in data else {}
+        maps = {}
+        if "probability" in data:
+            maps["mask"] = data["probability"].astype(np.float32) / 255.0
+        if "centre" in data:
+            maps["centre"] = data["centre"].astype(np.float32) / 255.0
+    return maps, frame, metadata
+
+
+# ----------------------------------------------------------------------------------------------
+# files: what the workflow's rules call
+# ----------------------------------------------------------------------------------------------
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def predict_files(model_path: str, denoised_paths: list[str], output_paths: list[str],
+                  diameter_angstrom: float, micrograph_paths: list[str] | None = None,
+                  invert: bool = False, device: str = "auto", batch_size: int = 4,
+                  threads: int | None = None, symmetries: int | None = None,
+                  log=print) -> str:
+    """Load the model once, predict ``batch_size`` micrographs per forward pass and write one
+    8-bit map file per micrograph (on the denoised canvas's frame). The network input is what
+    the model was trained on: the micrograph binned into that frame ("binned", needs
+    ``micrograph_paths``) or the denoised canvas. Returns the device used (also logged and
+    stored in each file's metadata). ``symmetries`` None uses the test-time augmentation the
+    model's picking settings were tuned with."""
+    from cryopick.training import file_sha256, input_canvas, load_model, resolve_device
+
+    if len(denoised_paths) != len(output_paths) or (
+            micrograph_paths is not None and len(micrograph_paths) != len(denoised_paths)):
+        raise ValueError("predict_files needs one output (and micrograph) per denoised file")
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch_device = resolve_device(device)
+    model, checkpoint = load_model(model_path, device=torch_device)
+    used = describe_device(torch_device)
+    if symmetries is None:
+        symmetries = int(checkpoint.get("picking", {}).get("symmetries", 1))
+    kind = checkpoint.get("input", "denoised")
+    log(f"U-Net {model_path} ({checkpoint['data']['sha256'][:12]}) on {used}; "
+        f"{kind} input, {len(denoised_paths)} micrograph(s), batch size {batch_size}, "
+        f"{symmetries} symmetr{'y' if symmetries == 1 else 'ies'} averaged")
+    metadata = {"model": str(model_path), "model_sha256": file_sha256(model_path),
+                "model_data_sha256": checkpoint["data"]["sha256"], "device": used,
+                "picking": checkpoint.get("picking", {}), "symmetries": symmetries,
+                "input": kind}
+    for start in range(0, len(denoised_paths), max(1, batch_size)):
+        chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
+        inputs = [input_canvas(kind, denoised_paths[i],
+                               micrograph_paths[i] if micrograph_paths else None, invert)
+                  for i in chunk]
+        # micrographs of one data set share one scale; group in case they do not
+        scales = [model_scale(checkpoint, frame,
+                              diameter_angstrom / _file_pixel_size(denoised_paths[i]))
+                  for i, (_, frame) in zip(chunk, inputs)]
+        for scale in sorted(set(scales)):
+            members = [k for k, s in enumerate(scales) if s == scale]
+            maps = predict(model, [inputs[k][0] for k in members],
+                           [inputs[k][1].content_mask for k in members],
+                           batch_size=batch_size, scale=scale, device=torch_device,
+                           symmetries=symmetries)
+            for k, prediction in zip(members, maps):
+                save_prediction(output_paths[chunk[k]], prediction, inputs[k][1],
+                                {**metadata, "scale": scale})
+        log(f"predicted {chunk[-1] + 1}/{len(denoised_paths)}")
+    return used
+
+
+def _file_pixel_size(denoised_path: str) -> float:
+    """Angstrom per pixel of the micrograph file, as the denoise stage recorded it."""
+    from cryopick.denoise import load_frame
+
+    return load_frame(denoised_path)[1]
+
+
+def pick_unet_file(prediction_path: str, denoised_path: str, output_path: str,
+                   diameter_angstrom: float, threshold: float | None = None,
+                   min_distance: float | None = None, edge_margin: float | None = None
+                   ) -> pd.DataFrame:
+    """Picks from one micrograph's U-Net maps, written as RELION STAR. Settings left at None
+    take the values tuned on the model's validation micrographs (stored with the maps)."""
+    from cryopick.denoise import load_denoised
+    from cryopick.io import write_star
+
+    maps, frame, metadata = load_prediction(prediction_path)
+    tuned = metadata.get("picking", {})
+    settings = {"threshold": threshold, "min_distance": min_distance, "edge_margin": edge_margin}
+    defaults = {"threshold": 0.5, "min_distance": 0.4, "edge_margin": 0.5}
+    for key, value in settings.items():
+        if value is None:
+            settings[key] = float(tuned.get(key, defaults[key]))
+    denoised = load_denoised(denoised_path)
+    diameter_px = diameter_angstrom / denoised.pixel_size
+    picks = picks_from_prediction(maps, frame, diameter_px, **settings)
+    write_star(output_path, picks)
+    return picks

@@ -1,0 +1,777 @@
+"""Training the attention U-Net on denoised canvases with particle labels.
+
+Targets are drawn on the network canvas from the labelled centres: a disc of the labelled
+diameter for the ``mask`` head (or a given binary mask) and a Gaussian heat-map (sigma =
+``centre_sigma`` x diameter, maximum over particles so that touching particles keep separate
+peaks) for the ``centre`` head. Micrographs whose canvas diameter differs from the model's
+``diameter_px`` are resampled so that every training image shows particles at one size; inference
+does the same (see :mod:`cryopick.inference`).
+
+A checkpoint is a dict saved with ``torch.save`` holding the architecture, the weights, the
+training config, the identity of the training data (sha256 over every image and label), the
+cryopick version, the tuned picking settings and the validation metrics. :func:`load_model`
+rebuilds the network from the checkpoint and refuses a file that does not match what the caller
+expects, naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import cryopick
+from cryopick.denoise import Frame, load_denoised
+from cryopick.io import InputError, atomic_path, read_coordinates
+from cryopick.metrics import match_count, precision_recall_f1
+from cryopick.unet import Architecture, AttentionUNet, count_parameters
+
+CHECKPOINT_FORMAT = "cryopick-unet"
+CHECKPOINT_VERSION = 1
+
+
+INPUT_KINDS = ("binned", "denoised")
+
+
+class ModelError(ValueError):
+    """A model file is unusable or does not match what the caller expects; names the file."""
+
+
+# ----------------------------------------------------------------------------------------------
+# settings
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every training setting; stored in the checkpoint. Lengths in particle diameters unless
+    the name says px (network canvas pixels)."""
+
+    input: str = "binned"  # network input: "binned" micrograph or the "denoised" canvas
+    base_width: int = 16
+    depth: int = 4
+    heads: tuple[str, ...] = ("mask", "centre")
+    diameter_px: float | None = 27.0  # particle diameter on the model canvas; None: median
+    centre_sigma: float = 0.125  # Gaussian sigma of the centre heat-map
+    ignore_border: float = 1.0  # no loss this close to the content edge (unlabelled borders)
+    crop: int = 128
+    batch_size: int = 16
+    steps: int = 2000  # optimiser steps; the cosine schedule ends at steps or max_minutes
+    steps_per_epoch: int = 100  # validation and checkpointing every this many steps
+    max_minutes: float = 120.0
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-5
+    centre_weight: float = 1.0  # centre-map loss relative to the mask loss
+    flips: bool = True  # flips and 90-degree rotations (the 8 symmetries of the square)
+    contrast_jitter: float = 0.2  # gain in [1-c, 1+c] and offset in [-c, c] (image std units)
+    noise_jitter: float = 0.2  # added white noise with std up to this (image std units)
+    validation_fraction: float = 0.15  # of the micrographs, at least one when there are two
+    # draw validation micrographs only from these data sets (item names "dataset/micrograph"),
+    # e.g. the real one when synthetic data join the training; empty: from all
+    validation_datasets: tuple[str, ...] = ()
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    mixed_precision: bool = True  # bfloat16 autocast for training steps (3x faster on CPUs
+    # with AVX512-BF16, much faster on GPUs); validation and inference stay float32
+    threads: int = 2  # CPU threads for torch
+    # picking settings tuned on the validation micrographs (grid; best pooled F1 at 0.5 x d)
+    thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
+    min_distances: tuple[float, ...] = (0.3, 0.4, 0.5)
+    edge_margins: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)
+    symmetries: int = 4  # test-time augmentation the final tuning (and inference) uses
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", tuple(self.heads))
+        object.__setattr__(self, "validation_datasets", tuple(self.validation_datasets))
+        for name in ("thresholds", "min_distances", "edge_margins"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if not values:
+                raise InputError(f"unet training setting {name} needs at least one value")
+            object.__setattr__(self, name, values)
+        if self.input not in INPUT_KINDS:
+            raise InputError(f"unet training input must be one of {INPUT_KINDS}, "
+                             f"got {self.input!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"unet training device must be auto, cpu or cuda, got {self.device!r}")
+        if self.crop % 2**self.depth:
+            raise InputError(f"unet training crop {self.crop} must be a multiple of "
+                             f"2**depth = {2**self.depth}")
+
+    @property
+    def architecture(self) -> Architecture:
+        return Architecture(1, self.base_width, self.depth, self.heads)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TrainingConfig":
+        unknown = set(config) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"unknown unet training setting(s): {sorted(unknown)}")
+        return cls(**config)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["heads"] = list(self.heads)
+        out["validation_datasets"] = list(self.validation_datasets)
+        for name in ("thresholds", "min_distances", "edge_margins"):
+            out[name] = list(getattr(self, name))
+        return out
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` takes the GPU when there is one; ``cuda`` without a GPU is an error, not a
+    silent fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was requested but torch sees no GPU "
+                         "(use device: auto or cpu)")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelledMicrograph:
+    """One training micrograph: its denoised canvas (.npz, which also fixes the frame), the
+    micrograph file (the input of "binned" models), labels and labelled diameter."""
+
+    name: str
+    denoised: str  # path of the .npz written by the denoise stage
+    labels: str  # CryoPPP .csv, RELION .star or EMAN .box
+    diameter: float  # labelled particle diameter in pixels of the micrograph file
+    mask: str | None = None  # optional binary mask image in the file frame (mask head target)
+    micrograph: str | None = None  # the micrograph file itself
+    invert: bool = False  # bright particles: invert so the network always sees dark ones
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_identity(items: list[LabelledMicrograph]) -> dict:
+    """sha256 over every training file and labelled diameter, order-independent: the same data
+    always gives the same identity, any changed image or label a different one."""
+    entries = []
+    for item in sorted(items, key=lambda i: i.name):
+        entry = {"name": item.name, "denoised": file_sha256(item.denoised),
+                 "labels": file_sha256(item.labels), "diameter": float(item.diameter)}
+        if item.mask:
+            entry["mask"] = file_sha256(item.mask)
+        if item.micrograph:
+            entry["micrograph"] = file_sha256(item.micrograph)
+            entry["invert"] = bool(item.invert)
+        entries.append(entry)
+    blob = json.dumps(entries, sort_keys=True).encode()
+    return {"sha256": hashlib.sha256(blob).hexdigest(), "n_micrographs": len(entries),
+            "micrographs": [e["name"] for e in entries]}
+
+
+def normalise_image(image: np.ndarray, content: np.ndarray | None = None) -> np.ndarray:
+    """uint8 canvas -> float32 with zero mean and unit std over the content; padding set to 0.
+
+    Per-image statistics make the network indifferent to how each micrograph was stretched to
+    8 bits; training and inference both call this."""
+    image = np.asarray(image, dtype=np.float32)
+    values = image[content] if content is not None else image
+    mean, std = float(values.mean()), float(values.std())
+    out = (image - mean) / (std if std > 1e-6 else 1.0)
+    if content is not None:
+        out[~content] = 0.0
+    return out
+
+
+def draw_targets(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter_px: float,
+                 centre_sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Disc mask (float 0/1) and Gaussian centre heat-map (max over particles) on a canvas."""
+    height, width = shape
+    mask = np.zeros(shape, dtype=np.float32)
+    centre = np.zeros(shape, dtype=np.float32)
+    radius = diameter_px / 2.0
+    reach = int(math.ceil(max(radius, 3.0 * centre_sigma_px))) + 1
+    for cx, cy in zip(np.asarray(x, float), np.asarray(y, float)):
+        x0, x1 = max(int(cx) - reach, 0), min(int(cx) + reach + 1, width)
+        y0, y1 = max(int(cy) - reach, 0), min(int(cy) + reach + 1, height)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        np.maximum(mask[y0:y1, x0:x1], (d2 <= radius**2).astype(np.float32),
+                   out=mask[y0:y1, x0:x1])
+        np.maximum(centre[y0:y1, x0:x1],
+                   np.exp(-d2 / (2.0 * centre_sigma_px**2)).astype(np.float32),
+                   out=centre[y0:y1, x0:x1])
+    return mask, centre
+
+
+def border_valid(content: np.ndarray, margin_px: float) -> np.ndarray:
+    """Content pixels at least ``margin_px`` from the content's edge (where labels exist)."""
+    if margin_px <= 0:
+        return content.copy()
+    padded = np.pad(content.astype(np.uint8), 1)
+    distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return content & (distance >= margin_px)
+
+
+def rescale_factor(diameter_px: float, model_diameter_px: float, tolerance: float = 0.05) -> float:
+    """Factor that brings particles of ``diameter_px`` to the model's size (1 when close)."""
+    factor = model_diameter_px / diameter_px
+    return 1.0 if abs(factor - 1.0) <= tolerance else factor
+
+
+def resize_canvas(image: np.ndarray, factor: float, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
+    if factor == 1.0:
+        return image
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    if factor < 1 and interpolation == cv2.INTER_LINEAR:
+        interpolation = cv2.INTER_AREA
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+@dataclass
+class Example:
+    """A micrograph ready for training: normalised image, targets and loss weights, all at the
+    model's particle size, plus what validation needs to score picks in the file frame."""
+
+    name: str
+    image: np.ndarray  # float32 (H, W)
+    targets: np.ndarray  # float32 (n_heads, H, W)
+    valid: np.ndarray  # float32 (H, W): 1 where the loss counts
+    frame: Frame
+    factor: float  # model canvas / denoised canvas
+    truth: np.ndarray  # (n, 2) label centres in the file frame
+    diameter: float  # labelled diameter in file pixels
+    raw: np.ndarray = field(repr=False, default=None)  # the uint8 input canvas
+
+
+def canvas_diameter(item: LabelledMicrograph) -> float:
+    return item.diameter / load_denoised(item.denoised).frame.scale
+
+
+def binned_canvas(micrograph_path: str, frame: Frame, invert: bool = False) -> np.ndarray:
+    """The "binned" network input: the micrograph binned into the frame's canvas and stretched
+    to 8 bits, without the denoising chain (on already-filtered micrographs the chain removes
+    much of what tells particles apart; the network learns its own filtering)."""
+    from cryopick.denoise import bin_to_frame, to_uint8
+    from cryopick.io import read_micrograph
+
+    image = read_micrograph(micrograph_path).image
+    if image.shape != (frame.original_height, frame.original_width):
+        raise InputError(f"{micrograph_path}: shape {image.shape} differs from its denoised "
+                         f"frame ({frame.original_height}, {frame.original_width})")
+    return to_uint8(bin_to_frame(-image if invert else image, frame), frame.content_mask)
+
+
+def input_canvas(kind: str, denoised_path: str, micrograph_path: str | None = None,
+                 invert: bool = False):
+    """(uint8 network input, frame) of one micrograph for a model with input ``kind``."""
+    denoised = load_denoised(denoised_path)
+    if kind == "denoised":
+        return denoised.image, denoised.frame
+    if not micrograph_path:
+        raise InputError(f"{denoised_path}: a U-Net with input 'binned' needs the micrograph "
+                         "file, not only its denoised canvas")
+    return binned_canvas(micrograph_path, denoised.frame, invert), denoised.frame
+
+
+def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diameter_px: float,
+                 heads: tuple[str, ...]) -> Example:
+    canvas, frame = input_canvas(config.input, item.denoised, item.micrograph, item.invert)
+    labels = read_coordinates(item.labels)
+    truth = labels[["x", "y"]].to_numpy(float)
+    diameter_px = item.diameter / frame.scale
+    factor = rescale_factor(diameter_px, model_diameter_px)
+    content = frame.content_mask
+    image = resize_canvas(normalise_image(canvas, content), factor)
+    content = resize_canvas(content.astype(np.uint8), factor, cv2.INTER_NEAREST).astype(bool)
+    xn, yn = frame.to_network(truth[:, 0], truth[:, 1])
+    xs, ys = (xn + 0.5) * factor - 0.5, (yn + 0.5) * factor - 0.5
+    d_model = diameter_px * factor
+    mask, centre = draw_targets(image.shape, xs, ys, d_model, config.centre_sigma * d_model)
+    if item.mask:
+        from cryopick.io import read_micrograph
+        file_mask = read_micrograph(item.mask).image > 0
+        binned = cv2.resize(file_mask.astype(np.float32), (frame.content_width,
+                            frame.content_height), interpolation=cv2.INTER_AREA)
+        mask_canvas = np.zeros((frame.size, frame.size), np.float32)
+        mask_canvas[: frame.content_height, : frame.content_width] = binned > 0.5
+        mask = resize_canvas(mask_canvas, factor, cv2.INTER_NEAREST)
+    by_head = {"mask": mask, "centre": centre}
+    targets = np.stack([by_head[h] for h in heads]).astype(np.float32)
+    valid = border_valid(content, config.ignore_border * d_model).astype(np.float32)
+    return Example(item.name, image.astype(np.float32), targets, valid, frame, factor, truth,
+                   item.diameter, canvas)
+
+
+def split_validation(items: list[LabelledMicrograph], fraction: float, seed: int,
+                     datasets: tuple[str, ...] = ()
+                     ) -> tuple[list[LabelledMicrograph], list[LabelledMicrograph]]:
+    """Hold out whole micrographs (seeded), at least one when there are two or more and the
+    fraction is positive, so validation never sees a training micrograph. With ``datasets``
+    only micrographs of those data sets (name prefix before "/") are candidates, and the
+    fraction is of them."""
+    items = sorted(items, key=lambda i: i.name)
+    candidates = [i for i, it in enumerate(items)
+                  if not datasets or it.name.split("/", 1)[0] in datasets]
+    if datasets and not candidates:
+        raise InputError(f"validation_datasets {list(datasets)} match no training micrograph")
+    if fraction <= 0 or len(candidates) < 2:
+        return items, []
+    n_val = min(len(candidates) - 1, max(1, round(fraction * len(candidates))))
+    order = np.random.default_rng(seed).permutation(len(candidates))
+    val_ids = {candidates[k] for k in order[:n_val].tolist()}
+    train = [it for i, it in enumerate(items) if i not in val_ids]
+    val = [it for i, it in enumerate(items) if i in val_ids]
+    return train, val
+
+
+def sample_batch(examples: list[Example], config: TrainingConfig,
+                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random crops with the 8 square symmetries, gain/offset and noise jitter."""
+    crop = config.crop
+    images, targets, valids = [], [], []
+    for _ in range(config.batch_size):
+        ex = examples[int(rng.integers(len(examples)))]
+        h, w = ex.image.shape
+        img = np.zeros((crop, crop), np.float32)
+        tgt = np.zeros((ex.targets.shape[0], crop, crop), np.float32)
+        val = np.zeros((crop, crop), np.float32)
+        y0 = int(rng.integers(0, max(h - crop, 0) + 1))
+        x0 = int(rng.integers(0, max(w - crop, 0) + 1))
+        ch, cw = min(crop, h - y0), min(crop, w - x0)
+        img[:ch, :cw] = ex.image[y0:y0 + ch, x0:x0 + cw]
+        tgt[:, :ch, :cw] = ex.targets[:, y0:y0 + ch, x0:x0 + cw]
+        val[:ch, :cw] = ex.valid[y0:y0 + ch, x0:x0 + cw]
+        if config.flips:
+            k = int(rng.integers(4))
+            img, tgt, val = (np.rot90(a, k, axes=(-2, -1)) for a in (img, tgt, val))
+            if rng.random() < 0.5:
+                img, tgt, val = (a[..., ::-1] for a in (img, tgt, val))
+        if config.contrast_jitter > 0:
+            c = config.contrast_jitter
+            img = img * rng.uniform(1 - c, 1 + c) + rng.uniform(-c, c)
+        if config.noise_jitter > 0:
+            img = img + rng.normal(0, rng.uniform(0, config.noise_jitter), img.shape)
+        images.append(np.ascontiguousarray(img, dtype=np.float32))
+        targets.append(np.ascontiguousarray(tgt))
+        valids.append(np.ascontiguousarray(val))
+    return (torch.from_numpy(np.stack(images))[:, None], torch.from_numpy(np.stack(targets)),
+            torch.from_numpy(np.stack(valids))[:, None])
+
+
+# ----------------------------------------------------------------------------------------------
+# loss
+# ----------------------------------------------------------------------------------------------
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    prob = torch.sigmoid(logits) * weight
+    target = target * weight
+    intersection = (prob * target).sum()
+    return 1.0 - (2.0 * intersection + 1.0) / (prob.sum() + target.sum() + 1.0)
+
+
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def loss_terms(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor,
+               heads: tuple[str, ...], centre_weight: float) -> dict[str, torch.Tensor]:
+    """Mask head: (BCE + Dice) / 2 as CryoSegNet; centre head: BCE on the soft heat-map.
+    ``valid`` (N, 1, H, W) zeroes the loss where labels are unknown."""
+    terms = {}
+    total = logits.new_zeros(())
+    for i, head in enumerate(heads):
+        lg, tg = logits[:, i:i + 1], targets[:, i:i + 1]
+        if head == "mask":
+            term = 0.5 * (weighted_bce(lg, tg, valid) + soft_dice_loss(lg, tg, valid))
+        else:
+            term = centre_weight * weighted_bce(lg, tg, valid)
+        terms[head] = term
+        total = total + term
+    terms["total"] = total
+    return terms
+
+
+# ----------------------------------------------------------------------------------------------
+# validation: loss, and the picking threshold that maximises F1 on validation micrographs
+# ----------------------------------------------------------------------------------------------
+
+def _full_prediction(model: AttentionUNet, example: Example,
+                     device: torch.device) -> np.ndarray:
+    with torch.inference_mode():
+        x = torch.from_numpy(example.image)[None, None].to(device)
+        return model(x)[0].float().cpu().numpy()
+
+
+def tune_picking(predictions: list[dict[str, np.ndarray]], examples: list[Example],
+                 thresholds, min_distances, edge_margins) -> dict:
+    """Picking settings with the best pooled F1 at 0.5 x diameter on ``examples`` (a grid);
+    ``predictions`` hold probabilities on the denoised canvas. Ties go to the first setting.
+
+    Peaks are found once per (min_distance, edge_margin) at the lowest threshold: greedy
+    suppression visits peaks from the highest down, so the peaks kept at a higher threshold are
+    exactly those kept at the lowest one that lie above it."""
+    from cryopick.inference import picks_from_prediction
+
+    thresholds = sorted(thresholds)
+    best, rows = None, []
+    for edge_margin in edge_margins:
+        for min_distance in min_distances:
+            counts = np.zeros((len(thresholds), 3), dtype=np.int64)  # tp, picks, truth
+            for pred, ex in zip(predictions, examples):
+                picks = picks_from_prediction(pred, ex.frame, ex.diameter / ex.frame.scale,
+                                              thresholds[0], min_distance, edge_margin)
+                for k, threshold in enumerate(thresholds):
+                    kept = picks[picks["score"] > threshold] if k else picks
+                    p = kept[["x", "y"]].to_numpy(float)
+                    counts[k] += (match_count(p, ex.truth, 0.5 * ex.diameter), len(p),
+                                  len(ex.truth))
+            for k, threshold in enumerate(thresholds):
+                precision, recall, f1 = precision_recall_f1(*(int(c) for c in counts[k]))
+                rows.append({"threshold": threshold, "min_distance": min_distance,
+                             "edge_margin": edge_margin, "precision": precision,
+                             "recall": recall, "f1": f1})
+                if best is None or f1 > best["f1"]:
+                    best = rows[-1]
+    return {"best": best, "grid": rows}
+
+
+def final_tuning(model: AttentionUNet, examples: list[Example], config: TrainingConfig,
+                 device: torch.device) -> dict:
+    """Picking settings tuned on maps made exactly as the workflow makes them: inference with
+    ``config.symmetries`` and the 8-bit rounding of the map files."""
+    from cryopick.inference import predict
+
+    predictions = []
+    for ex in examples:
+        maps = predict(model, [ex.raw], [ex.frame.content_mask], batch_size=1, scale=ex.factor,
+                       device=device, symmetries=config.symmetries)[0]
+        predictions.append({k: np.round(v * 255.0) / 255.0 for k, v in maps.items()})
+    return tune_picking(predictions, examples, config.thresholds, config.min_distances,
+                        config.edge_margins)["best"]
+
+
+def canvas_probabilities(logits: np.ndarray, example: Example,
+                         heads: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Head probabilities resampled back to the denoised canvas (what inference produces)."""
+    out = {}
+    size = example.frame.size
+    for i, head in enumerate(heads):
+        prob = 1.0 / (1.0 + np.exp(-logits[i]))
+        if example.factor != 1.0:
+            prob = cv2.resize(prob, (size, size), interpolation=cv2.INTER_LINEAR)
+        out[head] = prob.astype(np.float32)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the training loop
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainingResult:
+    checkpoint: dict
+    history: list[dict]
+
+
+def _learning_rate(config: TrainingConfig, step: int, elapsed_s: float) -> float:
+    """Cosine decay to zero by whichever comes first: ``steps`` or ``max_minutes``; a short
+    linear warm-up avoids early BatchNorm blow-ups at high rates."""
+    progress = max(step / config.steps, elapsed_s / (60.0 * config.max_minutes))
+    warmup = min(1.0, (step + 1) / min(50.0, max(1.0, config.steps / 10)))
+    return config.learning_rate * warmup * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def train(items: list[LabelledMicrograph], config: TrainingConfig,
+          log=print) -> TrainingResult:
+    """Train a model on ``items``; returns the checkpoint of the best validation epoch (the last
+    epoch when there is no validation micrograph) and the per-epoch history."""
+    if not items:
+        raise InputError("unet training needs at least one labelled micrograph")
+    seed_everything(config.seed)
+    torch.set_num_threads(max(1, config.threads))
+    device = resolve_device(config.device)
+    heads = config.heads
+    diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
+    train_items, val_items = split_validation(items, config.validation_fraction, config.seed,
+                                              config.validation_datasets)
+    train_ex = [load_example(i, config, diameter, heads) for i in train_items]
+    val_ex = [load_example(i, config, diameter, heads) for i in val_items]
+    identity = data_identity(items)
+    model = AttentionUNet.from_architecture(config.architecture).to(
+        device, memory_format=torch.channels_last)
+    n_params = count_parameters(model)
+    log(f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
+        f"{len(train_ex)} training / {len(val_ex)} validation micrographs, "
+        f"{n_params:,} parameters, particle diameter {diameter:.1f} px on the model canvas, "
+        f"data sha256 {identity['sha256'][:12]}")
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    history: list[dict] = []
+    best_state, best_score, best_metrics = None, -math.inf, {}
+    start = time.monotonic()
+    step = 0
+    running: dict[str, float] = {}
+    stopped_by = "steps"
+    while step < config.steps:
+        elapsed = time.monotonic() - start
+        if elapsed >= 60.0 * config.max_minutes:
+            stopped_by = "max_minutes"
+            break
+        lr = _learning_rate(config, step, elapsed)
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        model.train()
+        images, targets, valid = (t.to(device) for t in sample_batch(train_ex, config, rng))
+        images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
+            logits = model(images)
+        terms = loss_terms(logits.float(), targets, valid, heads, config.centre_weight)
+        optimiser.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimiser.step()
+        step += 1
+        for key, value in terms.items():
+            running[key] = running.get(key, 0.0) + float(value.detach())
+        running["n"] = running.get("n", 0) + 1
+        out_of_time = time.monotonic() - start >= 60.0 * config.max_minutes
+        if step % config.steps_per_epoch == 0 or step == config.steps or out_of_time:
+            n = running.pop("n")
+            row = {"epoch": len(history) + 1, "step": step, "lr": lr,
+                   "minutes": (time.monotonic() - start) / 60.0}
+            row.update({f"train_{k}": v / n for k, v in running.items()})
+            running = {}
+            score = -row["train_total"]
+            if val_ex:
+                model.eval()
+                val_terms, preds = {}, []
+                for ex in val_ex:
+                    logits = _full_prediction(model, ex, device)
+                    t = loss_terms(torch.from_numpy(logits)[None],
+                                   torch.from_numpy(ex.targets)[None],
+                                   torch.from_numpy(ex.valid)[None, None], heads,
+                                   config.centre_weight)
+                    for key, value in t.items():
+                        val_terms[key] = val_terms.get(key, 0.0) + float(value) / len(val_ex)
+                    if "centre" in heads:
+                        preds.append(canvas_probabilities(logits, ex, heads))
+                row.update({f"val_{k}": v for k, v in val_terms.items()})
+                score = -row["val_total"]
+                if preds:
+                    tuned = tune_picking(preds, val_ex, config.thresholds, config.min_distances,
+                                         config.edge_margins)["best"]
+                    row.update({"val_f1": tuned["f1"], "val_threshold": tuned["threshold"],
+                                "val_min_distance": tuned["min_distance"],
+                                "val_edge_margin": tuned["edge_margin"]})
+                    score = tuned["f1"]
+            history.append(row)
+            log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in row.items()))
+            if score >= best_score:
+                best_score = score
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best_metrics = dict(row)
+    minutes = (time.monotonic() - start) / 60.0
+    if best_state is None:
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    picking = {"threshold": 0.5, "min_distance": config.min_distances[0],
+               "edge_margin": config.edge_margins[0], "symmetries": config.symmetries,
+               "tuned_on": []}
+    if val_ex and "centre" in heads:
+        model.load_state_dict(best_state)
+        final = final_tuning(model, val_ex, config, device)
+        picking.update({k: final[k] for k in ("threshold", "min_distance", "edge_margin")})
+        picking.update(tuned_on=[i.name for i in val_items], validation_f1=final["f1"],
+                       validation_precision=final["precision"],
+                       validation_recall=final["recall"])
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "architecture": config.architecture.to_dict(),
+        "state_dict": best_state,
+        "config": config.to_dict(),
+        "data": {**identity, "validation": [i.name for i in val_items]},
+        "diameter_px": diameter,
+        "input": config.input,
+        "normalisation": "per-image z-score over the content (cryopick.training.normalise_image)",
+        "picking": picking,
+        "metrics": {"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
+                    "minutes": minutes, "stopped_by": stopped_by, "device": str(device)},
+        "cryopick_version": cryopick.__version__,
+        "torch_version": str(torch.__version__),
+    }
+    checkpoint = {k: (v if k == "state_dict" else _plain(v)) for k, v in checkpoint.items()}
+    log(f"unet training done: {step} steps in {minutes:.1f} min (stopped by {stopped_by}); "
+        f"best epoch {best_metrics.get('epoch')}, picking threshold {picking['threshold']}")
+    return TrainingResult(checkpoint, history)
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints
+# ----------------------------------------------------------------------------------------------
+
+def _plain(value):
+    """JSON-plain copy (numpy scalars to Python), so ``torch.load(weights_only=True)`` reads
+    every checkpoint."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
+                                 else str(v)))
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict, half: bool = True) -> None:
+    """Atomic ``torch.save``; ``half`` stores floating weights as float16 (half the size, a
+    difference far below the 8-bit maps inference writes)."""
+    checkpoint = dict(checkpoint)
+    if half:
+        checkpoint["state_dict"] = {
+            k: (v.half() if v.is_floating_point() else v)
+            for k, v in checkpoint["state_dict"].items()
+        }
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: U-Net model file does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable cryopick U-Net checkpoint ({exc})") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path}: not a cryopick U-Net checkpoint (no format "
+                         f"{CHECKPOINT_FORMAT!r})")
+    if checkpoint.get("format_version", 0) > CHECKPOINT_VERSION:
+        raise ModelError(f"{path}: checkpoint format {checkpoint['format_version']} is newer than "
+                         f"this cryopick reads ({CHECKPOINT_VERSION}); update cryopick")
+    return checkpoint
+
+
+def load_model(path: str | os.PathLike, expected_architecture: Architecture | dict | None = None,
+               device: str | torch.device = "cpu") -> tuple[AttentionUNet, dict]:
+    """Rebuild the network a checkpoint describes and load its weights (eval mode).
+
+    Refuses, naming the file, a checkpoint whose architecture differs from
+    ``expected_architecture`` or whose weights do not fit its own declared architecture, so
+    weights can never be loaded into the wrong network."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    try:
+        architecture = Architecture.from_dict(checkpoint["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: checkpoint has no usable architecture ({exc})") from exc
+    if expected_architecture is not None:
+        if isinstance(expected_architecture, dict):
+            expected_architecture = Architecture.from_dict(expected_architecture)
+        if expected_architecture != architecture:
+            raise ModelError(
+                f"{path}: checkpoint architecture {architecture.to_dict()} differs from the "
+                f"expected {expected_architecture.to_dict()}"
+            )
+    model = AttentionUNet.from_architecture(architecture)
+    state = {k: (v.float() if v.is_floating_point() else v)
+             for k, v in checkpoint["state_dict"].items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: weights do not fit the declared architecture "
+                         f"{architecture.to_dict()} ({str(exc).splitlines()[0]})") from exc
+    model.to(device).eval()
+    return model, checkpoint
+
+
+# ----------------------------------------------------------------------------------------------
+# training log
+# ----------------------------------------------------------------------------------------------
+
+def _loss_columns(table) -> list[str]:
+    return [c for c in table.columns if c.startswith(("train_", "val_"))
+            and not c.startswith(("val_f1", "val_threshold", "val_min_distance",
+                                  "val_edge_margin"))]
+
+
+def write_history(history: list[dict], tsv_path: str | os.PathLike,
+                  png_path: str | os.PathLike | None = None) -> None:
+    """Per-epoch table (TSV) and loss curves (PNG: training and validation loss per head, and
+    validation F1 when there is one)."""
+    import pandas as pd
+
+    table = pd.DataFrame(history)
+    with atomic_path(tsv_path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    if png_path is None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_f1 = "val_f1" in table
+    fig, axes = plt.subplots(1, 2 if has_f1 else 1, figsize=(10 if has_f1 else 5.5, 4),
+                             squeeze=False)
+    ax = axes[0, 0]
+    for column in _loss_columns(table):
+        style = "-" if column.startswith("train_") else "--"
+        ax.plot(table["step"], table[column], style, label=column)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.set_title("U-Net loss")
+    if has_f1:
+        ax = axes[0, 1]
+        ax.plot(table["step"], table["val_f1"], "o-")
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation F1 (0.5 x diameter)")
+        ax.set_title("validation picks")
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# files: what the workflow's train_unet rule calls
+# ----------------------------------------------------------------------------------------------
+
+def labelled_micrograph(name: str, denoised_path: str, labels_path: str,
+                        diameter_angstrom: float, mask_path: str | None = None,
+                        micrograph_path: str | None = None, invert: bool = False
+                        ) -> LabelledMicrograph:
+    """A training item whose labelled diameter (file pixels) comes from the data set's
+    particle diameter and the pixel size recorded by the denoise stage."""
+    from cryopick.denoise import load_frame
+
+    _, file_pixel_size = load_frame(denoised_path)
+    return LabelledMicrograph(name, str(denoised_path), str(labels_path),
+                              diameter_angstrom / file_pixel_size, mask_path,
+                              str(micrograph_path) if micrograph_path else None, bool(invert))
+
+
+def train_files(items: list[LabelledMicrograph], config: TrainingConfig, model_path: str,
+                history_path: str, plot_path: str, log=print) -> dict:
+    """Train, then write the checkpoint, the per-epoch table and the loss curves."""
+    result = train(items, config, log)
+    save_checkpoint(model_path, result.checkpoint)
+    write_history(result.history, history_path, plot_path)
+    return result.checkpoint

@@ -1,0 +1,81 @@
+# Attention U-Net: training on labelled data sets, probability maps per micrograph, picks from
+# the centre map. Logic lives in cryopick.training / cryopick.inference.
+
+rule train_unet:
+    """Train the attention U-Net on the labelled data sets named in unet.train.datasets."""
+    input:
+        unpack(unet_training_inputs),
+    output:
+        model=UNET_TRAINED_MODEL,
+        history=f"{UNET_TRAINING}/history.tsv",
+        plot=f"{UNET_TRAINING}/loss.png",
+    params:
+        training_items=lambda wildcards: unet_training_items(),
+        settings={k: v for k, v in UNET["train"].items()
+                  if k not in ("name", "datasets", "use_masks")},
+    log:
+        f"{UNET_TRAINING}/train_unet.log",
+    benchmark:
+        f"{UNET_TRAINING}/benchmark.tsv"
+    threads: UNET["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=lambda wildcards: int(UNET["train"]["max_minutes"]) + 30,
+        **UNET_TRAIN_GPU,
+    conda:
+        "../envs/cryopick.yaml"
+    script:
+        "../scripts/train_unet.py"
+
+
+rule unet_predict:
+    """U-Net probability (mask) and centre maps, 8-bit, on the denoised canvas."""
+    input:
+        micrograph=micrograph_path,
+        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        model=unet_model(),
+    output:
+        maps="results/{dataset}/unet/{micrograph}.npz",
+    params:
+        diameter=dataset_diameter,
+        invert=dataset_invert,
+        device=UNET["device"],
+        batch_size=UNET["batch_size"],
+        symmetries=UNET["symmetries"],
+    log:
+        "results/{dataset}/logs/unet_predict/{micrograph}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/unet_predict/{micrograph}.tsv"
+    threads: UNET["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=10,
+        **UNET_GPU,
+    conda:
+        "../envs/cryopick.yaml"
+    script:
+        "../scripts/unet_predict.py"
+
+
+rule pick_unet:
+    """Picks: peaks of the U-Net centre map at the particle diameter, with an edge margin."""
+    input:
+        maps="results/{dataset}/unet/{micrograph}.npz",
+        denoised="results/{dataset}/denoise/{micrograph}.npz",
+    output:
+        "results/{dataset}/unet_picks/{micrograph}.star",
+    params:
+        diameter=dataset_diameter,
+        settings=unet_pick_settings(),
+    log:
+        "results/{dataset}/logs/pick_unet/{micrograph}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/pick_unet/{micrograph}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/cryopick.yaml"
+    script:
+        "../scripts/pick_unet.py"
