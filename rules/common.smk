@@ -282,6 +282,24 @@ def unet_model():
     return model
 
 
+# minutes of the training job: its own time limit plus loading and the final evaluation
+UNET_TRAIN_RUNTIME = int(UNET["train"]["max_minutes"]) + 30
+
+
+def unet_training_params(wildcards):
+    """Training items, evaluated only when the train_unet rule is used."""
+    return unet_training_items()
+
+
+def unet_train_settings():
+    """The training settings that change the weights (not the data-set bookkeeping)."""
+    return {k: v for k, v in UNET["train"].items() if k not in ("name", "datasets", "use_masks")}
+
+
+def synthetic_set_size(wildcards):
+    return len(synthetic_names(wildcards.synthetic_set))
+
+
 def unet_training_items():
     """(dataset/micrograph name, micrograph, denoised canvas, label file, diameter in A[, mask])
     of every labelled micrograph of the training data sets, real or synthetic; unlabelled

@@ -44,7 +44,7 @@ rule synthetic_parameters:
     params:
         settings=synthetic_settings,
         seed=synthetic_seed,
-        n_micrographs=lambda wildcards: len(synthetic_names(wildcards.synthetic_set)),
+        n_micrographs=synthetic_set_size,
         name_prefix=synthetic_prefix,
     log:
         "results/synthetic/{synthetic_set}/logs/parameters.log",

@@ -10,9 +10,8 @@ rule train_unet:
         history=f"{UNET_TRAINING}/history.tsv",
         plot=f"{UNET_TRAINING}/loss.png",
     params:
-        training_items=lambda wildcards: unet_training_items(),
-        settings={k: v for k, v in UNET["train"].items()
-                  if k not in ("name", "datasets", "use_masks")},
+        training_items=unet_training_params,
+        settings=unet_train_settings(),
     log:
         f"{UNET_TRAINING}/train_unet.log",
     benchmark:
@@ -20,7 +19,7 @@ rule train_unet:
     threads: UNET["train"]["threads"]
     resources:
         mem_mb=8000,
-        runtime=lambda wildcards: int(UNET["train"]["max_minutes"]) + 30,
+        runtime=UNET_TRAIN_RUNTIME,
         **UNET_TRAIN_GPU,
     conda:
         "../envs/cryopick.yaml"

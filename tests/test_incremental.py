@@ -27,7 +27,7 @@ WILDCARDS_LINE = re.compile(r"^\s*wildcards: (.*)$")
 
 def planned_jobs(dry_run_output: str) -> dict[str, set[str]]:
     """Rule -> the jobs a dry run lists, each named by its micrograph or batch wildcard
-    (``""`` for a job without one); the target rules (all, all_with_unet) are left out."""
+    (``""`` for a job without one); the target rules (all, all_with_model) are left out."""
     jobs: dict[str, set[str]] = {}
     rule = None
     for line in dry_run_output.splitlines():
@@ -40,7 +40,7 @@ def planned_jobs(dry_run_output: str) -> dict[str, set[str]]:
             jobs[rule].add(values.get("micrograph") or values.get("batch") or "")
             rule = None
     jobs.pop("all", None)
-    jobs.pop("all_with_unet", None)
+    jobs.pop("all_with_model", None)
     return jobs
 
 
@@ -134,19 +134,19 @@ def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ a batched model stage
-# Stand-ins shaped like the U-Net rule (batched, model weights as an input, one directory of
+# Stand-ins shaped like a batched model rule (batched, model weights as an input, one directory of
 # per-micrograph artifacts per batch) and a per-micrograph consumer, on top of the real
 # workflow, whose `all` they extend.
 BATCHED_STAGE = """
 include: {snakefile!r}
 
 
-rule unet_predict:
+rule model_batch:
     input:
         denoised=batch_inputs("results/{{dataset}}/denoise/{{micrograph}}.npz"),
         weights={weights!r},
     output:
-        directory("results/{{dataset}}/unet/batch_{{batch}}"),
+        directory("results/{{dataset}}/model_batch/batch_{{batch}}"),
     params:
         micrographs=batch_micrographs,
     shell:
@@ -154,19 +154,19 @@ rule unet_predict:
         "cat {{input.weights}} > {{output}}/$m.npz; done"
 
 
-rule unet_picks:
+rule model_picks:
     input:
-        maps=batch_dir("results/{{dataset}}/unet/batch_{{batch}}"),
+        maps=batch_dir("results/{{dataset}}/model_batch/batch_{{batch}}"),
     output:
-        "results/{{dataset}}/unet_picks/{{micrograph}}.txt",
+        "results/{{dataset}}/model_picks/{{micrograph}}.txt",
     shell:
         "cp {{input.maps}}/{{wildcards.micrograph}}.npz {{output}}"
 
 
-rule all_with_unet:
+rule all_with_model:
     input:
         rules.all.input,
-        [expand("results/{{dataset}}/unet_picks/{{micrograph}}.txt", dataset=d,
+        [expand("results/{{dataset}}/model_picks/{{micrograph}}.txt", dataset=d,
                 micrograph=micrograph_names(d)) for d in DATASETS],
     default_target: True
 """
@@ -176,7 +176,7 @@ rule all_with_unet:
 def batched_workflow(tmp_path: Path) -> tuple[Path, Path, dict, dict, Path]:
     """Five micrographs, batches of two, processed once;
     (snakefile, workdir, config, dataset, weights)."""
-    weights = tmp_path / "unet_weights.pt"
+    weights = tmp_path / "model_weights.pt"
     weights.write_text("weights v1\n")
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(BATCHED_STAGE.format(snakefile=str(REPO / "Snakefile"),
@@ -196,14 +196,14 @@ def test_replacing_the_weights_reruns_the_model_stage_and_after_only(batched_wor
     snakefile, workdir, config, _, weights = batched_workflow
     weights.write_text("weights v2\n")
     assert plan(workdir, config, snakefile=snakefile) == {
-        "unet_predict": {"00000", "00001", "00002"}, "unet_picks": ALL5,
+        "model_batch": {"00000", "00001", "00002"}, "model_picks": ALL5,
     }
 
 
 def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> None:
     snakefile, workdir, config, dataset, _ = batched_workflow
     results = workdir / "results" / "small"
-    assert batch_contents(results / "unet") == {  # ceil(5 / 2) jobs, names in sorted order
+    assert batch_contents(results / "model_batch") == {  # ceil(5 / 2) jobs, names in sorted order
         "batch_00000": ["mic_000", "mic_001"], "batch_00001": ["mic_002", "mic_003"],
         "batch_00002": ["mic_004"]}
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()
@@ -214,7 +214,7 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
     assert plan(workdir, config, snakefile=snakefile) == {
         "denoise": new, "pick_baseline": new, "picks": new, "metrics": {""}, "report": {""},
-        "unet_predict": {"00003", "00004"}, "unet_picks": new,
+        "model_batch": {"00003", "00004"}, "model_picks": new,
     }
     snakemake(workdir, config, snakefile=snakefile, dry_run=False)
     manifest = (results / "batches.tsv").read_text().splitlines()
@@ -222,7 +222,7 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     changed = [p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime]
     # only the data set's manifest and its pooled metrics: no old micrograph's artifact
     assert sorted(p.name for p in changed) == ["batches.tsv", "per_micrograph.tsv", "summary.tsv"]
-    assert batch_contents(results / "unet")["batch_00003"] == ["mic_005", "mic_006"]
+    assert batch_contents(results / "model_batch")["batch_00003"] == ["mic_005", "mic_006"]
 
 
 def batch_contents(stage: Path) -> dict[str, list[str]]:
