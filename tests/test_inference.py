@@ -123,8 +123,8 @@ def unet_workflow(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("unet_run")
     config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
               "baseline": SPARSE_BASELINE,
-              "unet": {"model": "train", "device": "cpu", "threads": 1, "batch_size": 2,
-                       "train": TINY_TRAINING}}
+              "unet": {"enabled": True, "model": "train", "device": "cpu", "threads": 1,
+                       "batch_size": 2, "train": TINY_TRAINING}}
     run_workflow(workdir, config)
     return workdir, config, run_workflow
 
