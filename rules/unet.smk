@@ -22,7 +22,7 @@ rule train_unet:
         runtime=UNET_TRAIN_RUNTIME,
         **UNET_TRAIN_GPU,
     conda:
-        "../envs/cryopick.yaml"
+        "../envs/unet.yaml"
     script:
         "../scripts/train_unet.py"
 
@@ -51,7 +51,7 @@ rule unet_predict:
         runtime=10,
         **UNET_GPU,
     conda:
-        "../envs/cryopick.yaml"
+        "../envs/unet.yaml"
     script:
         "../scripts/unet_predict.py"
 
@@ -75,6 +75,6 @@ rule pick_unet:
         mem_mb=1000,
         runtime=5,
     conda:
-        "../envs/cryopick.yaml"
+        "../envs/unet.yaml"
     script:
         "../scripts/pick_unet.py"
