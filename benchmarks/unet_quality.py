@@ -69,9 +69,10 @@ def micrograph_file(data: Path, name: str) -> Path:
     return next(p for p in (data / "micrographs").iterdir() if micrograph_name(p) == name)
 
 
-def item(data: Path, name: str, denoised: Path) -> LabelledMicrograph:
-    return LabelledMicrograph(name, str(denoised), str(data / "coordinates" / f"{name}.csv"),
-                              DIAMETER_PX, micrograph=str(micrograph_file(data, name)))
+def item(data: Path, name: str, denoised: Path, prefix: str = "") -> LabelledMicrograph:
+    return LabelledMicrograph(f"{prefix}{name}", str(denoised),
+                              str(data / "coordinates" / f"{name}.csv"), DIAMETER_PX,
+                              micrograph=str(micrograph_file(data, name)))
 
 
 def synthetic_items(spec: Path, diameter_angstrom: float) -> list[LabelledMicrograph]:
@@ -212,8 +213,11 @@ def main(argv=None) -> None:
                     _f.write(message + "\n")
                     _f.flush()
                 log(f"held out: {held_out}")
-                result = train([item(args.data, n, canvases[n]) for n in training] + synthetic,
-                               config, log)
+                # with synthetic data the real items are named "empiar10017/..." so that
+                # validation_datasets can keep validation on real micrographs
+                prefix = "empiar10017/" if synthetic else ""
+                result = train([item(args.data, n, canvases[n], prefix) for n in training]
+                               + synthetic, config, log)
             save_checkpoint(checkpoint_path, result.checkpoint)
             write_history(result.history, runs / f"fold{fold}_history.tsv",
                           runs / f"fold{fold}_loss.png")
