@@ -73,6 +73,8 @@ class TrainingConfig:
     flips: bool = True  # flips and 90-degree rotations (the 8 symmetries of the square)
     contrast_jitter: float = 0.2  # gain in [1-c, 1+c] and offset in [-c, c] (image std units)
     noise_jitter: float = 0.2  # added white noise with std up to this (image std units)
+    blur_jitter: float = 0.0  # Gaussian blur with a random sigma up to this (diameters):
+    # makes noisy (e.g. synthetic) training images resemble filtered real ones
     validation_fraction: float = 0.15  # of the micrographs, at least one when there are two
     # draw validation micrographs only from these data sets (item names "dataset/micrograph"),
     # e.g. the real one when synthetic data join the training; empty: from all
@@ -343,9 +345,10 @@ def split_validation(items: list[LabelledMicrograph], fraction: float, seed: int
     return train, val
 
 
-def sample_batch(examples: list[Example], config: TrainingConfig,
-                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random crops with the 8 square symmetries, gain/offset and noise jitter."""
+def sample_batch(examples: list[Example], config: TrainingConfig, rng: np.random.Generator,
+                 diameter_px: float = 27.0
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random crops with the 8 square symmetries, blur, gain/offset and noise jitter."""
     crop = config.crop
     images, targets, valids = [], [], []
     for _ in range(config.batch_size):
@@ -365,6 +368,14 @@ def sample_batch(examples: list[Example], config: TrainingConfig,
             img, tgt, val = (np.rot90(a, k, axes=(-2, -1)) for a in (img, tgt, val))
             if rng.random() < 0.5:
                 img, tgt, val = (a[..., ::-1] for a in (img, tgt, val))
+        if config.blur_jitter > 0:
+            sigma = rng.uniform(0, config.blur_jitter * diameter_px)
+            if sigma > 0.3:
+                img = cv2.GaussianBlur(np.ascontiguousarray(img, dtype=np.float32), (0, 0),
+                                       sigma)
+                # as if the whole image had been filtered, then normalised: unit std again
+                # (at most 5x gain, so a flat crop's faint texture is not blown up)
+                img = img * min(1.0 / max(float(img.std()), 1e-6), 5.0)
         if config.contrast_jitter > 0:
             c = config.contrast_jitter
             img = img * rng.uniform(1 - c, 1 + c) + rng.uniform(-c, c)
@@ -542,7 +553,8 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
         for group in optimiser.param_groups:
             group["lr"] = lr
         model.train()
-        images, targets, valid = (t.to(device) for t in sample_batch(train_ex, config, rng))
+        images, targets, valid = (t.to(device) for t in sample_batch(train_ex, config, rng,
+                                                                     diameter))
         images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
             logits = model(images)

@@ -210,3 +210,19 @@ def test_a_given_mask_image_is_the_mask_target(tiny_data, tmp_path):
     example = load_example(item, tiny_config(), 8.0, ("mask", "centre"))
     assert example.targets[0][:, :30].all() and not example.targets[0][:, 34:].any()
     assert example.raw.dtype == np.uint8 and example.raw.shape == (64, 64)
+
+
+def test_blur_jitter_smooths_crops_and_keeps_their_contrast(tiny_data):
+    from cryopick.training import load_example, sample_batch
+
+    config = tiny_config(blur_jitter=0.5, contrast_jitter=0.0, noise_jitter=0.0, flips=False)
+    examples = [load_example(i, config, 8.0, config.heads) for i in tiny_data]
+    sharp, _, _ = sample_batch(examples, tiny_config(contrast_jitter=0.0, noise_jitter=0.0,
+                                                     flips=False), np.random.default_rng(1), 8.0)
+    blurred, _, _ = sample_batch(examples, config, np.random.default_rng(1), 8.0)
+
+    def roughness(x):
+        return float((x[..., 1:, :] - x[..., :-1, :]).abs().mean() / x.std())
+
+    assert roughness(blurred) < 0.7 * roughness(sharp)
+    assert 0.5 < float(blurred.std()) < 2.0
