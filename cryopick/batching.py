@@ -139,6 +139,17 @@ def update_batches(
     return batch_members(assignment, names)
 
 
+def batch_artifact(folder: str | os.PathLike, micrograph: str, suffix: str = ".npz") -> Path:
+    """One micrograph's artifact inside the directory a batched stage wrote for its batch."""
+    return Path(folder) / f"{micrograph}{suffix}"
+
+
+def batch_artifacts(folder: str | os.PathLike, micrographs: Iterable[str],
+                    suffix: str = ".npz") -> list[Path]:
+    """The artifacts of a batch, in the order of ``micrographs``."""
+    return [batch_artifact(folder, m, suffix) for m in micrographs]
+
+
 def max_batches(n_micrographs: int, batch_size: int) -> int:
     """Jobs a batched stage needs for a fresh data set: ceil(N / batch size)."""
     return math.ceil(n_micrographs / batch_size)

@@ -282,6 +282,22 @@ def unet_model():
     return model
 
 
+# minutes of one inference job: model start-up plus up to ~1 min per micrograph on a CPU
+UNET_BATCH_RUNTIME = 10 + config["batching"]["size"]
+
+
+def batch_micrograph_paths(wildcards):
+    """The input files of the micrographs of a batched job, in the batch's order."""
+    files = MICROGRAPHS[wildcards.dataset]
+    return [files[name] for name in BATCHES.micrographs(wildcards.dataset, wildcards.batch)]
+
+
+def unet_batch_of_micrograph(wildcards):
+    """The U-Net directory of the batch that holds the job's micrograph."""
+    batch = BATCHES.batch_of(wildcards.dataset, wildcards.micrograph)
+    return f"results/{wildcards.dataset}/unet/batch_{batch}"
+
+
 # minutes of the training job: its own time limit plus loading and the final evaluation
 UNET_TRAIN_RUNTIME = int(UNET["train"]["max_minutes"]) + 30
 

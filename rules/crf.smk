@@ -7,7 +7,7 @@ CRF_MEM_MB = int(500 + 300 * (config["denoise"]["size"] / 1024) ** 2)
 rule crf:
     """Dense-CRF refined particle probability and mask at network resolution."""
     input:
-        probabilities="results/{dataset}/unet/{micrograph}.npz",
+        probabilities=unet_batch_of_micrograph,
         denoised="results/{dataset}/denoise/{micrograph}.npz",
     output:
         "results/{dataset}/crf/{micrograph}.npz",

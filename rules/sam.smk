@@ -12,26 +12,30 @@ if not SAM_ENABLED and workflow.is_main_process:
 SAM_MEM_MB = {"vit_h": 16000, "vit_l": 12000, "vit_b": 8000, "tiny": 1000}
 # The checkpoint is an input, so replacing it reruns the stage; unset, the job's own error
 # says what to download.
+# Minutes of one batch job: ~5-10 s per micrograph on a GPU, minutes on a CPU.
+SAM_BATCH_RUNTIME = 10 + 2 * config["batching"]["size"]
 SAM_CHECKPOINT_INPUT = [config["sam"]["checkpoint"]] if config["sam"]["checkpoint"] else []
 
 
-rule sam:
-    """SAM automatic masks (RLE, box, predicted IoU, stability) on the U-Net map."""
+rule sam_masks:
+    """SAM automatic masks (RLE, box, predicted IoU, stability) on the U-Net maps of one batch
+    of micrographs, the model loaded once per job."""
     input:
-        probabilities="results/{dataset}/unet/{micrograph}.npz",
+        probabilities="results/{dataset}/unet/batch_{batch}",
         checkpoint=SAM_CHECKPOINT_INPUT,
     output:
-        masks="results/{dataset}/sam/{micrograph}.json.gz",
+        masks=directory("results/{dataset}/sam/batch_{batch}"),
     params:
+        micrographs=batch_micrographs,
         settings=config["sam"],
     log:
-        "results/{dataset}/logs/sam/{micrograph}.log",
+        "results/{dataset}/logs/sam_masks/batch_{batch}.log",
     benchmark:
-        "results/{dataset}/benchmarks/sam/{micrograph}.tsv"
+        "results/{dataset}/benchmarks/sam_masks/batch_{batch}.tsv"
     threads: 4
     resources:
         mem_mb=SAM_MEM_MB[config["sam"]["model_type"]],
-        runtime=30,
+        runtime=SAM_BATCH_RUNTIME,
     conda:
         "../envs/sam.yaml"
     script:

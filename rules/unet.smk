@@ -28,27 +28,29 @@ rule train_unet:
 
 
 rule unet_predict:
-    """U-Net probability (mask) and centre maps, 8-bit, on the denoised canvas."""
+    """U-Net probability (mask) and centre maps, 8-bit, on the denoised canvas: one job per
+    batch of micrographs (rules/batching.smk), the model loaded once per job."""
     input:
-        micrograph=micrograph_path,
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        micrographs=batch_micrograph_paths,
+        denoised=batch_inputs("results/{dataset}/denoise/{micrograph}.npz"),
         model=unet_model(),
     output:
-        maps="results/{dataset}/unet/{micrograph}.npz",
+        maps=directory("results/{dataset}/unet/batch_{batch}"),
     params:
+        micrographs=batch_micrographs,
         diameter=dataset_diameter,
         invert=dataset_invert,
         device=UNET["device"],
         batch_size=UNET["batch_size"],
         symmetries=UNET["symmetries"],
     log:
-        "results/{dataset}/logs/unet_predict/{micrograph}.log",
+        "results/{dataset}/logs/unet_predict/batch_{batch}.log",
     benchmark:
-        "results/{dataset}/benchmarks/unet_predict/{micrograph}.tsv"
+        "results/{dataset}/benchmarks/unet_predict/batch_{batch}.tsv"
     threads: UNET["threads"]
     resources:
         mem_mb=3000,
-        runtime=10,
+        runtime=UNET_BATCH_RUNTIME,
         **UNET_GPU,
     conda:
         "../envs/unet.yaml"
@@ -59,7 +61,7 @@ rule unet_predict:
 rule pick_unet:
     """Picks: peaks of the U-Net centre map at the particle diameter, with an edge margin."""
     input:
-        maps="results/{dataset}/unet/{micrograph}.npz",
+        maps=unet_batch_of_micrograph,
         denoised="results/{dataset}/denoise/{micrograph}.npz",
     output:
         "results/{dataset}/unet_picks/{micrograph}.star",

@@ -1,19 +1,26 @@
-"""Snakemake wrapper: SAM masks for one or more U-Net maps, the model loaded once
-(cryopick.sam.run_sam). ``input.probabilities`` and ``output.masks`` are zipped; each may be a
-single path or a list (a batch of micrographs per job)."""
+"""Snakemake wrapper: SAM masks for the U-Net maps of one batch, the model loaded once
+(cryopick.sam.run_sam); one {micrograph}.json.gz per micrograph in the batch's directory."""
 
+from pathlib import Path
+
+from cryopick.batching import batch_artifacts
 from cryopick.sam import SamSettings, run_sam
 from cryopick.workflow import logged_job
 
 
 def as_list(value):
+    """A one-micrograph batch comes as a string, a larger one as a list."""
     return [value] if isinstance(value, str) else list(value)
 
 
-probabilities = as_list(snakemake.input.probabilities)
-masks = as_list(snakemake.output.masks)
-with logged_job(snakemake.log[0], f"sam on {len(probabilities)} micrograph(s)") as log:
-    timings = run_sam(probabilities, masks, SamSettings.from_config(snakemake.params.settings),
+micrographs = as_list(snakemake.params.micrographs)
+folder = Path(snakemake.output.masks)
+with logged_job(snakemake.log[0], f"sam on batch {snakemake.wildcards.batch} "
+                                  f"({len(micrographs)} micrographs)") as log:
+    folder.mkdir(parents=True, exist_ok=True)
+    timings = run_sam([str(p) for p in batch_artifacts(snakemake.input.probabilities, micrographs)],
+                      [str(p) for p in batch_artifacts(folder, micrographs, ".json.gz")],
+                      SamSettings.from_config(snakemake.params.settings),
                       threads=snakemake.threads)
     log.info("device %s, model load %.1f s, mask generation %.1f s", timings["device"],
              timings["load_s"], timings["generate_s"])

@@ -1,24 +1,31 @@
-"""Snakemake wrapper: U-Net probability maps for the job's micrographs, the model loaded once
-(cryopick.inference.predict_files)."""
+"""Snakemake wrapper: U-Net maps for the micrographs of one batch, the model loaded once
+(cryopick.inference.predict_files); one {micrograph}.npz per micrograph in the batch's
+directory."""
 
+from pathlib import Path
+
+from cryopick.batching import batch_artifacts
 from cryopick.inference import predict_files
 from cryopick.workflow import logged_job
 
 
 def as_list(files):
-    """One file comes as a string, several as a list: the same script serves both."""
+    """A one-micrograph batch comes as a string, a larger one as a list."""
     return [files] if isinstance(files, str) else list(files)
 
 
-denoised = as_list(snakemake.input.denoised)
+micrographs = as_list(snakemake.params.micrographs)
+folder = Path(snakemake.output.maps)
 
-with logged_job(snakemake.log[0], f"unet on {len(denoised)} micrograph(s)") as log:
+with logged_job(snakemake.log[0], f"unet on batch {snakemake.wildcards.batch} "
+                                  f"({len(micrographs)} micrographs)") as log:
+    folder.mkdir(parents=True, exist_ok=True)
     device = predict_files(
         snakemake.input.model,
-        denoised,
-        as_list(snakemake.output.maps),
+        as_list(snakemake.input.denoised),
+        [str(p) for p in batch_artifacts(folder, micrographs)],
         snakemake.params.diameter,
-        micrograph_paths=as_list(snakemake.input.micrograph),
+        micrograph_paths=as_list(snakemake.input.micrographs),
         invert=snakemake.params.invert,
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,

@@ -1,10 +1,9 @@
 """Incremental reruns, read from Snakemake's own dry-run job list: a change reruns what
 depends on it and nothing else.
 
-The first part runs the real workflow on tiny data made here. The second part adds a batched
-model stage (the shape the U-Net and SAM rules take: rules/batching.smk) on top of the real
-workflow, since the model rules live on other branches; its rules are shell stand-ins, the
-Snakefile, batching code and Snakemake are the real ones.
+The real workflow on tiny data made here, with the real U-Net stage (one job per batch of
+micrographs, rules/batching.smk) running a copy of the shipped model, so that replacing the
+weights can be tested without touching models/.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ import yaml
 
 from tests.conftest import REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, make_dataset
 
+SHIPPED_MODEL = REPO / "models" / "unet_default.pt"
+
 pytestmark = pytest.mark.slow
 
 RULE_LINE = re.compile(r"^\s*(?:local)?rule (\w+):$")
@@ -27,7 +28,7 @@ WILDCARDS_LINE = re.compile(r"^\s*wildcards: (.*)$")
 
 def planned_jobs(dry_run_output: str) -> dict[str, set[str]]:
     """Rule -> the jobs a dry run lists, each named by its micrograph or batch wildcard
-    (``""`` for a job without one); the target rules (all, all_with_model) are left out."""
+    (``""`` for a job without one); the target rule ``all`` is left out."""
     jobs: dict[str, set[str]] = {}
     rule = None
     for line in dry_run_output.splitlines():
@@ -40,17 +41,15 @@ def planned_jobs(dry_run_output: str) -> dict[str, set[str]]:
             jobs[rule].add(values.get("micrograph") or values.get("batch") or "")
             rule = None
     jobs.pop("all", None)
-    jobs.pop("all_with_model", None)
     return jobs
 
 
-def snakemake(workdir: Path, config: dict, *args: str, snakefile: Path = REPO / "Snakefile",
-              dry_run: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, config: dict, *args: str, dry_run: bool = True) -> subprocess.CompletedProcess:
     """Run (or dry-run) a workflow with ``config`` in ``workdir``; fail with its output."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    cmd = [SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir), "--configfile",
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
            str(config_file), "--cores", "2", *(["-n"] if dry_run else []), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -80,13 +79,23 @@ def add_micrograph(dataset: dict, source: str, name: str) -> None:
 MICROGRAPHS = {"mic_000", "mic_001"}
 
 
+def unet_settings(weights: Path) -> dict:
+    """The U-Net stage on, with the weights at ``weights``, on the CPU with one thread."""
+    return {"enabled": True, "model": str(weights), "device": "cpu", "threads": 1,
+            "symmetries": 1}
+
+
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory) -> tuple[Path, dict]:
-    """The real workflow run once to completion on two tiny micrographs."""
+    """The real workflow (baseline and U-Net stages, final picks from the U-Net) run once to
+    completion on two tiny micrographs."""
     dataset = make_dataset(tmp_path_factory.mktemp("data"), n_micrographs=2, shape=(300, 400),
                            diameter_px=20)
+    weights = tmp_path_factory.mktemp("model") / "unet.pt"
+    shutil.copy(SHIPPED_MODEL, weights)
     config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE}
+              "baseline": SPARSE_BASELINE, "unet": unet_settings(weights),
+              "picks": {"source": "unet"}}
     workdir = tmp_path_factory.mktemp("work")
     snakemake(workdir, config, dry_run=False)
     return workdir, config
@@ -106,25 +115,34 @@ def test_picking_parameter_reruns_picks_metrics_and_report_only(processed) -> No
     }
 
 
-def test_baseline_picking_parameter_reruns_from_the_baseline_picks(processed) -> None:
+def test_baseline_picking_parameter_reruns_the_baseline_picks_only(processed) -> None:
     workdir, config = processed
+    # the final picks come from the U-Net, so only the baseline's own row changes
     assert plan(workdir, with_changes(config, baseline={"threshold": 2.5})) == {
-        "pick_baseline": MICROGRAPHS, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+        "pick_baseline": MICROGRAPHS, "metrics": {""}, "report": {""},
+    }
+
+
+def test_unet_picking_parameter_repicks_without_rerunning_the_network(processed) -> None:
+    workdir, config = processed
+    assert plan(workdir, with_changes(config, unet={"threshold": 0.3})) == {
+        "pick_unet": MICROGRAPHS, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
     }
 
 
 def test_denoise_parameter_reruns_denoise_and_everything_after(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, denoise={"nlm_h": 12})) == {
-        "denoise": MICROGRAPHS, "pick_baseline": MICROGRAPHS, "picks": MICROGRAPHS,
-        "metrics": {""}, "report": {""},
+        "denoise": MICROGRAPHS, "pick_baseline": MICROGRAPHS, "unet_predict": {"00000"},
+        "pick_unet": MICROGRAPHS, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
     }
 
 
 def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data", n_micrographs=2, shape=(300, 400), diameter_px=20)
     config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE}
+              "baseline": SPARSE_BASELINE, "unet": {"enabled": False},
+              "picks": {"source": "baseline"}}
     snakemake(tmp_path / "work", config, dry_run=False)
     add_micrograph(dataset, "mic_001", "mic_new")
     assert plan(tmp_path / "work", config) == {
@@ -133,77 +151,39 @@ def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
     }
 
 
-# ------------------------------------------------------------------ a batched model stage
-# Stand-ins shaped like a batched model rule (batched, model weights as an input, one directory of
-# per-micrograph artifacts per batch) and a per-micrograph consumer, on top of the real
-# workflow, whose `all` they extend.
-BATCHED_STAGE = """
-include: {snakefile!r}
-
-
-rule model_batch:
-    input:
-        denoised=batch_inputs("results/{{dataset}}/denoise/{{micrograph}}.npz"),
-        weights={weights!r},
-    output:
-        directory("results/{{dataset}}/model_batch/batch_{{batch}}"),
-    params:
-        micrographs=batch_micrographs,
-    shell:
-        "mkdir -p {{output}} && for m in {{params.micrographs}}; do "
-        "cat {{input.weights}} > {{output}}/$m.npz; done"
-
-
-rule model_picks:
-    input:
-        maps=batch_dir("results/{{dataset}}/model_batch/batch_{{batch}}"),
-    output:
-        "results/{{dataset}}/model_picks/{{micrograph}}.txt",
-    shell:
-        "cp {{input.maps}}/{{wildcards.micrograph}}.npz {{output}}"
-
-
-rule all_with_model:
-    input:
-        rules.all.input,
-        [expand("results/{{dataset}}/model_picks/{{micrograph}}.txt", dataset=d,
-                micrograph=micrograph_names(d)) for d in DATASETS],
-    default_target: True
-"""
-
-
+# ------------------------------------------------------------------ the batched U-Net stage
 @pytest.fixture
-def batched_workflow(tmp_path: Path) -> tuple[Path, Path, dict, dict, Path]:
-    """Five micrographs, batches of two, processed once;
-    (snakefile, workdir, config, dataset, weights)."""
-    weights = tmp_path / "model_weights.pt"
-    weights.write_text("weights v1\n")
-    snakefile = tmp_path / "Snakefile"
-    snakefile.write_text(BATCHED_STAGE.format(snakefile=str(REPO / "Snakefile"),
-                                              weights=str(weights)))
+def batched_workflow(tmp_path: Path) -> tuple[Path, dict, dict, Path]:
+    """Five micrographs, U-Net batches of two, processed once; (workdir, config, dataset,
+    weights)."""
+    weights = tmp_path / "model" / "unet.pt"
+    weights.parent.mkdir()
+    shutil.copy(SHIPPED_MODEL, weights)
     dataset = make_dataset(tmp_path / "data", n_micrographs=5, shape=(200, 260), diameter_px=16)
     config = {"datasets": {"small": dataset}, "denoise": {**SMALL_DENOISE, "size": 128},
-              "baseline": SPARSE_BASELINE, "batching": {"size": 2}}
+              "baseline": SPARSE_BASELINE, "batching": {"size": 2},
+              "unet": unet_settings(weights), "picks": {"source": "unet"}}
     workdir = tmp_path / "work"
-    snakemake(workdir, config, snakefile=snakefile, dry_run=False)
-    return snakefile, workdir, config, dataset, weights
+    snakemake(workdir, config, dry_run=False)
+    return workdir, config, dataset, weights
 
 
 ALL5 = {f"mic_{i:03d}" for i in range(5)}
 
 
-def test_replacing_the_weights_reruns_the_model_stage_and_after_only(batched_workflow) -> None:
-    snakefile, workdir, config, _, weights = batched_workflow
-    weights.write_text("weights v2\n")
-    assert plan(workdir, config, snakefile=snakefile) == {
-        "model_batch": {"00000", "00001", "00002"}, "model_picks": ALL5,
+def test_replacing_the_weights_reruns_the_unet_stage_and_after_only(batched_workflow) -> None:
+    workdir, config, _, weights = batched_workflow
+    shutil.copy(REPO / "models" / "unet_synthetic.pt", weights)
+    assert plan(workdir, config) == {
+        "unet_predict": {"00000", "00001", "00002"}, "pick_unet": ALL5, "picks": ALL5,
+        "metrics": {""}, "report": {""},
     }
 
 
 def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> None:
-    snakefile, workdir, config, dataset, _ = batched_workflow
+    workdir, config, dataset, _ = batched_workflow
     results = workdir / "results" / "small"
-    assert batch_contents(results / "model_batch") == {  # ceil(5 / 2) jobs, names in sorted order
+    assert batch_contents(results / "unet") == {  # ceil(5 / 2) jobs, names in sorted order
         "batch_00000": ["mic_000", "mic_001"], "batch_00001": ["mic_002", "mic_003"],
         "batch_00002": ["mic_004"]}
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()
@@ -212,17 +192,17 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
         add_micrograph(dataset, "mic_000", name)
     new = {"mic_005", "mic_006", "mic_007"}
     # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
-    assert plan(workdir, config, snakefile=snakefile) == {
+    assert plan(workdir, config) == {
         "denoise": new, "pick_baseline": new, "picks": new, "metrics": {""}, "report": {""},
-        "model_batch": {"00003", "00004"}, "model_picks": new,
+        "unet_predict": {"00003", "00004"}, "pick_unet": new,
     }
-    snakemake(workdir, config, snakefile=snakefile, dry_run=False)
+    snakemake(workdir, config, dry_run=False)
     manifest = (results / "batches.tsv").read_text().splitlines()
     assert "mic_004\t00002" in manifest and "mic_007\t00004" in manifest
     changed = [p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime]
     # only the data set's manifest and its pooled metrics: no old micrograph's artifact
     assert sorted(p.name for p in changed) == ["batches.tsv", "per_micrograph.tsv", "summary.tsv"]
-    assert batch_contents(results / "model_batch")["batch_00003"] == ["mic_005", "mic_006"]
+    assert batch_contents(results / "unet")["batch_00003"] == ["mic_005", "mic_006"]
 
 
 def batch_contents(stage: Path) -> dict[str, list[str]]:

@@ -139,14 +139,15 @@ def test_workflow_trains_predicts_and_scores_the_unet_stage(unet_workflow):
     model, checkpoint = load_model(workdir / "results/unet_training/model/model.pt")
     assert checkpoint["config"]["steps"] == 30 and checkpoint["data"]["n_micrographs"] == 3
     assert (workdir / "results/unet_training/model/loss.png").stat().st_size > 1000
+    # one batch of three micrographs: one job, the model loaded once
+    log = (workdir / "results/small/logs/unet_predict/batch_00000.log").read_text()
+    assert "on cpu" in log and "device used: cpu" in log and log.count("U-Net ") == 1
     for name in ("mic_000", "mic_001", "mic_002"):
-        with np.load(workdir / f"results/small/unet/{name}.npz") as data:
+        with np.load(workdir / f"results/small/unet/batch_00000/{name}.npz") as data:
             assert data["probability"].dtype == np.uint8 and data["probability"].shape == (256, 256)
             assert data["centre"].dtype == np.uint8
             assert "cpu" in json.loads(str(data["metadata"]))["device"]
         assert (workdir / f"results/small/unet_picks/{name}.star").exists()
-        log = (workdir / f"results/small/logs/unet_predict/{name}.log").read_text()
-        assert "on cpu" in log and "device used: cpu" in log
     summary = pd.read_csv(workdir / "results/small/metrics/summary.tsv", sep="\t")
     assert list(summary["stage"]) == ["baseline", "unet", "final"]
 

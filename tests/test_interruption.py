@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, make_dataset
+from tests.conftest import (REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, baseline_only,
+                            make_dataset)
 from tests.test_incremental import planned_jobs
 
 pytestmark = pytest.mark.slow
@@ -37,8 +38,9 @@ def digest(path: Path) -> tuple[str, int]:
 def test_killed_run_resumes_without_redoing_finished_micrographs(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data", n_micrographs=5)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"datasets": {"set": dataset}, "denoise": SMALL_DENOISE,
-                                      "baseline": SPARSE_BASELINE}))
+    config.write_text(yaml.safe_dump(baseline_only({"datasets": {"set": dataset},
+                                                    "denoise": SMALL_DENOISE,
+                                                    "baseline": SPARSE_BASELINE})))
     workdir = tmp_path / "work"
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(config), "--profile", str(REPO / "profiles" / "local"),

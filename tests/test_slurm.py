@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 PLACEHOLDERS = ("YOUR_ACCOUNT", "YOUR_CPU_PARTITION", "YOUR_GPU_PARTITION")
-GPU_RULES = ("unet_predict", "sam_masks", "sam", "train_unet")
+GPU_RULES = ("unet_predict", "sam_masks", "train_unet")
 
 
 def ci_profile(cluster: SlurmCluster, folder: Path) -> Path:
@@ -76,8 +76,9 @@ def test_gpu_job_runs_and_is_accounted_with_gres_gpu(slurm_cluster: SlurmCluster
 
 
 def test_demo_workflow_end_to_end_through_the_slurm_profile(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    """The bundled demo data set through profiles/slurm: outputs complete, every job ran on
-    the CPU partition without a GPU, and the per-micrograph CPU jobs went in groups."""
+    """The bundled demo data set through profiles/slurm with the default config (shipped U-Net):
+    outputs complete, the U-Net batch job went to the GPU partition with a GPU request, every
+    other job to the CPU partition without one, and the per-micrograph CPU jobs in groups."""
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"]["demo_empiar10017"]
     for key in ("micrographs", "ground_truth", "ground_truth_masks"):
         demo[key] = str(REPO / demo[key])
@@ -94,23 +95,28 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(slurm_cluster: Slurm
         star = (workdir / "results/demo/picks" / f"{name}.star").read_text()
         assert "rlnCoordinateX" in star and len(star.splitlines()) > 50
     summary = pd.read_csv(workdir / "results/demo/metrics/summary.tsv", sep="\t")
-    assert list(summary["stage"]) == ["baseline", "final"] and (summary["f1"] > 0.3).all()
+    assert list(summary["stage"]) == ["baseline", "unet", "final"] and (summary["f1"] > 0.3).all()
     assert "demo" in (workdir / "results/report/index.html").read_text()
     assert (workdir / "results/demo/batches.tsv").read_text().count("\n") == len(names) + 1
+    unet_log = (workdir / "results/demo/logs/unet_predict/batch_00000.log").read_text()
+    assert "device used: cpu" in unet_log  # the CI GPU is a fake one: torch sees no CUDA
 
     jobs = jobs_of_run(slurm_cluster, start)
     assert (jobs["State"] == "COMPLETED").all(), jobs
-    assert (jobs["Partition"] == slurm_cluster.cpu_partition).all(), jobs
-    assert not jobs["AllocTRES"].str.contains("gres/gpu").any(), jobs
-    # denoise, pick_baseline and picks(+csv) of all micrographs: one submission each, then
-    # metrics and report: 5 submissions for 3 micrographs x 4 per-micrograph rules + 2.
-    assert len(jobs) == 5, jobs
+    gpu = jobs["Comment"] == "rule_unet_predict"
+    assert gpu.sum() == 1, jobs  # one batch: 3 micrographs, one job, the model loaded once
+    assert (jobs.loc[gpu, "Partition"] == slurm_cluster.gpu_partition).all(), jobs
+    assert jobs.loc[gpu, "AllocTRES"].str.contains("gres/gpu=1").all(), jobs
+    assert (jobs.loc[~gpu, "Partition"] == slurm_cluster.cpu_partition).all(), jobs
+    assert not jobs.loc[~gpu, "AllocTRES"].str.contains("gres/gpu").any(), jobs
+    # denoise, pick_baseline, pick_unet and picks(+csv) of all micrographs: one group
+    # submission each; the U-Net batch, metrics and report: 7 submissions for 3 micrographs.
+    assert len(jobs) == 7, jobs
 
 
 def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    """Rules named like the workflow's GPU rules (sam: today's per-micrograph SAM rule),
-    declaring only portable resources, get the GPU partition and one GPU from profiles/slurm;
-    sacct shows gres/gpu for each, and each job saw the GPU SLURM bound to it."""
+    """Rules named like the workflow's GPU rules, declaring only portable resources, get the
+    GPU partition and one GPU from profiles/slurm; sacct shows gres/gpu for each, and each job saw the GPU SLURM bound to it."""
     snakefile = tmp_path / "Snakefile"
     rules = "\n".join(
         f"rule {name}:\n    output: 'gpu/{name}.txt'\n    threads: 1\n"
