@@ -130,3 +130,24 @@ def picks_from_probability(probability: np.ndarray, frame: Frame, diameter_px: f
                           "diameter": np.full(len(x), diameter_px * frame.scale)},
                          columns=COORDINATE_COLUMNS)
     return picks.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def pick_crf_file(refined_path: str, maps_path: str, denoised_path: str, output_path: str,
+                  diameter_angstrom: float, settings: MaskPickSettings) -> pd.DataFrame:
+    """Picks from one micrograph's CRF-refined probability (the U-Net's centre map for
+    ``separation: centre``), written as RELION STAR."""
+    from cryopick.crf import load_probability
+    from cryopick.denoise import load_denoised
+    from cryopick.inference import load_prediction
+    from cryopick.io import write_star
+
+    maps, frame, _ = load_prediction(maps_path)
+    refined = load_probability(refined_path)
+    denoised = load_denoised(denoised_path)
+    if refined.shape != (frame.size, frame.size):
+        raise InputError(f"{refined_path}: CRF map {refined.shape} does not match the U-Net "
+                         f"canvas {frame.size}^2 of {maps_path}")
+    picks = picks_from_probability(refined, frame, diameter_angstrom / denoised.pixel_size,
+                                   settings, centre=maps.get("centre"))
+    write_star(output_path, picks)
+    return picks
