@@ -5,11 +5,10 @@ and the cost of the batch manifest.
     .venv/bin/python benchmarks/dag_scale.py                 # 10,000 micrographs
     .venv/bin/python benchmarks/dag_scale.py --micrographs 20000
 
-Micrographs are empty placeholder files (a dry run never opens them). Where the workflow has
-no batched model rule yet (unet_predict / sam_masks live on other branches), a stand-in of
-the same shape (batched on the denoised micrographs, one directory per batch) is added on top
-of the real workflow, so the batched stage is measured too; the output says so.
-Prints a table and writes it to benchmarks/results/dag_scale.tsv.
+Micrographs are empty placeholder files (a dry run never opens them); the workflow and config
+are the real defaults (U-Net on, batched). `--unlabelled` leaves out the label folder, as on a
+new data set, where stages that cannot be scored need not run. Prints a table and writes it to
+benchmarks/results/dag_scale[_N][_unlabelled].tsv.
 """
 
 from __future__ import annotations
@@ -33,52 +32,24 @@ sys.path.insert(0, str(REPO))
 from cryopick.batching import assign_batches, read_manifest, write_manifest  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-BATCHED_RULES = ("unet_predict", "sam_masks")
 # Rules without an action (targets) are finished by Snakemake itself, never submitted.
-TARGET_RULES = {"all", "all_with_unet"}
-STANDIN = """
-include: {snakefile!r}
+TARGET_RULES = {"all"}
 
 
-rule unet_predict:
-    input:
-        batch_inputs("results/{{dataset}}/denoise/{{micrograph}}.npz"),
-    output:
-        directory("results/{{dataset}}/unet/batch_{{batch}}"),
-    params:
-        micrographs=batch_micrographs,
-    shell:
-        "mkdir -p {{output}}"
-
-
-localrules:
-    all_with_unet,
-
-
-rule all_with_unet:
-    input:
-        rules.all.input,
-        [BATCHES.expand("results/{{dataset}}/unet/batch_{{batch}}", d) for d in DATASETS],
-    default_target: True
-"""
-
-
-def make_placeholder_dataset(root: Path, n: int) -> dict:
-    """n empty micrographs and label files; the data set's config entry."""
+def make_placeholder_dataset(root: Path, n: int, labelled: bool = True) -> dict:
+    """n empty micrographs (and label files); the data set's config entry."""
     (root / "micrographs").mkdir(parents=True)
     (root / "labels").mkdir()
     for i in range(n):
         name = f"FoilHole_{i:08d}_Data"
         (root / "micrographs" / f"{name}.mrc").touch()
-        (root / "labels" / f"{name}.csv").touch()
-    return {"micrographs": str(root / "micrographs" / "*.mrc"), "pixel_size": 1.0,
-            "particle_diameter": 150.0, "ground_truth": str(root / "labels")}
-
-
-def workflow_rules() -> set[str]:
-    out = subprocess.run([SNAKEMAKE, "--list-rules"], cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+        if labelled:
+            (root / "labels" / f"{name}.csv").touch()
+    entry = {"micrographs": str(root / "micrographs" / "*.mrc"), "pixel_size": 1.0,
+             "particle_diameter": 150.0}
+    if labelled:
+        entry["ground_truth"] = str(root / "labels")
+    return entry
 
 
 def timed_lines(cmd: list[str], cwd: Path) -> tuple[list[tuple[float, str]], int]:
@@ -143,22 +114,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--micrographs", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/dag_scale.tsv")
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="no ground truth (a new data set): only scorable stages run")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     n, batch_size = args.micrographs, args.batch_size
+    if args.out is None:
+        suffix = ("" if n == 10_000 else f"_{n}") + ("_unlabelled" if args.unlabelled else "")
+        args.out = REPO / f"benchmarks/results/dag_scale{suffix}.tsv"
 
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dag_scale_") as tmp:
         tmp = Path(tmp)
-        dataset = make_placeholder_dataset(tmp / "data", n)
+        dataset = make_placeholder_dataset(tmp / "data", n, labelled=not args.unlabelled)
         config = tmp / "config.yaml"
         config.write_text(yaml.safe_dump({"datasets": {"big": dataset},
                                           "batching": {"size": batch_size}}))
         snakefile = REPO / "Snakefile"
-        standin = not (workflow_rules() & set(BATCHED_RULES))
-        if standin:
-            snakefile = tmp / "Snakefile"
-            snakefile.write_text(STANDIN.format(snakefile=str(REPO / "Snakefile")))
         work = tmp / "work"
         base = [SNAKEMAKE, "-s", str(snakefile), "--directory", str(work), "--configfile",
                 str(config), "--profile", str(REPO / "profiles/slurm")]
@@ -187,8 +159,7 @@ def main() -> None:
         ("machine load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}"),
         ("micrographs", str(n)),
         ("batch size", str(batch_size)),
-        ("batched stage", "stand-in unet_predict (no batched rule on this branch yet)"
-         if standin else "workflow's own"),
+        ("labelled", "no" if args.unlabelled else "yes"),
         ("dry run: parse + list micrographs + batches (s)", f"{parsed:.1f}"),
         ("dry run: DAG built (s)", f"{dag:.1f}"),
         ("dry run: total incl. job listing (s)", f"{total:.1f}"),
