@@ -137,3 +137,27 @@ def sam_picks_file(masks_path: str, denoised_path: str, output_path: str,
                                   settings)
     write_star(output_path, picks)
     return picks, stats
+
+
+def raw_mask_picks(records: Sequence[MaskRecord], frame: Frame) -> pd.DataFrame:
+    """One pick per SAM mask at its box centre, nothing filtered or merged (the "sam" row of
+    the per-stage metrics: what the postprocessing is measured against); score = predicted
+    IoU x stability, as after postprocessing."""
+    if not records:
+        return empty_coordinates()
+    boxes = np.array([r.bbox for r in records], dtype=np.float64).reshape(-1, 4)
+    score = np.array([r.predicted_iou * r.stability_score for r in records], dtype=np.float64)
+    cx = boxes[:, 0] + boxes[:, 2] / 2.0
+    cy = boxes[:, 1] + boxes[:, 3] / 2.0
+    inside = (cx <= frame.content_width - 0.5) & (cy <= frame.content_height - 0.5)
+    x, y = frame.to_original(cx[inside], cy[inside])
+    diameter = 0.5 * (boxes[inside, 2] + boxes[inside, 3] + 2.0) * frame.scale
+    picks = pd.DataFrame({"x": x, "y": y, "score": score[inside], "diameter": diameter})
+    return picks.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def sam_raw_picks_file(masks_path: str, denoised_path: str, output_path: str) -> pd.DataFrame:
+    """Unfiltered SAM picks of one micrograph, written as RELION STAR."""
+    picks = raw_mask_picks(load_masks(masks_path), load_denoised(denoised_path).frame)
+    write_star(output_path, picks)
+    return picks

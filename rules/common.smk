@@ -12,6 +12,7 @@ sys.path.insert(0, workflow.basedir)
 
 from cryopick.datasets import list_label_files, list_micrographs  # noqa: E402
 from cryopick.io import InputError  # noqa: E402
+from cryopick.metrics import stage_input_name  # noqa: E402
 from cryopick.snakemake_compat import check_each_group_once  # noqa: E402
 from cryopick.synthetic import (  # noqa: E402
     SyntheticSettings,
@@ -120,19 +121,75 @@ def dataset_ground_truth_masks(wildcards):
     return dataset_setting(wildcards, "ground_truth_masks")
 
 
-def picking_stages():
-    """Picking stage -> per-micrograph picks pattern, for every stage this config runs; each
-    stage gets a row in summary.tsv, the final picks last."""
-    stages = {"baseline": "results/{dataset}/baseline/{micrograph}.star"}
+# picks.source -> the stage whose picks become the final picks
+SOURCE_STAGES = {"baseline": "baseline", "unet": "unet", "crf": "unet+crf",
+                 "sam": "sam+postprocessing"}
+STAGE_PICKS = {
+    "baseline": "results/{dataset}/baseline/{micrograph}.star",
+    "unet": "results/{dataset}/unet_picks/{micrograph}.star",
+    "unet+crf": "results/{dataset}/crf_picks/{micrograph}.star",
+    "sam": "results/{dataset}/sam_raw_picks/{micrograph}.star",
+    "sam+postprocessing": "results/{dataset}/sam_picks/{micrograph}.star",
+}
+
+
+def enabled_stages():
+    """Comparison stages the config turns on (SAM only with a checkpoint file)."""
+    stages = ["baseline"]
     if config["unet"]["enabled"]:
-        stages["unet"] = "results/{dataset}/unet_picks/{micrograph}.star"
+        stages.append("unet")
+        if config["crf"]["enabled"]:
+            stages.append("unet+crf")
+        if SAM_ENABLED:
+            stages += ["sam", "sam+postprocessing"]
+    return stages
+
+
+def source_stage():
+    """The stage picks.source names, refused at DAG build when the config cannot run it."""
+    source = config["picks"]["source"]
+    if source != "baseline" and not config["unet"]["enabled"]:
+        raise InputError(f"picks.source {source!r} needs unet.enabled: true (or use baseline)")
+    if source == "sam" and not SAM_ENABLED:
+        raise InputError("picks.source 'sam' needs SAM weights: "
+                         + unavailable_message(config["sam"]["checkpoint"]))
+    return SOURCE_STAGES[source]
+
+
+def picking_stages(dataset):
+    """Picking stage -> per-micrograph picks pattern, for every stage this config runs on
+    ``dataset``; each stage gets a row in summary.tsv, the final picks last. A data set without
+    ground truth runs only the source stage: the other stages could not be scored."""
+    source = source_stage()
+    if has_ground_truth(dataset):
+        names = enabled_stages()
+        if source not in names:
+            names.append(source)
+    else:
+        names = [source]
+    stages = {name: STAGE_PICKS[name] for name in STAGE_PICKS if name in names}
     stages["final"] = "results/{dataset}/picks/{micrograph}.star"
     return stages
 
 
+def dataset_picking_stages(wildcards):
+    return list(picking_stages(wildcards.dataset))
+
+
 def source_picks(wildcards):
     """Per-micrograph picks of the stage chosen as the source of the final picks."""
-    return picking_stages()[config["picks"]["source"]].format(**wildcards)
+    return STAGE_PICKS[source_stage()].format(**wildcards)
+
+
+def crf_settings():
+    """The CRF settings that change the refined map (not the on/off switch)."""
+    return {k: v for k, v in config["crf"].items() if k != "enabled"}
+
+
+def sam_batch_of_micrograph(wildcards):
+    """The SAM mask directory of the batch that holds the job's micrograph."""
+    batch = BATCHES.batch_of(wildcards.dataset, wildcards.micrograph)
+    return f"results/{wildcards.dataset}/sam/batch_{batch}"
 
 
 def final_picks_settings():
@@ -155,8 +212,8 @@ def per_micrograph(pattern, dataset):
 def metrics_inputs(wildcards):
     """Picks of every stage, the denoised artifacts (frames) and the label files."""
     dataset = wildcards.dataset
-    inputs = {f"stage_{stage}": per_micrograph(pattern, dataset)
-              for stage, pattern in picking_stages().items()}
+    inputs = {stage_input_name(stage): per_micrograph(pattern, dataset)
+              for stage, pattern in picking_stages(dataset).items()}
     inputs["denoised"] = per_micrograph("results/{dataset}/denoise/{micrograph}.npz", dataset)
     names = set(micrograph_names(dataset))
     labels = label_files(dataset)

@@ -12,7 +12,7 @@ rule crf:
     output:
         "results/{dataset}/crf/{micrograph}.npz",
     params:
-        settings=config["crf"],
+        settings=crf_settings(),
     log:
         "results/{dataset}/logs/crf/{micrograph}.log",
     benchmark:
@@ -25,3 +25,29 @@ rule crf:
         "../envs/crf.yaml"
     script:
         "../scripts/crf_refine.py"
+
+
+rule pick_crf:
+    """Picks from the CRF-refined map: particles separated inside the refined mask (by the U-Net
+    centre map or the distance transform), figure of merit = local particle probability."""
+    input:
+        refined="results/{dataset}/crf/{micrograph}.npz",
+        maps=unet_batch_of_micrograph,
+        denoised="results/{dataset}/denoise/{micrograph}.npz",
+    output:
+        "results/{dataset}/crf_picks/{micrograph}.star",
+    params:
+        diameter=dataset_diameter,
+        settings=config["crf_picks"],
+    log:
+        "results/{dataset}/logs/pick_crf/{micrograph}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/pick_crf/{micrograph}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/unet.yaml"
+    script:
+        "../scripts/pick_crf.py"

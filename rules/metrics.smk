@@ -12,7 +12,7 @@ rule metrics:
         ),
     params:
         micrographs=dataset_micrograph_names,
-        stages=list(picking_stages()),
+        stages=dataset_picking_stages,
         diameter=dataset_diameter,
         ground_truth=dataset_ground_truth,
         ground_truth_masks=dataset_ground_truth_masks,

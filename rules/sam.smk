@@ -40,3 +40,49 @@ rule sam_masks:
         "../envs/sam.yaml"
     script:
         "../scripts/sam_masks.py"
+
+
+rule pick_sam:
+    """Picks from SAM masks after CryoSegNet's Algorithm 1 with its defects fixed (the
+    sam+postprocessing stage)."""
+    input:
+        masks=sam_batch_of_micrograph,
+        denoised="results/{dataset}/denoise/{micrograph}.npz",
+    output:
+        "results/{dataset}/sam_picks/{micrograph}.star",
+    params:
+        settings=config["postprocess"],
+    log:
+        "results/{dataset}/logs/pick_sam/{micrograph}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/pick_sam/{micrograph}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/sam.yaml"
+    script:
+        "../scripts/pick_sam.py"
+
+
+rule pick_sam_raw:
+    """One pick per SAM mask, unfiltered: the sam stage's row, against which the
+    postprocessing is measured."""
+    input:
+        masks=sam_batch_of_micrograph,
+        denoised="results/{dataset}/denoise/{micrograph}.npz",
+    output:
+        "results/{dataset}/sam_raw_picks/{micrograph}.star",
+    log:
+        "results/{dataset}/logs/pick_sam_raw/{micrograph}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/pick_sam_raw/{micrograph}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/sam.yaml"
+    script:
+        "../scripts/pick_sam_raw.py"

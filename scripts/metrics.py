@@ -1,13 +1,13 @@
 """Snakemake wrapper: per-stage metrics of one data set (cryopick.metrics.evaluate_dataset)."""
 
 from cryopick.io import atomic_path
-from cryopick.metrics import evaluate_dataset
+from cryopick.metrics import evaluate_dataset, stage_input_name
 from cryopick.workflow import logged_job
 
 with logged_job(snakemake.log[0], "metrics") as log:
     per_micrograph, summary = evaluate_dataset(
         snakemake.params.micrographs,
-        {stage: snakemake.input[f"stage_{stage}"] for stage in snakemake.params.stages},
+        {stage: snakemake.input[stage_input_name(stage)] for stage in snakemake.params.stages},
         snakemake.input.denoised,
         snakemake.params.diameter,
         snakemake.params.ground_truth,

@@ -140,3 +140,20 @@ def test_sam_picks_file_writes_star_in_the_file_frame(tmp_path) -> None:
     np.testing.assert_allclose(back[["x", "y"]].to_numpy(), picks[["x", "y"]].to_numpy(),
                                atol=0.01)
     assert set(np.round(back["x"], 2)) == {30 * 4 + 1.5, 90 * 4 + 1.5}
+
+
+def test_raw_mask_picks_keep_every_mask_as_the_reference_stage() -> None:
+    """The "sam" row: one pick per mask, nothing filtered or merged, so that the rows of the
+    per-stage table show what the postprocessing removes."""
+    from cryopick.postprocess import raw_mask_picks
+
+    records = [disc_record(30, 30, 21, iou=0.5), disc_record(31, 30, 21, iou=0.99),
+               disc_record(80, 90, 61, iou=0.96)]
+    frame = square_frame(4 * CANVAS)
+    raw = raw_mask_picks(records, frame)
+    assert len(raw) == 3 and (np.diff(raw["score"]) <= 0).all()
+    assert raw["score"][0] == pytest.approx(0.99 * 0.98)
+    np.testing.assert_allclose(sorted(raw["diameter"]), [84.0, 84.0, 244.0])
+    post, _ = masks_to_picks(records, frame)
+    assert len(post) < len(raw)  # IoU filter, size window and merging remove two
+    assert raw_mask_picks([], frame).empty

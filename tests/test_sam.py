@@ -203,31 +203,50 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     where the unet stage writes them."""
     from PIL import Image
 
+    import pandas as pd
+
+    from cryopick.denoise import frame_for
+    from cryopick.inference import save_prediction
+    from cryopick.io import read_coordinates
+    from tests.conftest import write_cryoppp
+
     rng = np.random.default_rng(1)
     names = ["mic_a", "mic_b"]
     (tmp_path / "mics").mkdir()
+    (tmp_path / "truth").mkdir()
     for i, name in enumerate(names):
         centres = [(40 + 60 * i, 50), (130, 140)]
         truth = disc_probability(192, centres, radius=18) > 0
         image = np.clip(150 - 60 * truth + rng.normal(0, 10, truth.shape), 0, 255)
         Image.fromarray(image.astype(np.uint8)).save(tmp_path / "mics" / f"{name}.png")
+        write_cryoppp(tmp_path / "truth" / f"{name}.csv",
+                      np.array([(cx, cy) for cy, cx in centres], float), 36)
         # both micrographs are in the data set's first batch (rules/batching.smk)
         unet = tmp_path / "results/t/unet/batch_00000" / f"{name}.npz"
         unet.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(unet, probability=disc_probability(
-            96, [(cy // 2, cx // 2) for cy, cx in centres], radius=11))
+        half = [(cy // 2, cx // 2) for cy, cx in centres]
+        save_prediction(unet, {"mask": disc_probability(96, half, radius=11) / 255.0,
+                               "centre": disc_probability(96, half, radius=3) / 255.0},
+                        frame_for((192, 192), 96))
     config = {
         "datasets": {"t": {"micrographs": str(tmp_path / "mics/*.png"), "pixel_size": 2.0,
-                           "particle_diameter": 72}},
+                           "particle_diameter": 72, "ground_truth": str(tmp_path / "truth")}},
         "denoise": {"size": 96},
+        "baseline": {"edge_margin": 0.3},
+        "unet": {"enabled": True, "threshold": 0.5, "edge_margin": 0.3},
         "sam": {"checkpoint": str(tiny_checkpoint), "model_type": "tiny", "device": "cpu",
                 "points_per_side": 4, "points_per_batch": 8, "pred_iou_thresh": 0.0,
                 "stability_score_thresh": 0.0},
-        "crf": {"compat": 3},
+        "postprocess": {"min_predicted_iou": 0.0},
+        "crf": {"enabled": True, "compat": 3},
+        "crf_picks": {"edge_margin": 0.3},
+        "picks": {"source": "crf", "edge_margin": 0.3},
     }
     targets = ["results/t/sam/batch_00000"] + [f"results/t/crf/{name}.npz" for name in names]
+    targets += ["results/t/metrics/summary.tsv"]
     # the hand-made maps stand for the U-Net's: its rule is left out of this run
-    targets += ["--allowed-rules", "denoise", "sam_masks", "crf"]
+    targets += ["--allowed-rules", "denoise", "sam_masks", "crf", "pick_crf", "pick_sam",
+                "pick_sam_raw", "pick_baseline", "pick_unet", "picks", "metrics"]
     run = run_workflow(tmp_path, config, *targets)
     assert "Segment Anything stage is skipped" not in run.stderr
     for name in names:
@@ -235,6 +254,17 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
         assert records and records[0].size == (96, 96)
         with np.load(tmp_path / f"results/t/crf/{name}.npz") as refined:
             assert refined["mask"].shape == (96, 96) and refined["mask"].any()
+        # one raw pick per mask; the CRF picks (the final source) find both particles
+        raw = read_coordinates(tmp_path / f"results/t/sam_raw_picks/{name}.star")
+        assert len(raw) == len(records)
+        crf_picks = read_coordinates(tmp_path / f"results/t/crf_picks/{name}.star")
+        assert len(crf_picks) == 2 and crf_picks["score"].between(0.5, 1).all()
+        assert len(read_coordinates(tmp_path / f"results/t/picks/{name}.star")) == 2
+    summary = pd.read_csv(tmp_path / "results/t/metrics/summary.tsv", sep="\t")
+    assert list(summary["stage"]) == ["baseline", "unet", "unet+crf", "sam",
+                                      "sam+postprocessing", "final"]
+    crf_row = summary.set_index("stage").loc["unet+crf"]
+    assert crf_row["f1"] == 1.0 and summary.set_index("stage").loc["final", "f1"] == 1.0
     log = (tmp_path / "results/t/logs/sam_masks/batch_00000.log").read_text()
     assert log.count("loaded on cpu") == 1, "one model load for the whole batch"
     assert all(name in log for name in names)
@@ -246,7 +276,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     # a checkpoint of the wrong model type fails the job with one clear line
     config["sam"]["model_type"] = "vit_b"
     wrong = run_workflow(tmp_path, config, "--forcerun", "sam_masks", targets[0], check=False)
-    assert wrong.returncode != 0
+    assert wrong.returncode != 0, wrong.stderr[-2000:]
     log = (tmp_path / "results/t/logs/sam_masks/batch_00000.log").read_text()
     assert "holds a tiny model" in log and "Traceback" not in log
 

@@ -147,3 +147,32 @@ def test_snakemake_lint_is_clean():
     result = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _planned_outputs(dry_run_stdout: str) -> list[str]:
+    return [line.split("output:", 1)[1].strip() for line in dry_run_stdout.splitlines()
+            if line.strip().startswith("output:")]
+
+
+def test_unlabelled_data_sets_run_only_the_source_stage(tmp_path):
+    """Comparison stages cannot be scored without ground truth: on an unlabelled data set only
+    denoise, the source stage and the final picks are planned, while a labelled one in the
+    same run gets every enabled stage (here baseline, unet and unet+crf)."""
+    labelled = make_dataset(tmp_path / "labelled", n_micrographs=2)
+    unlabelled = {k: v for k, v in make_dataset(tmp_path / "plain", n_micrographs=2).items()
+                  if not k.startswith("ground_truth")}
+    config = {"datasets": {"lab": labelled, "plain": unlabelled}, "denoise": SMALL_DENOISE,
+              "unet": {"enabled": True}, "crf": {"enabled": True},
+              "picks": {"source": "unet"}}
+    dry = run_workflow(tmp_path / "run", config, "-n")
+    outputs = _planned_outputs(dry.stdout)
+    plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
+    lab = {path.split("/")[2] for path in outputs if path.startswith("results/lab/")}
+    assert plain == {"denoise", "unet", "unet_picks", "picks"}, plain
+    assert {"baseline", "unet_picks", "crf", "crf_picks", "picks", "metrics"} <= lab, lab
+    # with the CRF as the source it runs on the unlabelled set too, and the U-Net picks do not
+    config["picks"]["source"] = "crf"
+    config["crf"]["enabled"] = False
+    outputs = _planned_outputs(run_workflow(tmp_path / "run", config, "-n").stdout)
+    plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
+    assert plain == {"denoise", "unet", "crf", "crf_picks", "picks"}, plain
