@@ -176,8 +176,8 @@ def main(argv=None) -> None:
     summary.to_csv(out / f"unet_speed{tag}.tsv", sep="\t", index=False, float_format="%.3f")
     text = summary.to_string(index=False, float_format=lambda v: f"{v:.2f}")
     cols = list(summary.columns)
-    md = [f"# Seconds per {DIAMETER_PX:.0f} px-particle micrograph (4096 x 4096 JPG), median "
-          f"over {len(paths)} micrographs",
+    md = [f"# Seconds per 4096 x 4096 EMPIAR-10017 micrograph, median over {len(paths)} "
+          "micrographs",
           "",
           f"cryopick: read + bin + denoise, U-Net ({args.model.name}, its test-time "
           "augmentation), picks. Topaz 0.3.20: preprocess -s "
@@ -189,8 +189,8 @@ def main(argv=None) -> None:
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in summary.iterrows():
         md.append("| " + " | ".join(
-            (f"{row[c]:.3f}" if "fraction" in c else f"{row[c]:.2f}")
-            if isinstance(row[c], float) else str(row[c]) for c in cols) + " |")
+            str(int(row[c])) if c in ("threads", "n_micrographs")
+            else f"{row[c]:.3f}" if "fraction" in c else f"{row[c]:.2f}" for c in cols) + " |")
     (out / f"unet_speed{tag}.md").write_text("\n".join(md) + "\n")
     print(text)
 
