@@ -11,6 +11,7 @@ so they are scored on all of them).
     python benchmarks/unet_quality.py --minutes 20              # 3 folds, writes the tables
     python benchmarks/unet_quality.py --fold 0 --minutes 8      # one fold, a quick check
     python benchmarks/unet_quality.py --extra-model synthetic=models/unet_synthetic.pt
+    python benchmarks/unet_quality.py --tag full27 --no-train ...   # cached folds only
 
 Tables go to benchmarks/results/unet_quality[_TAG].{tsv,md}; checkpoints and denoised canvases
 to resources/cache/ (gitignored).
@@ -196,6 +197,9 @@ def main(argv=None) -> None:
     parser.add_argument("--tag", default="", help="name of this run (tables, cache)")
     parser.add_argument("--retrain", action="store_true",
                         help="train even when the fold's checkpoint exists")
+    parser.add_argument("--no-train", action="store_true",
+                        help="only evaluate cached fold checkpoints; stop with an error "
+                        "instead of training when one is missing or has another config")
     parser.add_argument("--synthetic", type=Path, default=None,
                         help="a workflow results folder of a synthetic data set (with "
                         "denoise/ beside synthetic/NAME/): its micrographs join every fold's "
@@ -234,6 +238,9 @@ def main(argv=None) -> None:
             load_model(checkpoint_path)[1]["config"]) != config)
         if stale:
             print(f"[fold {fold}] cached checkpoint has another config: retraining", flush=True)
+        if args.no_train and (args.retrain or stale or not checkpoint_path.exists()):
+            raise SystemExit(f"[fold {fold}] --no-train: no usable cached checkpoint "
+                             f"{checkpoint_path}")
         if args.retrain or stale or not checkpoint_path.exists():
             with open(runs / f"fold{fold}.log", "w") as log_file:
                 def log(message, _f=log_file):

@@ -8,7 +8,15 @@ wall-clock and CPU seconds are both reported, since a shared machine inflates wa
 Topaz timing (preprocess + extract on the same micrographs) can be given with --topaz-seconds
 to print the ratio, or --topaz PATH (a topaz-em 0.3.20 executable) to time Topaz's
 `preprocess` (4x downsampling) + `extract` (pretrained resnet16_u64, CPU) on the same micrographs
-in the same run, at the same thread counts.
+in the same run, at the same thread counts. Topaz runs with exactly the settings of
+benchmarks/topaz_quality.py (``-s 4``, ``-r 13``, ``-t -6``, ``-d -1``; ``-j THREADS`` and
+OMP/MKL_NUM_THREADS=THREADS) and with the torchvision stand-in (/work/topaz-stub, see
+topaz_quality.py) first on PYTHONPATH. The JPG -> MRC conversion Topaz needs is not timed (a
+user of Topaz has MRC files); cryopick's time includes reading the JPG. Topaz's CPU seconds are
+the children's user + system time from the process accounting.
+
+Results: benchmarks/results/unet_speed[_TAG].{tsv,md} (medians over the micrographs) and
+unet_speed[_TAG]_per_micrograph.tsv.
 
     python benchmarks/unet_speed.py --model models/unet_default.pt --micrographs 3 \
         --topaz /work/topaz-venv/bin/topaz
@@ -35,6 +43,9 @@ from cryopick.denoise import DenoiseSettings, denoise_image, frame_for  # noqa: 
 from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.io import read_micrograph, write_mrc  # noqa: E402
 from cryopick.training import binned_canvas, load_model  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from topaz_quality import RADIUS as TOPAZ_RADIUS, SCALE as TOPAZ_SCALE  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "empiar10017"
 DIAMETER_PX = 108.0
@@ -99,10 +110,12 @@ def run_topaz(paths: list[Path], topaz: str, threads: int, workdir: Path) -> lis
         write_mrc(mrc, read_micrograph(path).image, 1.77)
         row = {"threads": threads, "micrograph": path.stem}
         for step, cmd in (
-            ("topaz_preprocess", [topaz, "preprocess", "-s", "4", "-d", "-1", "-t", "0",
-                                  "-j", str(threads), "-o", str(workdir / "pre"), str(mrc)]),
-            ("topaz_extract", [topaz, "extract", "-m", "resnet16_u64", "-r", "13", "-x", "4",
-                               "-d", "-1", "-j", str(threads), "-o",
+            ("topaz_preprocess", [topaz, "preprocess", "-s", str(TOPAZ_SCALE), "-d", "-1",
+                                  "-t", "0", "-j", str(threads), "-o", str(workdir / "pre"),
+                                  str(mrc)]),
+            ("topaz_extract", [topaz, "extract", "-m", "resnet16_u64", "-r", str(TOPAZ_RADIUS),
+                               "-t", "-6", "-x", str(TOPAZ_SCALE), "-d", "-1",
+                               "-j", str(threads), "-o",
                                str(workdir / f"{path.stem}.txt"),
                                str(workdir / "pre" / mrc.name)]),
         ):
@@ -145,7 +158,8 @@ def main(argv=None) -> None:
                "unet_cpu_s", "picks_cpu_s", "total_cpu_s"]
     if topaz_rows:
         table = table.merge(pd.DataFrame(topaz_rows), on=["threads", "micrograph"])
-        columns += ["topaz_preprocess_s", "topaz_extract_s", "topaz_s", "topaz_cpu_s"]
+        columns += ["topaz_preprocess_s", "topaz_extract_s", "topaz_s",
+                    "topaz_preprocess_cpu_s", "topaz_extract_cpu_s", "topaz_cpu_s"]
     summary = table.groupby("threads")[columns].median().reset_index()
     summary.insert(1, "n_micrographs", len(paths))
     if topaz_rows:
@@ -160,7 +174,25 @@ def main(argv=None) -> None:
     table.to_csv(out / f"unet_speed{tag}_per_micrograph.tsv", sep="\t", index=False,
                  float_format="%.3f")
     summary.to_csv(out / f"unet_speed{tag}.tsv", sep="\t", index=False, float_format="%.3f")
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    text = summary.to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    cols = list(summary.columns)
+    md = [f"# Seconds per 4096 x 4096 EMPIAR-10017 micrograph, median over {len(paths)} "
+          "micrographs",
+          "",
+          f"cryopick: read + bin + denoise, U-Net ({args.model.name}, its test-time "
+          "augmentation), picks. Topaz 0.3.20: preprocess -s "
+          f"{TOPAZ_SCALE} + extract resnet16_u64 -r {TOPAZ_RADIUS} (CPU, JPG -> MRC not timed). "
+          "Same run, same machine (2 shared CPU cores), threads = torch/OpenCV threads for "
+          "cryopick and -j / OMP_NUM_THREADS for Topaz. *_s wall seconds, *_cpu_s CPU seconds; "
+          "fraction_of_topaz = cryopick / Topaz (wall), cpu_fraction_of_topaz the same in CPU "
+          "seconds.", "",
+          "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in summary.iterrows():
+        md.append("| " + " | ".join(
+            str(int(row[c])) if c in ("threads", "n_micrographs")
+            else f"{row[c]:.3f}" if "fraction" in c else f"{row[c]:.2f}" for c in cols) + " |")
+    (out / f"unet_speed{tag}.md").write_text("\n".join(md) + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
