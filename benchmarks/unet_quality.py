@@ -103,7 +103,8 @@ def score(name: str, picks: pd.DataFrame, data: Path) -> dict:
 
 
 def evaluate_model(checkpoint_path: Path, names: list[str], canvases: dict[str, Path],
-                   data: Path, method: str, fold, workdir: Path, threshold=None) -> list[dict]:
+                   data: Path, method: str, fold, workdir: Path, threshold=None,
+                   symmetries: int | None = None) -> list[dict]:
     """Predict ``names`` with one model as the workflow does (its input canvas, batched, its
     test-time augmentation), round-trip the maps through the 8-bit .npz the workflow writes,
     pick with the model's tuned settings, score."""
@@ -111,6 +112,8 @@ def evaluate_model(checkpoint_path: Path, names: list[str], canvases: dict[str, 
     picking = dict(checkpoint["picking"])
     if threshold is not None:
         picking["threshold"] = threshold
+    if symmetries is not None:
+        picking["symmetries"] = symmetries
     kind = checkpoint.get("input", "denoised")
     inputs = [input_canvas(kind, canvases[n], micrograph_file(data, n)) for n in names]
     scale = model_scale(checkpoint, inputs[0][1], DIAMETER_PX)

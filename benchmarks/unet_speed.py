@@ -1,6 +1,6 @@
 """Seconds per micrograph for the U-Net picking path on this CPU: read + bin + denoise (the
 denoise stage), the U-Net stage (read + bin the micrograph for a "binned" model, forward passes
-with the model's test-time augmentation; the model loaded once, as a workflow job does) and
+with --symmetries flips/rotations averaged, 1 as in the workflow's default; the model loaded once, as a workflow job does) and
 picks from the centre map.
 
 Each stage is timed per micrograph at 1 and 2 torch threads (OpenCV follows the same setting);
@@ -64,7 +64,9 @@ class Clock:
         return False
 
 
-def run(paths: list[Path], model_path: Path, threads: int) -> list[dict]:
+def run(paths: list[Path], model_path: Path, threads: int,
+        symmetries: int | None = None) -> list[dict]:
+    """cryopick's path per micrograph; ``symmetries`` None uses the model's tuning setting."""
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     with Clock() as load:
@@ -83,7 +85,8 @@ def run(paths: list[Path], model_path: Path, threads: int) -> list[dict]:
             if checkpoint.get("input") == "binned":
                 canvas = binned_canvas(str(path), frame)
             prediction = predict(model, [canvas], [frame.content_mask], batch_size=1,
-                                 scale=scale, symmetries=int(picking.get("symmetries", 1)))[0]
+                                 scale=scale, symmetries=int(symmetries or
+                                                             picking.get("symmetries", 1)))[0]
         row.update(unet_s=c.wall, unet_cpu_s=c.cpu)
         with Clock() as c:
             picks = picks_from_prediction(prediction, frame, DIAMETER_PX / frame.scale,
@@ -143,13 +146,17 @@ def main(argv=None) -> None:
                         help="Topaz preprocess + extract seconds per micrograph, same run")
     parser.add_argument("--topaz", default=None, help="topaz executable to time beside")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--symmetries", type=int, default=1,
+                        help="test-time augmentation (the workflow default is 1; 0 = the "
+                        "model's tuning setting)")
     args = parser.parse_args(argv)
     paths = sorted((args.data / "micrographs").iterdir())[: args.micrographs]
     rows = []
     topaz_rows = []
     for threads in args.threads:
-        run(paths[:1], args.model, threads)  # warm-up (allocator, oneDNN kernels), not counted
-        rows += run(paths, args.model, threads)
+        # warm-up (allocator, oneDNN kernels), not counted
+        run(paths[:1], args.model, threads, args.symmetries or None)
+        rows += run(paths, args.model, threads, args.symmetries or None)
         if args.topaz:
             with tempfile.TemporaryDirectory() as tmp:
                 topaz_rows += run_topaz(paths, args.topaz, threads, Path(tmp))
@@ -179,8 +186,9 @@ def main(argv=None) -> None:
     md = [f"# Seconds per 4096 x 4096 EMPIAR-10017 micrograph, median over {len(paths)} "
           "micrographs",
           "",
-          f"cryopick: read + bin + denoise, U-Net ({args.model.name}, its test-time "
-          "augmentation), picks. Topaz 0.3.20: preprocess -s "
+          f"cryopick: read + bin + denoise, U-Net ({args.model.name}, "
+          f"{args.symmetries or 'its tuning'} symmetr{'y' if args.symmetries == 1 else 'ies'} "
+          "averaged), picks. Topaz 0.3.20: preprocess -s "
           f"{TOPAZ_SCALE} + extract resnet16_u64 -r {TOPAZ_RADIUS} (CPU, JPG -> MRC not timed). "
           "Same run, same machine (2 shared CPU cores), threads = torch/OpenCV threads for "
           "cryopick and -j / OMP_NUM_THREADS for Topaz. *_s wall seconds, *_cpu_s CPU seconds; "
