@@ -30,3 +30,9 @@ def logged_job(log_path: str | None, what: str):
         logging.shutdown()
         sys.exit(1)
     LOGGER.info("%s: done in %.2f s", what, time.perf_counter() - start)
+
+
+def as_list(files) -> list[str]:
+    """A Snakemake input/params entry as a list: one file comes as a string (a batch of one
+    micrograph), several as a list."""
+    return [files] if isinstance(files, str) else [str(f) for f in files]

@@ -5,12 +5,7 @@ from pathlib import Path
 
 from cryopick.batching import batch_artifacts
 from cryopick.sam import SamSettings, run_sam
-from cryopick.workflow import logged_job
-
-
-def as_list(value):
-    """A one-micrograph batch comes as a string, a larger one as a list."""
-    return [value] if isinstance(value, str) else list(value)
+from cryopick.workflow import as_list, logged_job
 
 
 micrographs = as_list(snakemake.params.micrographs)

@@ -6,12 +6,7 @@ from pathlib import Path
 
 from cryopick.batching import batch_artifacts
 from cryopick.inference import predict_files
-from cryopick.workflow import logged_job
-
-
-def as_list(files):
-    """A one-micrograph batch comes as a string, a larger one as a list."""
-    return [files] if isinstance(files, str) else list(files)
+from cryopick.workflow import as_list, logged_job
 
 
 micrographs = as_list(snakemake.params.micrographs)
