@@ -21,6 +21,9 @@ BATCHES = BatchPlan.build(
 batch_inputs = BATCHES.inputs
 batch_micrographs = BATCHES.micrographs_of_job
 batch_dir = BATCHES.batch_dir
+# the batch directory that holds a per-micrograph job's U-Net maps / SAM masks
+unet_batch_of_micrograph = batch_dir("results/{dataset}/unet/batch_{batch}")
+sam_batch_of_micrograph = batch_dir("results/{dataset}/sam/batch_{batch}")
 
 
 wildcard_constraints:

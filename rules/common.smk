@@ -186,12 +186,6 @@ def crf_settings():
     return {k: v for k, v in config["crf"].items() if k != "enabled"}
 
 
-def sam_batch_of_micrograph(wildcards):
-    """The SAM mask directory of the batch that holds the job's micrograph."""
-    batch = BATCHES.batch_of(wildcards.dataset, wildcards.micrograph)
-    return f"results/{wildcards.dataset}/sam/batch_{batch}"
-
-
 def final_picks_settings():
     """The picks settings that change the final picks (not the extra output formats)."""
     return {k: v for k, v in config["picks"].items() if k != "formats"}
@@ -352,12 +346,6 @@ def batch_micrograph_paths(wildcards):
     """The input files of the micrographs of a batched job, in the batch's order."""
     files = MICROGRAPHS[wildcards.dataset]
     return [files[name] for name in BATCHES.micrographs(wildcards.dataset, wildcards.batch)]
-
-
-def unet_batch_of_micrograph(wildcards):
-    """The U-Net directory of the batch that holds the job's micrograph."""
-    batch = BATCHES.batch_of(wildcards.dataset, wildcards.micrograph)
-    return f"results/{wildcards.dataset}/unet/batch_{batch}"
 
 
 # minutes of the training job: its own time limit plus loading and the final evaluation
