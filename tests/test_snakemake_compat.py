@@ -54,3 +54,50 @@ def test_a_group_that_depends_on_itself_is_still_refused(tmp_path):
     # the same workflow without the merge is valid: the check refuses only the cycle
     separate = subprocess.run(dry, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert separate.returncode == 0, separate.stderr[-2000:]
+
+
+def test_function_params_cache_gives_the_signature_and_inspects_once(monkeypatch):
+    import functools
+    import inspect
+
+    import snakemake.common as common
+    import snakemake.rules as rules
+
+    from cryopick.snakemake_compat import cache_function_params
+
+    assert cache_function_params()
+    assert common.get_function_params is rules.get_function_params
+    assert common.get_function_params._cryopick_cached
+
+    calls = []
+    real_signature = inspect.signature
+
+    def counting_signature(obj, *args, **kwargs):
+        calls.append(obj)
+        return real_signature(obj, *args, **kwargs)
+
+    monkeypatch.setattr(inspect, "signature", counting_signature)
+
+    def input_function(wildcards, attempt, threads=1):
+        return []
+
+    class Resource:
+        def evaluate(self, wildcards, input=None):
+            return 1
+
+    for _ in range(3):
+        assert list(common.get_function_params(input_function)) == ["wildcards", "attempt",
+                                                                   "threads"]
+        # a new bound method object per call, as Snakemake makes them: same parameters
+        assert list(common.get_function_params(Resource().evaluate)) == ["wildcards", "input"]
+    assert len(calls) == 2
+    # partials are not cached: their parameters depend on what they bind
+    bound = functools.partial(input_function, attempt=2)
+    assert "attempt" in common.get_function_params(bound)
+    assert list(common.get_function_params(functools.partial(input_function, 1))) == [
+        "attempt", "threads"]
+    # an explicit override (snakemake.ioutils) still wins
+    common.overwrite_function_params(input_function, ["wildcards"])
+    assert common.get_function_params(input_function) == ["wildcards"]
+    assert common.get_input_function_aux_params(
+        Resource().evaluate, {"input": 1, "attempt": 2}) == {"input": 1}
