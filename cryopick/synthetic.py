@@ -50,6 +50,7 @@ from cryopick.volumes import (MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS, Volu
                               make_volume, project, random_rotations, volume_from_mrc)
 
 NOISE_MODELS = ("dose", "snr", "none")
+RENDERINGS = ("raw", "filtered_8bit")
 WATER_POTENTIAL_V = 4.8  # mean inner potential of vitreous ice
 WATER_MOLECULES_PER_A3 = 0.0314  # vitreous ice, 0.94 g/cm^3
 CARBON_POTENTIAL_V = 10.0
@@ -112,6 +113,10 @@ class SyntheticSettings:
     snr: float = 0.1
     exact_poisson_below: float = 30.0  # Poisson draws below this mean count, else Gaussian
     drift: float = 0.003  # relative amplitude of the smooth detector gain drift
+    # output: raw detector counts, or as the EMPIAR/CryoPPP JPGs are distributed: the
+    # denoising chain (Gaussian, non-local means, Wiener, CLAHE, guided filter) run at full
+    # resolution, then 8-bit (cryopick.denoise with the canvas at the micrograph's size)
+    rendering: str = "raw"  # raw | filtered_8bit
 
     def __post_init__(self) -> None:
         for name in ("defocus_range", "ice_thickness_range", "contaminant_size_range",
@@ -122,6 +127,8 @@ class SyntheticSettings:
             problems.append(f"height/width must be >= 64 (got {self.height}x{self.width})")
         if not self.pixel_size > 0:
             problems.append(f"pixel_size must be > 0 (got {self.pixel_size})")
+        if self.rendering not in RENDERINGS:
+            problems.append(f"rendering must be one of {RENDERINGS} (got {self.rendering!r})")
         if self.noise not in NOISE_MODELS:
             problems.append(f"noise must be one of {NOISE_MODELS} (got {self.noise!r})")
         if not 0 < self.snr:
@@ -654,7 +661,9 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         image = -image
         clean = -clean
         particle = -particle
-    info.update(ctf=asdict(ctf))
+    if s.rendering == "filtered_8bit":
+        image = render_filtered_8bit(image)
+    info.update(ctf=asdict(ctf), rendering=s.rendering)
     return SyntheticMicrograph(
         image=image.astype(np.float32, copy=False), pixel_size=px, particles=particles,
         instances=instances, particle_mask=particle_mask, ice_mask=ice_mask,
@@ -663,6 +672,21 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         noise_free=clean if keep_components else None,
         particle_signal=particle if keep_components else None,
         particle_phase=phase_p if keep_components else None)
+
+
+def render_filtered_8bit(image: np.ndarray) -> np.ndarray:
+    """The micrograph as CryoPPP distributes real ones: filtered at full resolution, 8-bit.
+
+    Real labelled sets (EMPIAR-10017 in ../shared among them) come as JPGs that went through
+    CryoSegNet's denoising chain before anyone saw them; a model trained on raw synthetic
+    counts meets a different image there. Values stay 0..255 (float32 for the MRC).
+    """
+    from cryopick.denoise import DenoiseSettings, denoise_image, frame_for
+
+    size = max(image.shape)
+    frame = frame_for(image.shape, size)
+    canvas = denoise_image(image, DenoiseSettings(size=size), frame)
+    return canvas[:image.shape[0], :image.shape[1]].astype(np.float32)
 
 
 def _fft_padding(ctf: CTFParams, pixel_size: float, h: int, w: int

@@ -308,6 +308,27 @@ def test_contrast_switch_and_phase_flipping():
     assert flipped.particle_signal[flipped.particle_mask].mean() < 0
 
 
+def test_filtered_8bit_rendering_is_the_denoising_chain_on_the_raw_micrograph():
+    from cryopick.denoise import DenoiseSettings, denoise_image, frame_for
+
+    settings = small(height=256, width=320, **PLAIN)
+    raw = generate_micrograph(settings, 0, 5)
+    filtered = generate_micrograph(replace(settings, rendering="filtered_8bit"), 0, 5)
+    # same specimen and ground truth; only the image is rendered differently
+    assert np.array_equal(filtered.particle_mask, raw.particle_mask)
+    assert filtered.image.shape == raw.image.shape and filtered.image.dtype == np.float32
+    chain = denoise_image(raw.image, DenoiseSettings(size=320), frame_for(raw.image.shape, 320))
+    assert np.array_equal(filtered.image, chain[:256, :320].astype(np.float32))
+    assert filtered.image.min() >= 0 and filtered.image.max() <= 255
+    assert np.array_equal(filtered.image, np.round(filtered.image))  # 8-bit levels
+    assert filtered.info["rendering"] == "filtered_8bit"
+    # the chain keeps the particles dark: their mean lies below the background's
+    inside = filtered.particle_mask
+    assert filtered.image[inside].mean() < filtered.image[~inside].mean()
+    with pytest.raises(InputError, match="rendering"):
+        SyntheticSettings(rendering="jpeg")
+
+
 # ---------------------------------------------------------------------------------------------
 # settings, names, data set layout, determinism
 # ---------------------------------------------------------------------------------------------
