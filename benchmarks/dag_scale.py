@@ -145,9 +145,8 @@ def main() -> None:
 
         # What every cluster job pays before its own work: Snakemake parses the workflow
         # (listing all micrographs, building the batches) and a DAG for its target job.
-        one = next(iter(sorted(Path(dataset["micrographs"]).parent.glob("*.mrc")))).stem
         t0 = time.monotonic()
-        subprocess.run([*base, "-n", "--target-jobs", f"denoise:dataset=big,micrograph={one}",
+        subprocess.run([*base, "-n", "--target-jobs", "denoise:dataset=big,batch=00000",
                         "--allowed-rules", "denoise", "--executor", "dryrun"],
                        cwd=REPO, capture_output=True, check=True)
         job_startup = time.monotonic() - t0

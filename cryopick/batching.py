@@ -1,7 +1,8 @@
-"""Stable batches of micrographs for the stages that load a model (U-Net, SAM).
+"""Stable batches of micrographs for the batched stages (denoise, U-Net, SAM, stage picks).
 
 On a cluster one job per micrograph per GPU stage would load the network N times and flood
-the queue; one job per *batch* loads it once and processes many micrographs. For reruns to
+the queue, and every job costs Snakemake time however short its work; one job per *batch*
+loads a model once and processes many micrographs. For reruns to
 stay incremental, batch membership must never change once assigned: a manifest per data set
 (``results/{dataset}/batches.tsv``, columns ``micrograph`` and ``batch``) records it, and
 
@@ -13,6 +14,10 @@ stay incremental, batch membership must never change once assigned: a manifest p
 * batch ids are zero-padded decimal strings (``00000``, ``00001``...), so paths sort;
 * the manifest is rewritten (atomically) only when its content changes.
 
+A micrograph that fails inside a batched job (bad input) gets an error record in the batch's
+directory instead of its artifact (``run_batch``), so its batch-mates complete; whatever reads
+it later gets the recorded message (``batch_input``).
+
 Everything here is a pure function of (manifest, names, batch size) except the two file
 helpers, so the result is deterministic and independent of the order names are listed in.
 """
@@ -23,8 +28,10 @@ import csv
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+
+from cryopick.io import InputError, atomic_path
 
 BATCH_ID_WIDTH = 5
 MANIFEST_HEADER = ("micrograph", "batch")
@@ -144,6 +151,85 @@ def batch_artifact(folder: str | os.PathLike, micrograph: str, suffix: str = ".n
     return Path(folder) / f"{micrograph}{suffix}"
 
 
+ERROR_SUFFIX = ".error.txt"
+
+
+def write_batch_error(folder: str | os.PathLike, micrograph: str, message: str) -> Path:
+    """Record in a batch's directory that ``micrograph`` failed (instead of its artifact).
+
+    A bad micrograph must not fail its batch-mates: a batched job records the error, goes on
+    with the others and still succeeds; whatever reads that micrograph later raises the
+    recorded message (:func:`batch_input`), so its own final picks fail with it, alone.
+    """
+    path = Path(folder) / f"{micrograph}{ERROR_SUFFIX}"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(message.rstrip("\n") + "\n")
+    return path
+
+
+def batch_error(folder: str | os.PathLike, micrograph: str) -> str | None:
+    """The error recorded for ``micrograph`` in a batch's directory, if any."""
+    path = Path(folder) / f"{micrograph}{ERROR_SUFFIX}"
+    return path.read_text().strip() if path.is_file() else None
+
+
+def batch_input(folder: str | os.PathLike, micrograph: str, suffix: str = ".npz") -> Path:
+    """One micrograph's artifact in a batch directory an earlier stage wrote; an InputError
+    with the earlier stage's message when it recorded an error for the micrograph instead."""
+    error = batch_error(folder, micrograph)
+    if error is not None:
+        raise InputError(error)
+    path = batch_artifact(folder, micrograph, suffix)
+    if not path.is_file():
+        raise InputError(f"{path}: missing from its batch directory (neither the artifact nor "
+                         f"an error record for {micrograph})")
+    return path
+
+
+def artifacts_by_micrograph(paths: Iterable[str | os.PathLike], micrographs: Iterable[str],
+                            suffix: str) -> list[Path]:
+    """The artifact of each micrograph (in order) from a stage's outputs: batch directories
+    (holding ``{micrograph}{suffix}``) or per-micrograph files named ``{micrograph}{suffix}``."""
+    found: dict[str, Path] = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            for child in path.iterdir():
+                if child.name.endswith(suffix):
+                    found[child.name[: -len(suffix)]] = child
+        elif path.name.endswith(suffix):
+            found[path.name[: -len(suffix)]] = path
+    result = []
+    for name in micrographs:
+        if name not in found:
+            raise InputError(f"no {suffix} artifact for micrograph {name} in "
+                             f"{', '.join(sorted({str(Path(p).parent) for p in paths}))}")
+        result.append(found[name])
+    return result
+
+
+def run_batch(micrographs: Iterable[str], folder: str | os.PathLike,
+              process: Callable[[str], str | None], log=print) -> dict[str, str]:
+    """Run ``process(micrograph)`` for every micrograph of a batch into ``folder``.
+
+    An InputError (bad input here or recorded upstream) becomes the micrograph's error record
+    and the batch goes on; any other exception is a bug and fails the job. ``process`` may
+    return a line for the log. Returns micrograph -> error message for those that failed.
+    """
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    failed: dict[str, str] = {}
+    for micrograph in micrographs:
+        try:
+            line = process(micrograph)
+        except InputError as exc:
+            failed[micrograph] = str(exc)
+            write_batch_error(folder, micrograph, str(exc))
+            log(f"{micrograph}: FAILED: {exc}")
+        else:
+            if line:
+                log(f"{micrograph}: {line}")
+    return failed
+
+
 def batch_artifacts(folder: str | os.PathLike, micrographs: Iterable[str],
                     suffix: str = ".npz") -> list[Path]:
     """The artifacts of a batch, in the order of ``micrographs``."""
@@ -210,6 +296,10 @@ class BatchPlan:
     def expand(self, pattern: str, dataset: str) -> list[str]:
         """``pattern`` ({dataset}, {batch}) for every batch of a data set."""
         return [pattern.format(dataset=dataset, batch=b) for b in self._batches[dataset]]
+
+    def expand_one(self, pattern: str, dataset: str, micrograph: str) -> str:
+        """``pattern`` ({dataset}, {batch}) for the batch that holds one micrograph."""
+        return pattern.format(dataset=dataset, batch=self.batch_of(dataset, micrograph))
 
     def inputs(self, pattern: str):
         """Input function of a batched rule: ``pattern`` ({dataset}, {micrograph}, any of the

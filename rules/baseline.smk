@@ -1,20 +1,22 @@
 rule pick_baseline:
-    """Blob-detector baseline picks (difference of Gaussians at the particle scale)."""
+    """Blob-detector baseline picks (difference of Gaussians at the particle scale), one job
+    per batch of micrographs."""
     input:
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised="results/{dataset}/denoise/batch_{batch}",
     output:
-        "results/{dataset}/baseline/{micrograph}.star",
+        directory("results/{dataset}/baseline/batch_{batch}"),
     params:
+        micrographs=batch_micrographs,
         settings=config["baseline"],
         diameter=dataset_diameter,
     log:
-        "results/{dataset}/logs/pick_baseline/{micrograph}.log",
+        "results/{dataset}/logs/pick_baseline/batch_{batch}.log",
     benchmark:
-        "results/{dataset}/benchmarks/pick_baseline/{micrograph}.tsv"
+        "results/{dataset}/benchmarks/pick_baseline/batch_{batch}.tsv"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=PICK_BATCH_RUNTIME,
     conda:
         "../envs/cryopick.yaml"
     script:

@@ -1,15 +1,21 @@
-# Stages that load a model (U-Net, SAM) run one job per batch of micrographs, not one per
-# micrograph. Batch membership is stable (results/{dataset}/batches.tsv, cryopick/batching.py):
+# Stages that load a model (U-Net, SAM) and the short per-micrograph CPU stages that feed them
+# or score them (denoise, baseline and U-Net picks) run one job per batch of micrographs, not
+# one per micrograph: a 10,000-micrograph data set is ~160 jobs per stage instead of 10,000
+# (Snakemake's own cost is per job: benchmarks/dag_scale.py). Batch membership is stable (results/{dataset}/batches.tsv, cryopick/batching.py):
 # new micrographs only ever go into new batches, so adding them reruns nothing already done.
 # New assignments are recorded when a real run starts (onstart below); dry runs and the jobs'
 # own parsing compute the same batches without writing. A batched rule looks like
 #
 #   rule unet_predict:
-#       input: denoised=batch_inputs("results/{dataset}/denoise/{micrograph}.npz"), ...
+#       input: denoised="results/{dataset}/denoise/batch_{batch}", ...   # same batch upstream
 #       output: directory("results/{dataset}/unet/batch_{batch}")   # {micrograph}.npz inside
 #       params: micrographs=batch_micrographs
 #
 # and a per-micrograph rule downstream reads batch_dir("results/{dataset}/unet/batch_{batch}").
+# A micrograph that fails in a batched job gets an error record ({micrograph}.error.txt) in
+# the batch's directory instead of its artifact; the batch goes on, later batched stages pass
+# the record on, and the micrograph's own final picks fail with its message
+# (cryopick.batching.run_batch / batch_input).
 
 from cryopick.batching import BatchPlan  # noqa: E402
 
@@ -21,9 +27,15 @@ BATCHES = BatchPlan.build(
 batch_inputs = BATCHES.inputs
 batch_micrographs = BATCHES.micrographs_of_job
 batch_dir = BATCHES.batch_dir
-# the batch directory that holds a per-micrograph job's U-Net maps / SAM masks
+# the batch directory that holds a per-micrograph job's canvas / U-Net maps / SAM masks
+denoise_batch_of_micrograph = batch_dir("results/{dataset}/denoise/batch_{batch}")
 unet_batch_of_micrograph = batch_dir("results/{dataset}/unet/batch_{batch}")
 sam_batch_of_micrograph = batch_dir("results/{dataset}/sam/batch_{batch}")
+
+
+# minutes of a batch of short CPU jobs (denoise ~1-5 s per micrograph, picks well under 1 s)
+DENOISE_BATCH_RUNTIME = 10 + config["batching"]["size"] // 2
+PICK_BATCH_RUNTIME = 5 + config["batching"]["size"] // 8
 
 
 wildcard_constraints:

@@ -89,11 +89,6 @@ wildcard_constraints:
     format=r"csv|box",
 
 
-def micrograph_path(wildcards):
-    """The input file of one micrograph."""
-    return MICROGRAPHS[wildcards.dataset][wildcards.micrograph]
-
-
 def dataset_setting(wildcards, key):
     return DATASETS[wildcards.dataset].get(key)
 
@@ -126,9 +121,11 @@ def dataset_ground_truth_masks(wildcards):
 # picks.source -> the stage whose picks become the final picks
 SOURCE_STAGES = {"baseline": "baseline", "unet": "unet", "crf": "unet+crf",
                  "sam": "sam+postprocessing"}
+# Per-stage picks: a batch directory pattern ({batch}; {micrograph}.star inside) for the
+# batched stages, a per-micrograph file pattern for the others.
 STAGE_PICKS = {
-    "baseline": "results/{dataset}/baseline/{micrograph}.star",
-    "unet": "results/{dataset}/unet_picks/{micrograph}.star",
+    "baseline": "results/{dataset}/baseline/batch_{batch}",
+    "unet": "results/{dataset}/unet_picks/batch_{batch}",
     "unet+crf": "results/{dataset}/crf_picks/{micrograph}.star",
     "sam": "results/{dataset}/sam_raw_picks/{micrograph}.star",
     "sam+postprocessing": "results/{dataset}/sam_picks/{micrograph}.star",
@@ -179,8 +176,19 @@ def dataset_picking_stages(wildcards):
 
 
 def source_picks(wildcards):
-    """Per-micrograph picks of the stage chosen as the source of the final picks."""
-    return STAGE_PICKS[source_stage()].format(**wildcards)
+    """Picks of the stage chosen as the source of the final picks: the micrograph's file, or
+    the batch directory that holds it."""
+    pattern = STAGE_PICKS[source_stage()]
+    if "{batch}" in pattern:
+        return BATCHES.batch_dir(pattern)(wildcards)
+    return pattern.format(**wildcards)
+
+
+def stage_outputs(pattern, dataset):
+    """Every output of a stage on a data set: its batch directories, or per-micrograph files."""
+    if "{batch}" in pattern:
+        return BATCHES.expand(pattern, dataset)
+    return per_micrograph(pattern, dataset)
 
 
 def crf_settings():
@@ -208,9 +216,9 @@ def per_micrograph(pattern, dataset):
 def metrics_inputs(wildcards):
     """Picks of every stage, the denoised artifacts (frames) and the label files."""
     dataset = wildcards.dataset
-    inputs = {stage_input_name(stage): per_micrograph(pattern, dataset)
+    inputs = {stage_input_name(stage): stage_outputs(pattern, dataset)
               for stage, pattern in picking_stages(dataset).items()}
-    inputs["denoised"] = per_micrograph("results/{dataset}/denoise/{micrograph}.npz", dataset)
+    inputs["denoised"] = BATCHES.expand("results/{dataset}/denoise/batch_{batch}", dataset)
     names = set(micrograph_names(dataset))
     labels = label_files(dataset)
     inputs["labels"] = [path for name, path in labels.items() if name in names]
@@ -389,7 +397,8 @@ def unet_training_items():
                 item = {
                     "name": f"{dataset}/{name}",
                     "micrograph": MICROGRAPHS[dataset][name],
-                    "denoised": f"results/{dataset}/denoise/{name}.npz",
+                    "denoised_batch": BATCHES.expand_one(
+                        "results/{dataset}/denoise/batch_{batch}", dataset, name),
                     "labels": labels[name],
                     "diameter": DATASETS[dataset]["particle_diameter"],
                     "invert": DATASETS[dataset].get("particle_contrast") == "bright",
@@ -406,7 +415,7 @@ def unet_training_inputs(wildcards):
     items = unet_training_items()
     inputs = {
         "micrographs": [item["micrograph"] for item in items],
-        "denoised": [item["denoised"] for item in items],
+        "denoised": sorted({item["denoised_batch"] for item in items}),
         "labels": [item["labels"] for item in items],
     }
     inputs["masks"] = [item["mask"] for item in items if "mask" in item]

@@ -8,7 +8,7 @@ rule crf:
     """Dense-CRF refined particle probability and mask at network resolution."""
     input:
         probabilities=unet_batch_of_micrograph,
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised=denoise_batch_of_micrograph,
     output:
         "results/{dataset}/crf/{micrograph}.npz",
     params:
@@ -33,7 +33,7 @@ rule pick_crf:
     input:
         refined="results/{dataset}/crf/{micrograph}.npz",
         maps=unet_batch_of_micrograph,
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised=denoise_batch_of_micrograph,
     output:
         "results/{dataset}/crf_picks/{micrograph}.star",
     params:

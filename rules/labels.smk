@@ -5,7 +5,7 @@ rule label_maps:
     """Label map of one micrograph: discs of the labelled diameter, or discs refined to the
     particles' visible support in the denoised image (config labels.method)."""
     input:
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised=denoise_batch_of_micrograph,
         labels=label_file,
     output:
         "results/{dataset}/labels/{micrograph}.png",

@@ -2,7 +2,7 @@ rule picks:
     """Final picks from the configured stage: score cut, edge margin, de-duplication."""
     input:
         stage=source_picks,
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised=denoise_batch_of_micrograph,
     output:
         "results/{dataset}/picks/{micrograph}.star",
     params:
@@ -26,7 +26,7 @@ rule picks_format:
     """Final picks as CryoPPP .csv or EMAN .box (box side = particle diameter)."""
     input:
         star="results/{dataset}/picks/{micrograph}.star",
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised=denoise_batch_of_micrograph,
     output:
         "results/{dataset}/picks_{format}/{micrograph}.{format}",
     params:

@@ -47,7 +47,7 @@ rule pick_sam:
     sam+postprocessing stage)."""
     input:
         masks=sam_batch_of_micrograph,
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised=denoise_batch_of_micrograph,
     output:
         "results/{dataset}/sam_picks/{micrograph}.star",
     params:
@@ -71,7 +71,7 @@ rule pick_sam_raw:
     postprocessing is measured."""
     input:
         masks=sam_batch_of_micrograph,
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        denoised=denoise_batch_of_micrograph,
     output:
         "results/{dataset}/sam_raw_picks/{micrograph}.star",
     log:

@@ -32,7 +32,7 @@ rule unet_predict:
     batch of micrographs (rules/batching.smk), the model loaded once per job."""
     input:
         micrographs=batch_micrograph_paths,
-        denoised=batch_inputs("results/{dataset}/denoise/{micrograph}.npz"),
+        denoised="results/{dataset}/denoise/batch_{batch}",
         model=unet_model(),
     output:
         maps=directory("results/{dataset}/unet/batch_{batch}"),
@@ -59,23 +59,25 @@ rule unet_predict:
 
 
 rule pick_unet:
-    """Picks: peaks of the U-Net centre map at the particle diameter, with an edge margin."""
+    """Picks: peaks of the U-Net centre map at the particle diameter, with an edge margin; one
+    job per batch of micrographs."""
     input:
-        maps=unet_batch_of_micrograph,
-        denoised="results/{dataset}/denoise/{micrograph}.npz",
+        maps="results/{dataset}/unet/batch_{batch}",
+        denoised="results/{dataset}/denoise/batch_{batch}",
     output:
-        "results/{dataset}/unet_picks/{micrograph}.star",
+        directory("results/{dataset}/unet_picks/batch_{batch}"),
     params:
+        micrographs=batch_micrographs,
         diameter=dataset_diameter,
         settings=unet_pick_settings(),
     log:
-        "results/{dataset}/logs/pick_unet/{micrograph}.log",
+        "results/{dataset}/logs/pick_unet/batch_{batch}.log",
     benchmark:
-        "results/{dataset}/benchmarks/pick_unet/{micrograph}.tsv"
+        "results/{dataset}/benchmarks/pick_unet/batch_{batch}.tsv"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=PICK_BATCH_RUNTIME,
     conda:
         "../envs/unet.yaml"
     script:

@@ -1,13 +1,15 @@
 """Snakemake wrapper: dense-CRF refinement of one micrograph's U-Net map (in its batch's
 directory) with its denoised canvas (cryopick.crf.run_crf)."""
 
-from cryopick.batching import batch_artifact
+from cryopick.batching import batch_input
 from cryopick.crf import CrfSettings, run_crf
 from cryopick.workflow import logged_job
 
-probabilities = batch_artifact(snakemake.input.probabilities, snakemake.wildcards.micrograph)
-with logged_job(snakemake.log[0], f"crf {probabilities}") as log:
-    stats = run_crf([str(probabilities)], [snakemake.input.denoised], [snakemake.output[0]],
+micrograph = snakemake.wildcards.micrograph
+with logged_job(snakemake.log[0], f"crf {micrograph}") as log:
+    probabilities = batch_input(snakemake.input.probabilities, micrograph)
+    denoised = batch_input(snakemake.input.denoised, micrograph)
+    stats = run_crf([str(probabilities)], [str(denoised)], [snakemake.output[0]],
                     CrfSettings.from_config(snakemake.params.settings))
     for row in stats:
         log.info("%s: particle fraction %.4f -> %.4f in %.2f s", row["input"],

@@ -1,14 +1,24 @@
 """Snakemake wrapper: per-stage metrics of one data set (cryopick.metrics.evaluate_dataset)."""
 
+from cryopick.batching import artifacts_by_micrograph
 from cryopick.io import atomic_path
 from cryopick.metrics import evaluate_dataset, stage_input_name
-from cryopick.workflow import logged_job
+from cryopick.workflow import as_list, logged_job
+
+micrographs = as_list(snakemake.params.micrographs)
+
+
+def per_micrograph(entry, suffix: str) -> list[str]:
+    """A stage's artifacts in the order of ``micrographs`` (from batch directories or files)."""
+    return [str(p) for p in artifacts_by_micrograph(as_list(entry), micrographs, suffix)]
+
 
 with logged_job(snakemake.log[0], "metrics") as log:
-    per_micrograph, summary = evaluate_dataset(
-        snakemake.params.micrographs,
-        {stage: snakemake.input[stage_input_name(stage)] for stage in snakemake.params.stages},
-        snakemake.input.denoised,
+    per_micrograph_table, summary = evaluate_dataset(
+        micrographs,
+        {stage: per_micrograph(snakemake.input[stage_input_name(stage)], ".star")
+         for stage in snakemake.params.stages},
+        per_micrograph(snakemake.input.denoised, ".npz"),
         snakemake.params.diameter,
         snakemake.params.ground_truth,
         snakemake.params.ground_truth_masks,
@@ -16,7 +26,7 @@ with logged_job(snakemake.log[0], "metrics") as log:
         log=log.warning,
     )
     with atomic_path(snakemake.output.per_micrograph) as tmp:
-        per_micrograph.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+        per_micrograph_table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     with atomic_path(snakemake.output.summary) as tmp:
         summary.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     log.info("\n%s", summary.to_string(index=False))

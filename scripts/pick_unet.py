@@ -1,17 +1,26 @@
-"""Snakemake wrapper: picks from one micrograph's U-Net centre map (in its batch's directory)
-(cryopick.inference.pick_unet_file)."""
+"""Snakemake wrapper: picks from the U-Net centre maps of one batch of micrographs
+(cryopick.inference.pick_unet_file), one {micrograph}.star each in the batch's directory."""
 
-from cryopick.batching import batch_artifact
+from pathlib import Path
+
+from cryopick.batching import batch_artifact, batch_input, run_batch
 from cryopick.inference import pick_unet_file
-from cryopick.workflow import logged_job
+from cryopick.workflow import as_list, logged_job
 
-maps = batch_artifact(snakemake.input.maps, snakemake.wildcards.micrograph)
-with logged_job(snakemake.log[0], f"unet picks {maps}") as log:
+micrographs = as_list(snakemake.params.micrographs)
+folder = Path(snakemake.output[0])
+
+
+def pick(micrograph: str) -> str:
     picks = pick_unet_file(
-        str(maps),
-        snakemake.input.denoised,
-        snakemake.output[0],
+        str(batch_input(snakemake.input.maps, micrograph)),
+        str(batch_input(snakemake.input.denoised, micrograph)),
+        str(batch_artifact(folder, micrograph, ".star")),
         snakemake.params.diameter,
         **snakemake.params.settings,
     )
-    log.info("%d picks", len(picks))
+    return f"{len(picks)} picks"
+
+
+with logged_job(snakemake.log[0], f"unet picks, batch {snakemake.wildcards.batch}") as log:
+    run_batch(micrographs, folder, pick, log=log.info)

@@ -1,12 +1,20 @@
 """Snakemake wrapper: final picks from the chosen stage (cryopick.picking.finalize_picks_file)."""
 
+from pathlib import Path
+
+from cryopick.batching import batch_input
 from cryopick.picking import FinalSettings, finalize_picks_file
 from cryopick.workflow import logged_job
 
-with logged_job(snakemake.log[0], f"final picks from {snakemake.input.stage}") as log:
+micrograph = snakemake.wildcards.micrograph
+with logged_job(snakemake.log[0], f"final picks of {micrograph} from {snakemake.input.stage}"
+                ) as log:
+    stage = Path(snakemake.input.stage)
     picks = finalize_picks_file(
-        snakemake.input.stage,
-        snakemake.input.denoised,
+        # a batched stage's directory (or a per-micrograph file); a micrograph that failed
+        # upstream ends here with the recorded message
+        str(batch_input(stage, micrograph, ".star")) if stage.is_dir() else str(stage),
+        str(batch_input(snakemake.input.denoised, micrograph)),
         snakemake.output[0],
         FinalSettings.from_config(snakemake.params.settings),
         snakemake.params.diameter,

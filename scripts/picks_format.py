@@ -1,8 +1,10 @@
 """Snakemake wrapper: final picks in another coordinate format (cryopick.picking)."""
 
+from cryopick.batching import batch_input
 from cryopick.picking import convert_picks_file
 from cryopick.workflow import logged_job
 
 with logged_job(snakemake.log[0], f"convert {snakemake.input.star}"):
-    convert_picks_file(snakemake.input.star, snakemake.input.denoised, snakemake.output[0],
+    convert_picks_file(snakemake.input.star,
+                       str(batch_input(snakemake.input.denoised, snakemake.wildcards.micrograph)), snakemake.output[0],
                        snakemake.params.diameter)

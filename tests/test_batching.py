@@ -168,3 +168,43 @@ def test_plan_writes_nothing_until_saved_and_then_only_changed_manifests(tmp_pat
     assert grown.save() == [pattern.format(dataset="b")]
     assert grown.batch_of("b", "mic_000002") == "00001"
     assert grown.batches("a") == plan.batches("a")
+
+
+def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: Path) -> None:
+    from cryopick.batching import (artifacts_by_micrograph, batch_error, batch_input,
+                                   run_batch)
+    from cryopick.io import InputError
+
+    folder = tmp_path / "denoise" / "batch_00000"
+    seen = []
+
+    def process(name: str) -> str:
+        seen.append(name)
+        if name == "bad":
+            raise InputError("bad.mrc: MRC file is truncated")
+        (folder / f"{name}.npz").write_bytes(b"artifact")
+        return "ok"
+
+    lines = []
+    failed = run_batch(["a", "bad", "c"], folder, process, log=lines.append)
+    assert seen == ["a", "bad", "c"]  # the micrograph after the bad one still ran
+    assert failed == {"bad": "bad.mrc: MRC file is truncated"}
+    assert batch_error(folder, "bad") == "bad.mrc: MRC file is truncated"
+    assert batch_error(folder, "a") is None
+    assert any("bad: FAILED: bad.mrc: MRC file is truncated" in line for line in lines)
+    # a later stage reading it gets the first cause, not a missing-file error
+    assert batch_input(folder, "a") == folder / "a.npz"
+    with pytest.raises(InputError, match="bad.mrc: MRC file is truncated"):
+        batch_input(folder, "bad")
+    with pytest.raises(InputError, match="neither the artifact nor an error record"):
+        batch_input(folder, "never_processed")
+    # a bug is not bad input: it fails the job
+    with pytest.raises(ZeroDivisionError):
+        run_batch(["x"], folder, lambda name: 1 / 0)
+    # per-micrograph artifacts found in batch directories or as plain files, in order
+    other = tmp_path / "other.npz"
+    other.write_bytes(b"artifact")
+    assert artifacts_by_micrograph([folder, other], ["c", "other", "a"], ".npz") == [
+        folder / "c.npz", other, folder / "a.npz"]
+    with pytest.raises(InputError, match="no .npz artifact for micrograph bad"):
+        artifacts_by_micrograph([folder], ["a", "bad"], ".npz")

@@ -115,26 +115,29 @@ def test_picking_parameter_reruns_picks_metrics_and_report_only(processed) -> No
     }
 
 
+BATCH = {"00000"}  # both micrographs: one batch of the batched stages
+
+
 def test_baseline_picking_parameter_reruns_the_baseline_picks_only(processed) -> None:
     workdir, config = processed
     # the final picks come from the U-Net, so only the baseline's own row changes
     assert plan(workdir, with_changes(config, baseline={"threshold": 2.5})) == {
-        "pick_baseline": MICROGRAPHS, "metrics": {""}, "report": {""},
+        "pick_baseline": BATCH, "metrics": {""}, "report": {""},
     }
 
 
 def test_unet_picking_parameter_repicks_without_rerunning_the_network(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, unet={"threshold": 0.3})) == {
-        "pick_unet": MICROGRAPHS, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+        "pick_unet": BATCH, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
     }
 
 
 def test_denoise_parameter_reruns_denoise_and_everything_after(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, denoise={"nlm_h": 12})) == {
-        "denoise": MICROGRAPHS, "pick_baseline": MICROGRAPHS, "unet_predict": {"00000"},
-        "pick_unet": MICROGRAPHS, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+        "denoise": BATCH, "pick_baseline": BATCH, "unet_predict": BATCH,
+        "pick_unet": BATCH, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
     }
 
 
@@ -145,8 +148,9 @@ def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
               "picks": {"source": "baseline"}}
     snakemake(tmp_path / "work", config, dry_run=False)
     add_micrograph(dataset, "mic_001", "mic_new")
+    # a new batch for the new micrograph (batch 00000 holds the two old ones)
     assert plan(tmp_path / "work", config) == {
-        "denoise": {"mic_new"}, "pick_baseline": {"mic_new"}, "picks": {"mic_new"},
+        "denoise": {"00001"}, "pick_baseline": {"00001"}, "picks": {"mic_new"},
         "metrics": {""}, "report": {""},
     }
 
@@ -175,7 +179,8 @@ def test_replacing_the_weights_reruns_the_unet_stage_and_after_only(batched_work
     workdir, config, _, weights = batched_workflow
     shutil.copy(REPO / "models" / "unet_synthetic.pt", weights)
     assert plan(workdir, config) == {
-        "unet_predict": {"00000", "00001", "00002"}, "pick_unet": ALL5, "picks": ALL5,
+        "unet_predict": {"00000", "00001", "00002"}, "pick_unet": {"00000", "00001", "00002"},
+        "picks": ALL5,
         "metrics": {""}, "report": {""},
     }
 
@@ -193,8 +198,9 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     new = {"mic_005", "mic_006", "mic_007"}
     # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
     assert plan(workdir, config) == {
-        "denoise": new, "pick_baseline": new, "picks": new, "metrics": {""}, "report": {""},
-        "unet_predict": {"00003", "00004"}, "pick_unet": new,
+        "denoise": {"00003", "00004"}, "pick_baseline": {"00003", "00004"}, "picks": new,
+        "metrics": {""}, "report": {""}, "unet_predict": {"00003", "00004"},
+        "pick_unet": {"00003", "00004"},
     }
     snakemake(workdir, config, dry_run=False)
     manifest = (results / "batches.tsv").read_text().splitlines()

@@ -147,7 +147,7 @@ def test_workflow_trains_predicts_and_scores_the_unet_stage(unet_workflow):
             assert data["probability"].dtype == np.uint8 and data["probability"].shape == (256, 256)
             assert data["centre"].dtype == np.uint8
             assert "cpu" in json.loads(str(data["metadata"]))["device"]
-        assert (workdir / f"results/small/unet_picks/{name}.star").exists()
+        assert (workdir / f"results/small/unet_picks/batch_00000/{name}.star").exists()
     summary = pd.read_csv(workdir / "results/small/metrics/summary.tsv", sep="\t")
     assert list(summary["stage"]) == ["baseline", "unet", "final"]
 

@@ -36,27 +36,34 @@ def digest(path: Path) -> tuple[str, int]:
 
 
 def test_killed_run_resumes_without_redoing_finished_micrographs(tmp_path: Path) -> None:
+    """Denoise runs one job per batch (two micrographs here): a finished batch is not redone,
+    the batch in flight is redone whole (its directory is not taken for done)."""
     dataset = make_dataset(tmp_path / "data", n_micrographs=5)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(baseline_only({"datasets": {"set": dataset},
                                                     "denoise": SMALL_DENOISE,
-                                                    "baseline": SPARSE_BASELINE})))
+                                                    "baseline": SPARSE_BASELINE,
+                                                    "batching": {"size": 2}})))
     workdir = tmp_path / "work"
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(config), "--profile", str(REPO / "profiles" / "local"),
            "--cores", "1"]
     denoised = workdir / "results" / "set" / "denoise"
 
-    # Kill Snakemake and its running job at once, while a denoise job is writing and at least
-    # one other micrograph is finished.
+    def finished_batches() -> list[Path]:
+        in_flight = {p for p in incomplete_outputs(workdir) if "/denoise/" in p}
+        return [d for d in denoised.glob("batch_*")
+                if str(d.relative_to(workdir)) not in in_flight and any(d.glob("*.npz"))]
+
+    # Kill Snakemake and its running job at once, while a denoise batch is being written and
+    # at least one other batch is finished.
     run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and run.poll() is None:
             in_flight = {p for p in incomplete_outputs(workdir) if "/denoise/" in p}
-            if in_flight and list(denoised.glob("*.npz")) and len(
-                    list(denoised.glob("*.npz"))) > len(in_flight):
+            if in_flight and finished_batches():
                 break
             time.sleep(0.05)
         assert run.poll() is None, "the run finished before it could be interrupted"
@@ -66,19 +73,19 @@ def test_killed_run_resumes_without_redoing_finished_micrographs(tmp_path: Path)
 
     in_flight = {p for p in incomplete_outputs(workdir) if "/denoise/" in p}
     assert in_flight, "no job was in flight when the run was killed"
-    finished = {p: digest(p) for p in denoised.glob("*.npz")
-                if str(p.relative_to(workdir)) not in in_flight}
+    finished = {p: digest(p) for d in finished_batches() for p in d.glob("*.npz")}
     assert finished
-    # What a writer killed mid-way leaves behind: the start of a file where the artifact goes.
+    # What a writer killed mid-way leaves behind: the start of a file where an artifact goes.
     for path in in_flight:
-        (workdir / path).write_bytes(b"PK\x03\x04 half of a numpy archive")
+        (workdir / path).mkdir(parents=True, exist_ok=True)
+        (workdir / path / "mic_999.npz").write_bytes(b"PK\x03\x04 half of a numpy archive")
 
     planned = planned_jobs(subprocess.run([*cmd, "-n"], capture_output=True, text=True,
                                           timeout=300).stdout)
-    finished_names = {p.stem for p in finished}
-    in_flight_names = {Path(p).stem for p in in_flight}
-    assert in_flight_names <= planned["denoise"]
-    assert not finished_names & planned["denoise"]
+    finished_batch_ids = {p.parent.name.removeprefix("batch_") for p in finished}
+    in_flight_ids = {Path(p).name.removeprefix("batch_") for p in in_flight}
+    assert in_flight_ids <= planned["denoise"]
+    assert not finished_batch_ids & planned["denoise"]
 
     # The killed Snakemake left its lock; a user removes it (as Snakemake's message says) once
     # sure that the run is dead, then starts the same command again.
@@ -87,9 +94,12 @@ def test_killed_run_resumes_without_redoing_finished_micrographs(tmp_path: Path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     assert {p: digest(p) for p in finished} == finished  # not redone, not touched
-    for path in in_flight:
-        with np.load(workdir / path) as artifact:  # rewritten whole, loads again
-            assert len(artifact.files) > 0
+    for path in in_flight:  # rewritten whole: no leftover, every artifact loads
+        artifacts = sorted((workdir / path).glob("*.npz"))
+        assert artifacts and not (workdir / path / "mic_999.npz").exists()
+        for artifact in artifacts:
+            with np.load(artifact) as data:
+                assert len(data.files) > 0
     names = {p.stem for p in Path(dataset["micrographs"]).parent.glob("*.mrc")}
     assert {p.stem for p in (workdir / "results/set/picks").glob("*.star")} == names
     assert not incomplete_outputs(workdir)

@@ -109,8 +109,8 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(slurm_cluster: Slurm
     assert jobs.loc[gpu, "AllocTRES"].str.contains("gres/gpu=1").all(), jobs
     assert (jobs.loc[~gpu, "Partition"] == slurm_cluster.cpu_partition).all(), jobs
     assert not jobs.loc[~gpu, "AllocTRES"].str.contains("gres/gpu").any(), jobs
-    # denoise, pick_baseline, pick_unet and picks(+csv) of all micrographs: one group
-    # submission each; the U-Net batch, metrics and report: 7 submissions for 3 micrographs.
+    # one batch of 3 micrographs: one job each for denoise, pick_baseline, the U-Net and
+    # pick_unet; the final picks (+csv) in one group submission; metrics and report: 7.
     assert len(jobs) == 7, jobs
 
 

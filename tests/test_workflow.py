@@ -26,8 +26,12 @@ def test_end_to_end_outputs(workflow_run):
         assert (np.diff(picks["score"]) <= 0).all()  # best first
         assert len(read_coordinates(results / "picks_csv" / f"{name}.csv")) == len(picks)
         assert len(read_coordinates(results / "picks_box" / f"{name}.box")) == len(picks)
-        assert (results / "logs" / "denoise" / f"{name}.log").read_text().count("done in") == 1
-        assert (results / "benchmarks" / "denoise" / f"{name}.tsv").exists()
+    # the short CPU stages ran as one job per batch (two micrographs, one batch)
+    log = (results / "logs" / "denoise" / "batch_00000.log").read_text()
+    assert log.count("done in") == 1 and "mic_000: denoised" in log and "mic_001" in log
+    assert (results / "benchmarks" / "denoise" / "batch_00000.tsv").exists()
+    assert sorted(p.name for p in (results / "baseline" / "batch_00000").glob("*.star")) == [
+        "mic_000.star", "mic_001.star"]
     summary = pd.read_csv(results / "metrics" / "summary.tsv", sep="\t")
     assert list(summary["stage"]) == ["baseline", "final"]
     assert (summary["f1"] > 0.9).all() and (summary["f1_r025"] > 0.85).all()
@@ -86,11 +90,20 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
 
     result = run_workflow(work, config, "--keep-going", check=False)
     assert result.returncode != 0
-    logs = work / "results" / "set" / "logs" / "denoise"
-    assert "truncated.mrc: MRC file is truncated" in (logs / "truncated.log").read_text()
-    assert "constant.mrc: image is constant" in (logs / "constant.log").read_text()
-    assert "has_nan.mrc: image holds 100 NaN" in (logs / "has_nan.log").read_text()
-    assert "truncated.mrc" in result.stderr and "Traceback" not in (logs / "truncated.log").read_text()
+    results = work / "results" / "set"
+    # the new micrographs form a new batch; its denoise job records each bad one and succeeds
+    denoise_log = (results / "logs" / "denoise" / "batch_00001.log").read_text()
+    messages = {"truncated": "truncated.mrc: MRC file is truncated",
+                "constant": "constant.mrc: image is constant",
+                "has_nan": "has_nan.mrc: image holds 100 NaN"}
+    for name, message in messages.items():
+        assert message in denoise_log
+        assert message in (results / "denoise" / "batch_00001" / f"{name}.error.txt").read_text()
+        # the micrograph's own final picks fail with the first cause, in one line
+        picks_log = (results / "logs" / "picks" / f"{name}.log").read_text()
+        assert message in picks_log and "Traceback" not in picks_log
+        assert not (results / "picks" / f"{name}.star").exists()
+    assert "truncated" in result.stderr
     # the good micrographs' outputs and the earlier metrics are untouched, the inputs too
     for path, (digest, mtime) in kept.items():
         assert path.exists() and _digest(path) == digest and path.stat().st_mtime_ns == mtime, path
