@@ -73,8 +73,8 @@ class TrainingConfig:
     flips: bool = True  # flips and 90-degree rotations (the 8 symmetries of the square)
     contrast_jitter: float = 0.2  # gain in [1-c, 1+c] and offset in [-c, c] (image std units)
     noise_jitter: float = 0.2  # added white noise with std up to this (image std units)
-    blur_jitter: float = 0.0  # Gaussian blur with a random sigma up to this (diameters):
-    # makes noisy (e.g. synthetic) training images resemble filtered real ones
+    blur_jitter: float = 0.0  # Gaussian blur with a random sigma up to this (diameters);
+    # for filtered real data, synthetic `rendering: filtered_8bit` transfers far better
     validation_fraction: float = 0.15  # of the micrographs, at least one when there are two
     # draw validation micrographs only from these data sets (item names "dataset/micrograph"),
     # e.g. the real one when synthetic data join the training; empty: from all
