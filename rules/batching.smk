@@ -1,8 +1,9 @@
 # Stages that load a model (U-Net, SAM) and the short per-micrograph CPU stages that feed them
 # or score them (denoise, baseline and U-Net picks) run one job per batch of micrographs, not
 # one per micrograph: a 10,000-micrograph data set is ~160 jobs per stage instead of 10,000
-# (Snakemake's own cost is per job: benchmarks/dag_scale.py). Batch membership is stable (results/{dataset}/batches.tsv, cryopick/batching.py):
-# new micrographs only ever go into new batches, so adding them reruns nothing already done.
+# (Snakemake's own cost is per job: benchmarks/dag_scale.py). Batch membership is stable
+# (results/{dataset}/batches.tsv, cryopick/batching.py): new micrographs only ever go into new
+# batches, so adding them reruns nothing already done.
 # New assignments are recorded when a real run starts (onstart below); dry runs and the jobs'
 # own parsing compute the same batches without writing. A batched rule looks like
 #
@@ -24,7 +25,6 @@ BATCHES = BatchPlan.build(
     manifest="results/{dataset}/batches.tsv",
     batch_size=config["batching"]["size"],
 )
-batch_inputs = BATCHES.inputs
 batch_micrographs = BATCHES.micrographs_of_job
 batch_dir = BATCHES.batch_dir
 # the batch directory that holds a per-micrograph job's canvas / U-Net maps / SAM masks

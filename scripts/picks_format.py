@@ -5,6 +5,6 @@ from cryopick.picking import convert_picks_file
 from cryopick.workflow import logged_job
 
 with logged_job(snakemake.log[0], f"convert {snakemake.input.star}"):
-    convert_picks_file(snakemake.input.star,
-                       str(batch_input(snakemake.input.denoised, snakemake.wildcards.micrograph)), snakemake.output[0],
+    denoised = batch_input(snakemake.input.denoised, snakemake.wildcards.micrograph)
+    convert_picks_file(snakemake.input.star, str(denoised), snakemake.output[0],
                        snakemake.params.diameter)

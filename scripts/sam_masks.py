@@ -1,21 +1,32 @@
 """Snakemake wrapper: SAM masks for the U-Net maps of one batch, the model loaded once
-(cryopick.sam.run_sam); one {micrograph}.json.gz per micrograph in the batch's directory."""
+(cryopick.sam.run_sam); one {micrograph}.json.gz per micrograph in the batch's directory (an
+error record instead for a micrograph that failed upstream)."""
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifacts
+from cryopick.batching import batch_artifacts, batch_error, write_batch_error
 from cryopick.sam import SamSettings, run_sam
 from cryopick.workflow import as_list, logged_job
 
 
 micrographs = as_list(snakemake.params.micrographs)
+maps = Path(snakemake.input.probabilities)
 folder = Path(snakemake.output.masks)
 with logged_job(snakemake.log[0], f"sam on batch {snakemake.wildcards.batch} "
                                   f"({len(micrographs)} micrographs)") as log:
     folder.mkdir(parents=True, exist_ok=True)
-    timings = run_sam([str(p) for p in batch_artifacts(snakemake.input.probabilities, micrographs)],
-                      [str(p) for p in batch_artifacts(folder, micrographs, ".json.gz")],
-                      SamSettings.from_config(snakemake.params.settings),
-                      threads=snakemake.threads)
-    log.info("device %s, model load %.1f s, mask generation %.1f s", timings["device"],
-             timings["load_s"], timings["generate_s"])
+    good = []
+    for name in micrographs:
+        error = batch_error(maps, name)
+        if error is None:
+            good.append(name)
+        else:  # passed on, so that the micrograph's own picks fail with the first cause
+            write_batch_error(folder, name, error)
+            log.error("%s: skipped: %s", name, error)
+    if good:
+        timings = run_sam([str(p) for p in batch_artifacts(maps, good)],
+                          [str(p) for p in batch_artifacts(folder, good, ".json.gz")],
+                          SamSettings.from_config(snakemake.params.settings),
+                          threads=snakemake.threads)
+        log.info("device %s, model load %.1f s, mask generation %.1f s", timings["device"],
+                 timings["load_s"], timings["generate_s"])
