@@ -230,6 +230,23 @@ def run_batch(micrographs: Iterable[str], folder: str | os.PathLike,
     return failed
 
 
+def pass_on_errors(upstream: str | os.PathLike, folder: str | os.PathLike,
+                   micrographs: Iterable[str], log=print) -> list[str]:
+    """For a batched job reading another batched stage's directory: copy every upstream error
+    record into this job's ``folder`` (so the micrograph's own picks later fail with the first
+    cause) and return the micrographs that have no error, in order, to be processed."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    good = []
+    for micrograph in micrographs:
+        error = batch_error(upstream, micrograph)
+        if error is None:
+            good.append(micrograph)
+        else:
+            write_batch_error(folder, micrograph, error)
+            log(f"{micrograph}: skipped: {error}")
+    return good
+
+
 def batch_artifacts(folder: str | os.PathLike, micrographs: Iterable[str],
                     suffix: str = ".npz") -> list[Path]:
     """The artifacts of a batch, in the order of ``micrographs``."""

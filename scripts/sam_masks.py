@@ -4,7 +4,7 @@ error record instead for a micrograph that failed upstream)."""
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifacts, batch_error, write_batch_error
+from cryopick.batching import batch_artifacts, pass_on_errors
 from cryopick.sam import SamSettings, run_sam
 from cryopick.workflow import as_list, logged_job
 
@@ -14,15 +14,7 @@ maps = Path(snakemake.input.probabilities)
 folder = Path(snakemake.output.masks)
 with logged_job(snakemake.log[0], f"sam on batch {snakemake.wildcards.batch} "
                                   f"({len(micrographs)} micrographs)") as log:
-    folder.mkdir(parents=True, exist_ok=True)
-    good = []
-    for name in micrographs:
-        error = batch_error(maps, name)
-        if error is None:
-            good.append(name)
-        else:  # passed on, so that the micrograph's own picks fail with the first cause
-            write_batch_error(folder, name, error)
-            log.error("%s: skipped: %s", name, error)
+    good = pass_on_errors(maps, folder, micrographs, log=log.error)
     if good:
         timings = run_sam([str(p) for p in batch_artifacts(maps, good)],
                           [str(p) for p in batch_artifacts(folder, good, ".json.gz")],

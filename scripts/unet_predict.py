@@ -4,7 +4,7 @@ directory (an error record instead for a micrograph that failed at denoising).""
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifact, batch_error, write_batch_error
+from cryopick.batching import batch_artifact, pass_on_errors
 from cryopick.inference import predict_files
 from cryopick.workflow import as_list, logged_job
 
@@ -16,15 +16,7 @@ folder = Path(snakemake.output.maps)
 
 with logged_job(snakemake.log[0], f"unet on batch {snakemake.wildcards.batch} "
                                   f"({len(micrographs)} micrographs)") as log:
-    folder.mkdir(parents=True, exist_ok=True)
-    good = []
-    for name in micrographs:
-        error = batch_error(denoised, name)
-        if error is None:
-            good.append(name)
-        else:  # passed on, so that the micrograph's own picks fail with the first cause
-            write_batch_error(folder, name, error)
-            log.error("%s: skipped: %s", name, error)
+    good = pass_on_errors(denoised, folder, micrographs, log=log.error)
     device = predict_files(
         snakemake.input.model,
         [str(batch_artifact(denoised, name)) for name in good],

@@ -172,7 +172,7 @@ def test_plan_writes_nothing_until_saved_and_then_only_changed_manifests(tmp_pat
 
 def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: Path) -> None:
     from cryopick.batching import (artifacts_by_micrograph, batch_error, batch_input,
-                                   run_batch)
+                                   pass_on_errors, run_batch)
     from cryopick.io import InputError
 
     folder = tmp_path / "denoise" / "batch_00000"
@@ -198,6 +198,12 @@ def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: P
         batch_input(folder, "bad")
     with pytest.raises(InputError, match="neither the artifact nor an error record"):
         batch_input(folder, "never_processed")
+    # a later batched stage skips it and passes the record on, in order
+    downstream = tmp_path / "unet" / "batch_00000"
+    skipped = []
+    assert pass_on_errors(folder, downstream, ["a", "bad", "c"], log=skipped.append) == ["a", "c"]
+    assert batch_error(downstream, "bad") == "bad.mrc: MRC file is truncated"
+    assert skipped == ["bad: skipped: bad.mrc: MRC file is truncated"]
     # a bug is not bad input: it fails the job
     with pytest.raises(ZeroDivisionError):
         run_batch(["x"], folder, lambda name: 1 / 0)

@@ -64,10 +64,14 @@ def _digest(path):
 
 
 def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
+    """Through the real batched stages (denoise, baseline picks, the shipped U-Net, U-Net
+    picks): damaged micrographs added to a processed data set fail alone."""
     data = tmp_path / "data"
     dataset = make_dataset(data, n_micrographs=2)
     config = {"datasets": {"set": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE}
+              "baseline": SPARSE_BASELINE, "picks": {"source": "unet"},
+              "unet": {"enabled": True, "model": str(REPO / "models" / "unet_default.pt"),
+                       "device": "cpu", "threads": 1}}
     work = tmp_path / "work"
     run_workflow(work, config)
     manifest = work / "results" / "set" / "batches.tsv"
@@ -96,9 +100,15 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
     messages = {"truncated": "truncated.mrc: MRC file is truncated",
                 "constant": "constant.mrc: image is constant",
                 "has_nan": "has_nan.mrc: image holds 100 NaN"}
+    unet_log = (results / "logs" / "unet_predict" / "batch_00001.log").read_text()
     for name, message in messages.items():
         assert message in denoise_log
         assert message in (results / "denoise" / "batch_00001" / f"{name}.error.txt").read_text()
+        # the U-Net batch and the U-Net picks skip it and pass the record on
+        assert f"{name}: skipped: " in unet_log and message in unet_log
+        for stage in ("unet", "unet_picks"):
+            record = results / stage / "batch_00001" / f"{name}.error.txt"
+            assert message in record.read_text()
         # the micrograph's own final picks fail with the first cause, in one line
         picks_log = (results / "logs" / "picks" / f"{name}.log").read_text()
         assert message in picks_log and "Traceback" not in picks_log
