@@ -340,7 +340,6 @@ class BatchPlan:
         ({dataset}, {batch}) for the batch that holds the job's micrograph."""
 
         def batch_output(wildcards) -> str:
-            batch = self.batch_of(wildcards.dataset, wildcards.micrograph)
-            return pattern.format(dataset=wildcards.dataset, batch=batch)
+            return self.expand_one(pattern, wildcards.dataset, wildcards.micrograph)
 
         return batch_output

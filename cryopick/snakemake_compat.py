@@ -26,6 +26,15 @@ import types
 _MARKER = "for group in self._group.values():"
 
 
+def _source_contains(func, marker: str) -> bool:
+    """Whether ``func``'s source holds ``marker``: each patch applies only to the code it was
+    measured on, so a Snakemake that changed the function runs unpatched."""
+    try:
+        return marker in inspect.getsource(func)
+    except (OSError, TypeError):
+        return False
+
+
 def check_each_group_once() -> bool:
     """Make ``DAG._check_groups`` visit every group once; whether the patch is in place."""
     import snakemake.api  # noqa: F401  (snakemake.dag alone is a circular import)
@@ -34,11 +43,7 @@ def check_each_group_once() -> bool:
     original = DAG._check_groups
     if getattr(original, "_cryopick_once", False):
         return True
-    try:
-        source = inspect.getsource(original)
-    except (OSError, TypeError):
-        return False
-    if _MARKER not in source:
+    if not _source_contains(original, _MARKER):
         return False
 
     def _check_groups(self):
@@ -75,11 +80,7 @@ def cache_function_params() -> bool:
     original = common.get_function_params
     if getattr(original, "_cryopick_cached", False):
         return True
-    try:
-        source = inspect.getsource(original)
-    except (OSError, TypeError):
-        return False
-    if _PARAMS_BODY not in source:
+    if not _source_contains(original, _PARAMS_BODY):
         return False
     overwrite_attr = common.FUNC_OVERWRITE_PARAMS_ATTR
     cache: dict = {}

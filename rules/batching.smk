@@ -28,7 +28,7 @@ BATCHES = BatchPlan.build(
 batch_micrographs = BATCHES.micrographs_of_job
 batch_dir = BATCHES.batch_dir
 # the batch directory that holds a per-micrograph job's canvas / U-Net maps / SAM masks
-denoise_batch_of_micrograph = batch_dir("results/{dataset}/denoise/batch_{batch}")
+denoise_batch_of_micrograph = batch_dir(DENOISE_BATCH)
 unet_batch_of_micrograph = batch_dir("results/{dataset}/unet/batch_{batch}")
 sam_batch_of_micrograph = batch_dir("results/{dataset}/sam/batch_{batch}")
 

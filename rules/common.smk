@@ -121,6 +121,8 @@ def dataset_ground_truth_masks(wildcards):
 # picks.source -> the stage whose picks become the final picks
 SOURCE_STAGES = {"baseline": "baseline", "unet": "unet", "crf": "unet+crf",
                  "sam": "sam+postprocessing"}
+# The denoised canvases: one folder per batch of micrographs, {micrograph}.npz inside.
+DENOISE_BATCH = "results/{dataset}/denoise/batch_{batch}"
 # Per-stage picks: a batch directory pattern ({batch}; {micrograph}.star inside) for the
 # batched stages, a per-micrograph file pattern for the others.
 STAGE_PICKS = {
@@ -218,7 +220,7 @@ def metrics_inputs(wildcards):
     dataset = wildcards.dataset
     inputs = {stage_input_name(stage): stage_outputs(pattern, dataset)
               for stage, pattern in picking_stages(dataset).items()}
-    inputs["denoised"] = BATCHES.expand("results/{dataset}/denoise/batch_{batch}", dataset)
+    inputs["denoised"] = BATCHES.expand(DENOISE_BATCH, dataset)
     names = set(micrograph_names(dataset))
     labels = label_files(dataset)
     inputs["labels"] = [path for name, path in labels.items() if name in names]
@@ -397,8 +399,7 @@ def unet_training_items():
                 item = {
                     "name": f"{dataset}/{name}",
                     "micrograph": MICROGRAPHS[dataset][name],
-                    "denoised_batch": BATCHES.expand_one(
-                        "results/{dataset}/denoise/batch_{batch}", dataset, name),
+                    "denoised_batch": BATCHES.expand_one(DENOISE_BATCH, dataset, name),
                     "labels": labels[name],
                     "diameter": DATASETS[dataset]["particle_diameter"],
                     "invert": DATASETS[dataset].get("particle_contrast") == "bright",
