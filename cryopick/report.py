@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from cryopick.io import atomic_path
+from cryopick.pick_counts import read_flagged
 
 SCORE_COLUMNS = ["precision", "recall", "f1", "precision_r025", "recall_r025", "f1_r025", "dice"]
 
@@ -47,6 +48,17 @@ def build_benchmark_table(summaries: dict[str, str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["dataset"])
 
 
+def flagged_micrographs(pick_counts: dict[str, str]) -> pd.DataFrame:
+    """The flagged rows of every data set's pick-count table, with a data-set column."""
+    frames = []
+    for dataset, path in pick_counts.items():
+        table = read_flagged(path)
+        table.insert(0, "dataset", dataset)
+        frames.append(table)
+    columns = ["dataset", "micrograph", "n_picks", "flag"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def _html_table(table: pd.DataFrame) -> str:
     if table.empty:
         return "<p>(nothing to show)</p>"
@@ -55,8 +67,10 @@ def _html_table(table: pd.DataFrame) -> str:
 
 
 def write_report(summaries: dict[str, str], benchmark_roots: dict[str, str], tsv_path: str,
-                 html_path: str, title: str, settings: dict | None = None) -> pd.DataFrame:
-    """Write the benchmark TSV and the HTML page; returns the score table."""
+                 html_path: str, title: str, settings: dict | None = None,
+                 pick_counts: dict[str, str] | None = None) -> pd.DataFrame:
+    """Write the benchmark TSV and the HTML page; returns the score table. ``pick_counts``
+    (data set -> pick_counts.tsv) adds the micrographs with no or far too few picks."""
     scores = build_benchmark_table(summaries)
     with atomic_path(tsv_path) as tmp:
         scores.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
@@ -66,6 +80,9 @@ def write_report(summaries: dict[str, str], benchmark_roots: dict[str, str], tsv
              "(*_r025), pooled over all micrographs of a data set. Dice: discs of the labelled "
              "diameter at the picks against the label mask, mean over micrographs.</p>",
              "<h2>Scores per data set and stage</h2>", _html_table(scores)]
+    if pick_counts is not None:
+        parts += ["<h2>Micrographs with no or far too few picks</h2>",
+                  _html_table(flagged_micrographs(pick_counts))]
     for dataset, root in benchmark_roots.items():
         parts += [f"<h2>Seconds per job: {html.escape(dataset)}</h2>",
                   _html_table(stage_timings(root))]

@@ -203,6 +203,21 @@ def final_picks_settings():
     return {k: v for k, v in config["picks"].items() if k != "formats"}
 
 
+FINAL_PICKS = "results/{dataset}/picks/{micrograph}.star"
+PICK_COUNTS = "results/{dataset}/pick_counts.tsv"
+
+
+def get_final_picks(wildcards):
+    """Every final picks file of a data set, in micrograph order."""
+    return per_micrograph(FINAL_PICKS, wildcards.dataset)
+
+
+def get_dataset_scale_settings(wildcards):
+    """The settings an empty data set is most often wrong about, for its error message."""
+    ds = DATASETS[wildcards.dataset]
+    return {key: ds.get(key) for key in ("particle_diameter", "pixel_size", "particle_contrast")}
+
+
 def micrograph_names(dataset):
     return list(MICROGRAPHS[dataset])
 
@@ -257,10 +272,11 @@ def report_summaries():
 def all_outputs():
     outputs = []
     for dataset in DATASETS:
-        outputs += per_micrograph("results/{dataset}/picks/{micrograph}.star", dataset)
+        outputs += per_micrograph(FINAL_PICKS, dataset)
         for fmt in config["picks"]["formats"]:
             outputs += expand("results/{dataset}/picks_{format}/{micrograph}.{format}",
                               dataset=dataset, format=fmt, micrograph=micrograph_names(dataset))
+    outputs += expand(PICK_COUNTS, dataset=list(DATASETS))
     outputs += report_summaries()
     outputs += ["results/report/benchmark.tsv", "results/report/index.html"]
     for synthetic_set in synthetic_sets_in_use():

@@ -41,3 +41,28 @@ rule picks_format:
         "../envs/cryopick.yaml"
     script:
         "../scripts/picks_format.py"
+
+
+rule pick_counts:
+    """Picks per micrograph against the data set's median: a WARNING for each micrograph with
+    none or far too few, an error when most have none (cryopick/pick_counts.py)."""
+    input:
+        picks=get_final_picks,
+    output:
+        "results/{dataset}/pick_counts.tsv",
+    params:
+        micrographs=dataset_micrograph_names,
+        checks=config["checks"],
+        settings=get_dataset_scale_settings,
+    log:
+        "results/{dataset}/logs/pick_counts.log",
+    benchmark:
+        "results/{dataset}/benchmarks/pick_counts/pick_counts.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/cryopick.yaml"
+    script:
+        "../scripts/pick_counts.py"

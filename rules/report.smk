@@ -2,6 +2,7 @@ rule report:
     """Cross-data-set benchmark report (TSV + HTML)."""
     input:
         summaries=report_summaries(),
+        pick_counts=expand(PICK_COUNTS, dataset=list(DATASETS)),
     output:
         tsv="results/report/benchmark.tsv",
         html=report(
@@ -11,6 +12,7 @@ rule report:
         ),
     params:
         datasets=scored_datasets(),
+        all_datasets=list(DATASETS),
         title=config["report"]["title"],
         settings={k: config[k] for k in ("denoise", "baseline", "picks")},
     log:

@@ -19,4 +19,8 @@ with logged_job(snakemake.log[0], f"final picks of {micrograph} from {snakemake.
         FinalSettings.from_config(snakemake.params.settings),
         snakemake.params.diameter,
     )
-    log.info("%d picks", len(picks))
+    if len(picks):
+        log.info("%d picks", len(picks))
+    else:  # an empty .star shows as nothing in RELION: say so where the user looks
+        log.warning("%s: no picks (check particle_diameter, pixel_size and particle_contrast "
+                    "of data set %r)", micrograph, snakemake.wildcards.dataset)

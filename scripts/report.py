@@ -1,7 +1,7 @@
 """Snakemake wrapper: the cross-data-set benchmark report (cryopick.report.write_report)."""
 
 from cryopick.report import write_report
-from cryopick.workflow import logged_job
+from cryopick.workflow import as_list, logged_job
 
 with logged_job(snakemake.log[0], "report"):
     datasets = snakemake.params.datasets
@@ -12,4 +12,5 @@ with logged_job(snakemake.log[0], "report"):
         snakemake.output.html,
         snakemake.params.title,
         snakemake.params.settings,
+        dict(zip(snakemake.params.all_datasets, as_list(snakemake.input.pick_counts))),
     )

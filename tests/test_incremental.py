@@ -111,7 +111,7 @@ def test_unchanged_rerun_plans_nothing(processed) -> None:
 def test_picking_parameter_reruns_picks_metrics_and_report_only(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, picks={"min_distance": 0.7})) == {
-        "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+        "picks": MICROGRAPHS, "pick_counts": {""}, "metrics": {""}, "report": {""},
     }
 
 
@@ -129,7 +129,7 @@ def test_baseline_picking_parameter_reruns_the_baseline_picks_only(processed) ->
 def test_unet_picking_parameter_repicks_without_rerunning_the_network(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, unet={"threshold": 0.3})) == {
-        "pick_unet": BATCH, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+        "pick_unet": BATCH, "picks": MICROGRAPHS, "pick_counts": {""}, "metrics": {""}, "report": {""},
     }
 
 
@@ -137,7 +137,7 @@ def test_denoise_parameter_reruns_denoise_and_everything_after(processed) -> Non
     workdir, config = processed
     assert plan(workdir, with_changes(config, denoise={"nlm_h": 12})) == {
         "denoise": BATCH, "pick_baseline": BATCH, "unet_predict": BATCH,
-        "pick_unet": BATCH, "picks": MICROGRAPHS, "metrics": {""}, "report": {""},
+        "pick_unet": BATCH, "picks": MICROGRAPHS, "pick_counts": {""}, "metrics": {""}, "report": {""},
     }
 
 
@@ -151,7 +151,7 @@ def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
     # a new batch for the new micrograph (batch 00000 holds the two old ones)
     assert plan(tmp_path / "work", config) == {
         "denoise": {"00001"}, "pick_baseline": {"00001"}, "picks": {"mic_new"},
-        "metrics": {""}, "report": {""},
+        "pick_counts": {""}, "metrics": {""}, "report": {""},
     }
 
 
@@ -181,7 +181,7 @@ def test_replacing_the_weights_reruns_the_unet_stage_and_after_only(batched_work
     assert plan(workdir, config) == {
         "unet_predict": {"00000", "00001", "00002"}, "pick_unet": {"00000", "00001", "00002"},
         "picks": ALL5,
-        "metrics": {""}, "report": {""},
+        "pick_counts": {""}, "metrics": {""}, "report": {""},
     }
 
 
@@ -199,15 +199,17 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
     assert plan(workdir, config) == {
         "denoise": {"00003", "00004"}, "pick_baseline": {"00003", "00004"}, "picks": new,
-        "metrics": {""}, "report": {""}, "unet_predict": {"00003", "00004"},
+        "pick_counts": {""}, "metrics": {""}, "report": {""}, "unet_predict": {"00003", "00004"},
         "pick_unet": {"00003", "00004"},
     }
     snakemake(workdir, config, dry_run=False)
     manifest = (results / "batches.tsv").read_text().splitlines()
     assert "mic_004\t00002" in manifest and "mic_007\t00004" in manifest
     changed = [p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime]
-    # only the data set's manifest and its pooled metrics: no old micrograph's artifact
-    assert sorted(p.name for p in changed) == ["batches.tsv", "per_micrograph.tsv", "summary.tsv"]
+    # only the data set's manifest, its pick counts and pooled metrics: no old micrograph's
+    # artifact
+    assert sorted(p.name for p in changed) == ["batches.tsv", "per_micrograph.tsv", "pick_counts.tsv",
+                                              "summary.tsv"]
     assert batch_contents(results / "unet")["batch_00003"] == ["mic_005", "mic_006"]
 
 

@@ -110,8 +110,9 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(slurm_cluster: Slurm
     assert (jobs.loc[~gpu, "Partition"] == slurm_cluster.cpu_partition).all(), jobs
     assert not jobs.loc[~gpu, "AllocTRES"].str.contains("gres/gpu").any(), jobs
     # one batch of 3 micrographs: one job each for denoise, pick_baseline, the U-Net and
-    # pick_unet; the final picks (+csv) in one group submission; metrics and report: 7.
-    assert len(jobs) == 7, jobs
+    # pick_unet; the final picks (+csv) in one group submission; pick counts, metrics and
+    # report: 8.
+    assert len(jobs) == 8, jobs
 
 
 def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:

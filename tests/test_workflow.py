@@ -40,6 +40,10 @@ def test_end_to_end_outputs(workflow_run):
     assert len(per) == 4 and set(per["micrograph"]) == {"mic_000", "mic_001"}
     report = (workdir / "results" / "report" / "index.html").read_text()
     assert "small" in report and "pick_baseline" in report
+    assert "Micrographs with no or far too few picks" in report
+    counts = pd.read_csv(results / "pick_counts.tsv", sep="\t", keep_default_na=False)
+    assert list(counts["micrograph"]) == ["mic_000", "mic_001"]
+    assert (counts["n_picks"] >= 20).all() and (counts["flag"] == "").all()
     table = pd.read_csv(workdir / "results" / "report" / "benchmark.tsv", sep="\t")
     assert list(table["dataset"]) == ["small", "small"]
 
@@ -179,7 +183,7 @@ def _planned_outputs(dry_run_stdout: str) -> list[str]:
 
 def test_unlabelled_data_sets_run_only_the_source_stage(tmp_path):
     """Comparison stages cannot be scored without ground truth: on an unlabelled data set only
-    denoise, the source stage and the final picks are planned, while a labelled one in the
+    denoise, the source stage and the final picks (and their count check) are planned, while a labelled one in the
     same run gets every enabled stage (here baseline, unet and unet+crf)."""
     labelled = make_dataset(tmp_path / "labelled", n_micrographs=2)
     unlabelled = {k: v for k, v in make_dataset(tmp_path / "plain", n_micrographs=2).items()
@@ -191,11 +195,28 @@ def test_unlabelled_data_sets_run_only_the_source_stage(tmp_path):
     outputs = _planned_outputs(dry.stdout)
     plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
     lab = {path.split("/")[2] for path in outputs if path.startswith("results/lab/")}
-    assert plain == {"denoise", "unet", "unet_picks", "picks"}, plain
+    assert plain == {"denoise", "unet", "unet_picks", "picks", "pick_counts.tsv"}, plain
     assert {"baseline", "unet_picks", "crf", "crf_picks", "picks", "metrics"} <= lab, lab
     # with the CRF as the source it runs on the unlabelled set too, and the U-Net picks do not
     config["picks"]["source"] = "crf"
     config["crf"]["enabled"] = False
     outputs = _planned_outputs(run_workflow(tmp_path / "run", config, "-n").stdout)
     plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
-    assert plain == {"denoise", "unet", "crf", "crf_picks", "picks"}, plain
+    assert plain == {"denoise", "unet", "crf", "crf_picks", "picks", "pick_counts.tsv"}, plain
+
+
+def test_empty_picks_warn_and_a_mostly_empty_data_set_fails(tmp_path, small_dataset):
+    """A picker that finds nothing is never a green run: each empty micrograph is a WARNING on
+    the console and the data set ends with an error naming the settings to check; the empty
+    .star files stay for the user to look at."""
+    config = {"datasets": {"small": small_dataset}, "denoise": SMALL_DENOISE,
+              "baseline": {**SPARSE_BASELINE, "threshold": 1e6}}
+    result = run_workflow(tmp_path, config, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for name in ("mic_000", "mic_001"):
+        assert f"WARNING {name}: no picks (check particle_diameter" in output
+        assert len(read_coordinates(tmp_path / "results/small/picks" / f"{name}.star")) == 0
+    assert "dataset 'small': 2 of 2 micrographs have no picks. Check particle_diameter" in output
+    assert "particle_contrast" in output and "Traceback" not in output
+    assert not (tmp_path / "results/small/pick_counts.tsv").exists()
