@@ -46,7 +46,7 @@ from scipy.spatial.transform import Rotation
 
 from cryopick.ctf import CTFParams, ctf_rfft, frequency_grid, interaction_constant
 from cryopick.io import InputError, atomic_path, write_mrc, write_star
-from cryopick.volumes import (MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS, Volume,
+from cryopick.volumes import (ALL_VOLUME_KINDS, MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS, Volume,
                               make_volume, project, random_rotations, volume_from_mrc)
 
 NOISE_MODELS = ("dose", "snr", "none")
@@ -141,9 +141,9 @@ class SyntheticSettings:
                 self.volume_files:
             problems.append(f"particle_diameter must lie in {MIN_DIAMETER_A:g}..{MAX_DIAMETER_A:g}"
                             f" A (got {self.particle_diameter})")
-        unknown = set(self.volume_kinds) - set(VOLUME_KINDS)
+        unknown = set(self.volume_kinds) - set(ALL_VOLUME_KINDS)
         if unknown or not self.volume_kinds:
-            problems.append(f"volume_kinds must be a non-empty subset of {VOLUME_KINDS} "
+            problems.append(f"volume_kinds must be a non-empty subset of {ALL_VOLUME_KINDS} "
                             f"(got {list(self.volume_kinds)})")
         for name in ("defocus_range", "ice_thickness_range", "contaminant_size_range",
                      "carbon_fraction_range"):

@@ -28,7 +28,10 @@ from scipy.spatial.transform import Rotation
 
 from cryopick.io import InputError
 
+# the default mix of a synthetic set (kept as it was so that existing sets stay identical)
 VOLUME_KINDS = ("globular", "elongated", "ring", "oligomer", "multidomain")
+# every kind a set may ask for: the default mix plus hollow shells and cages (ferritin, capsids)
+ALL_VOLUME_KINDS = VOLUME_KINDS + ("shell",)
 MIN_DIAMETER_A = 60.0
 MAX_DIAMETER_A = 500.0
 
@@ -148,6 +151,31 @@ def _multidomain(rng: np.random.Generator) -> list[_Ellipsoid]:
     return parts
 
 
+def _shell(rng: np.random.Generator) -> list[_Ellipsoid]:
+    """A hollow cage: flattened subunits tiling a sphere (ferritin has 24, small capsids 60),
+    so that projections show a dense rim around a lighter centre."""
+    n = int(rng.choice((12, 24, 32, 60)))
+    radius = 0.8
+    thickness = rng.uniform(0.12, 0.22)
+    # a Fibonacci lattice spreads n points evenly over the sphere
+    k = np.arange(n) + 0.5
+    polar = np.arccos(1 - 2 * k / n)
+    azimuth = math.pi * (1 + math.sqrt(5)) * k
+    normals = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth),
+                        np.cos(polar)], axis=1)
+    half_spacing = radius * math.sqrt(math.pi / n) * rng.uniform(1.05, 1.25)
+    parts = []
+    for normal in normals:
+        # a frame whose third axis is the outward normal: the subunit lies flat on the sphere
+        helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        first = np.cross(normal, helper)
+        first /= np.linalg.norm(first)
+        rotation = np.stack([first, np.cross(normal, first), normal], axis=1)
+        axes = (half_spacing, half_spacing * rng.uniform(0.8, 1.0), thickness)
+        parts.append(_Ellipsoid(radius * normal, np.asarray(axes), rotation))
+    return parts
+
+
 def _aggregate(rng: np.random.Generator) -> list[_Ellipsoid]:
     """Not a particle: a random-walk clump of many small blobs (protein aggregate)."""
     parts = [_ellipsoid(rng, (0, 0, 0), (0.25, 0.2, 0.2))]
@@ -168,6 +196,7 @@ _SHAPES = {
     "ring": _ring,
     "oligomer": _oligomer,
     "multidomain": _multidomain,
+    "shell": _shell,
 }
 
 
@@ -220,7 +249,7 @@ def make_volume(rng: np.random.Generator, kind: str, diameter: float, n_atoms: i
     particle above the surrounding ice (protein ~7.1 V vs vitreous ice ~4.8 V).
     """
     if kind not in _SHAPES:
-        raise InputError(f"unknown volume kind {kind!r} (known: {', '.join(VOLUME_KINDS)})")
+        raise InputError(f"unknown volume kind {kind!r} (known: {', '.join(ALL_VOLUME_KINDS)})")
     parts = _SHAPES[kind](rng)
     coords, unit_volume = _fill(rng, parts, n_atoms)
     # density texture: smooth per-atom weight modulation (domains of different density)

@@ -20,7 +20,7 @@ from cryopick.io import InputError, read_coordinates, read_micrograph
 from cryopick.synthetic import (SyntheticSettings, generate_micrograph, micrograph_index,
                                 micrograph_outputs, synthetic_micrograph_names, volume_family,
                                 write_dataset, write_micrograph)
-from cryopick.volumes import VOLUME_KINDS, make_volume, project, random_rotations, \
+from cryopick.volumes import ALL_VOLUME_KINDS, VOLUME_KINDS, make_volume, project, random_rotations, \
     volume_from_mrc
 
 # A plain specimen: no carbon, contaminants, aggregates or thick ice, flat ice, no drift.
@@ -60,7 +60,7 @@ def test_ctf_is_negative_at_low_frequency_and_zero_where_the_formula_says():
 # volumes and projections
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", VOLUME_KINDS)
+@pytest.mark.parametrize("kind", ALL_VOLUME_KINDS)
 def test_volume_kinds_have_the_requested_extent_and_projections_conserve_mass(kind):
     rng = np.random.default_rng(0)
     vol = make_volume(rng, kind, 150.0, n_atoms=800)
@@ -83,6 +83,24 @@ def test_ring_projection_seen_down_its_axis_has_a_hole():
     box, x0, y0 = project(vol, vt, 2.0, (100.0, 100.0))
     centre = box[100 - y0, 100 - x0]
     assert centre < 0.1 * box.max()
+
+
+def test_shell_projection_is_hollow_from_every_side():
+    """A cage projects as a dense rim around a lighter centre whatever the orientation."""
+    vol = make_volume(np.random.default_rng(3), "shell", 200.0, n_atoms=6000)
+    rng = np.random.default_rng(4)
+    for rotation in random_rotations(rng, 5).as_matrix():
+        box, x0, y0 = project(vol, rotation, 2.0, (100.0, 100.0))
+        rows, cols = np.indices(box.shape)
+        r = np.hypot(cols + x0 - 100.0, rows + y0 - 100.0)
+        profile = [box[(r >= a) & (r < a + 5)].mean() for a in range(0, 50, 5)]
+        assert np.mean(profile[:3]) < 0.75 * max(profile)  # centre (< 15 px) vs the rim
+        assert int(np.argmax(profile)) >= 5  # the rim lies in the outer half
+
+
+def test_default_mix_has_no_shells_but_a_set_may_ask_for_them():
+    assert "shell" not in VOLUME_KINDS and "shell" in ALL_VOLUME_KINDS
+    assert SyntheticSettings(volume_kinds=("shell",)).volume_kinds == ("shell",)
 
 
 def test_orientations_are_uniform_on_so3():
