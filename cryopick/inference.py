@@ -201,7 +201,8 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     for start in range(0, len(denoised_paths), max(1, batch_size)):
         chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
         inputs = [input_canvas(kind, denoised_paths[i],
-                               micrograph_paths[i] if micrograph_paths else None, invert)
+                               micrograph_paths[i] if micrograph_paths else None, invert,
+                               _canvas_diameter(denoised_paths[i], diameter_angstrom))
                   for i in chunk]
         # micrographs of one data set share one scale; group in case they do not
         scales = [model_scale(checkpoint, frame,
@@ -218,6 +219,14 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
                                 {**metadata, "scale": scale})
         log(f"predicted {chunk[-1] + 1}/{len(denoised_paths)}")
     return used
+
+
+def _canvas_diameter(denoised_path: str, diameter_angstrom: float) -> float:
+    """The particle diameter in the denoised canvas's pixels."""
+    from cryopick.denoise import load_frame
+
+    frame, pixel_size = load_frame(denoised_path)
+    return diameter_angstrom / pixel_size / frame.scale
 
 
 def _file_pixel_size(denoised_path: str) -> float:

@@ -39,7 +39,7 @@ CHECKPOINT_FORMAT = "cryopick-unet"
 CHECKPOINT_VERSION = 1
 
 
-INPUT_KINDS = ("binned", "denoised")
+INPUT_KINDS = ("binned", "denoised", "normalised")
 
 
 class ModelError(ValueError):
@@ -55,7 +55,8 @@ class TrainingConfig:
     """Every training setting; stored in the checkpoint. Lengths in particle diameters unless
     the name says px (network canvas pixels)."""
 
-    input: str = "binned"  # network input: "binned" micrograph or the "denoised" canvas
+    input: str = "binned"  # network input: "binned" micrograph, the "denoised" canvas, or the
+    # micrograph "normalised" at the particle's scale (normalised_canvas)
     base_width: int = 16
     depth: int = 4
     heads: tuple[str, ...] = ("mask", "centre")
@@ -261,7 +262,7 @@ class Example:
     factor: float  # model canvas / denoised canvas
     truth: np.ndarray  # (n, 2) label centres in the file frame
     diameter: float  # labelled diameter in file pixels
-    raw: np.ndarray = field(repr=False, default=None)  # the uint8 input canvas
+    raw: np.ndarray = field(repr=False, default=None)  # the input canvas (before resampling)
 
 
 def canvas_diameter(item: LabelledMicrograph) -> float:
@@ -282,24 +283,78 @@ def binned_canvas(micrograph_path: str, frame: Frame, invert: bool = False) -> n
     return to_uint8(bin_to_frame(-image if invert else image, frame), frame.content_mask)
 
 
+# The "normalised" input, in particle diameters: a Gaussian low-pass of this sigma, and a
+# background (ice gradient, carbon, gain drift) estimated at this sigma and subtracted.
+LOWPASS_SIGMA = 0.15
+BACKGROUND_SIGMA = 2.0
+CLIP_STD = 5.0  # robust standard deviations kept on either side (contamination, hot pixels)
+
+
+def normalised_canvas(micrograph_path: str, frame: Frame, diameter_px: float,
+                      invert: bool = False) -> np.ndarray:
+    """The "normalised" network input: what the network sees independent of pixel size,
+    particle size, dose and of whether the file was filtered before it reached us.
+
+    The micrograph is binned into the frame's canvas (the caller then resamples it so that a
+    particle spans the model's diameter), turned so that particles are dark, low-passed at
+    ``LOWPASS_SIGMA`` x the particle diameter (``diameter_px``, canvas pixels) so that raw
+    shot noise and a denoising chain's texture both give way to particle-sized structure, has a
+    smooth background of ``BACKGROUND_SIGMA`` diameters removed, and is scaled by its median
+    absolute deviation (robust to contamination and empty areas) and clipped."""
+    from cryopick.denoise import bin_to_frame
+    from cryopick.io import read_micrograph
+
+    image = read_micrograph(micrograph_path).image
+    if image.shape != (frame.original_height, frame.original_width):
+        raise InputError(f"{micrograph_path}: shape {image.shape} differs from its denoised "
+                         f"frame ({frame.original_height}, {frame.original_width})")
+    return normalise_particle_scale(bin_to_frame(-image if invert else image, frame),
+                                    frame.content_mask, diameter_px)
+
+
+def normalise_particle_scale(canvas: np.ndarray, content: np.ndarray,
+                             diameter_px: float) -> np.ndarray:
+    """Low-pass, background removal and robust scaling of a canvas (see normalised_canvas);
+    float32, 0 outside ``content``."""
+    content = np.asarray(content, bool)
+    values = canvas[content]
+    image = np.where(content, canvas, np.median(values)).astype(np.float32)
+    image = cv2.GaussianBlur(image, (0, 0), max(LOWPASS_SIGMA * diameter_px, 0.5))
+    image -= cv2.GaussianBlur(image, (0, 0), BACKGROUND_SIGMA * diameter_px)
+    values = image[content]
+    centre = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - centre)))
+    image = np.clip((image - centre) / (spread if spread > 1e-12 else 1.0), -CLIP_STD, CLIP_STD)
+    image[~content] = 0.0
+    return image.astype(np.float32)
+
+
 def input_canvas(kind: str, denoised_path: str, micrograph_path: str | None = None,
-                 invert: bool = False):
-    """(uint8 network input, frame) of one micrograph for a model with input ``kind``."""
+                 invert: bool = False, diameter_px: float | None = None):
+    """(network input, frame) of one micrograph for a model with input ``kind``: a uint8
+    canvas ("binned", "denoised") or a float32 one ("normalised", which needs the particle
+    diameter in canvas pixels)."""
     denoised = load_denoised(denoised_path)
     if kind == "denoised":
         return denoised.image, denoised.frame
     if not micrograph_path:
-        raise InputError(f"{denoised_path}: a U-Net with input 'binned' needs the micrograph "
+        raise InputError(f"{denoised_path}: a U-Net with input {kind!r} needs the micrograph "
                          "file, not only its denoised canvas")
+    if kind == "normalised":
+        if not diameter_px:
+            raise ValueError("the 'normalised' input needs the particle diameter")
+        return (normalised_canvas(micrograph_path, denoised.frame, diameter_px, invert),
+                denoised.frame)
     return binned_canvas(micrograph_path, denoised.frame, invert), denoised.frame
 
 
 def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diameter_px: float,
                  heads: tuple[str, ...]) -> Example:
-    canvas, frame = input_canvas(config.input, item.denoised, item.micrograph, item.invert)
+    diameter_px = canvas_diameter(item)
+    canvas, frame = input_canvas(config.input, item.denoised, item.micrograph, item.invert,
+                                 diameter_px)
     labels = read_coordinates(item.labels)
     truth = labels[["x", "y"]].to_numpy(float)
-    diameter_px = item.diameter / frame.scale
     factor = rescale_factor(diameter_px, model_diameter_px)
     content = frame.content_mask
     image = resize_canvas(normalise_image(canvas, content), factor)
