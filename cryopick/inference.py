@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from cryopick.denoise import Frame
+from cryopick.device import describe_device, resolve_device
 from cryopick.io import atomic_path
 from cryopick.picking import picks_from_score_map
 from cryopick.training import normalise_image, rescale_factor, resize_canvas
@@ -161,12 +162,6 @@ def load_prediction(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Fra
 # files: what the workflow's rules call
 # ----------------------------------------------------------------------------------------------
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
 def predict_files(model_path: str, denoised_paths: list[str], output_paths: list[str],
                   diameter_angstrom: float, micrograph_paths: list[str] | None = None,
                   invert: bool = False, device: str = "auto", batch_size: int = 4,
@@ -178,14 +173,14 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     ``micrograph_paths``) or the denoised canvas. Returns the device used (also logged and
     stored in each file's metadata). ``symmetries`` None uses the test-time augmentation the
     model's picking settings were tuned with."""
-    from cryopick.training import file_sha256, input_canvas, load_model, resolve_device
+    from cryopick.training import file_sha256, input_canvas, load_model
 
     if len(denoised_paths) != len(output_paths) or (
             micrograph_paths is not None and len(micrograph_paths) != len(denoised_paths)):
         raise ValueError("predict_files needs one output (and micrograph) per denoised file")
     if threads:
         torch.set_num_threads(int(threads))
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, "unet.device")
     model, checkpoint = load_model(model_path, device=torch_device)
     used = describe_device(torch_device)
     if symmetries is None:

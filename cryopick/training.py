@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 import cryopick
 from cryopick.denoise import Frame, load_denoised
+from cryopick.device import resolve_device
 from cryopick.io import InputError, atomic_path, read_coordinates
 from cryopick.metrics import match_count, precision_recall_f1
 from cryopick.unet import Architecture, AttentionUNet, count_parameters
@@ -125,17 +126,6 @@ class TrainingConfig:
         for name in ("thresholds", "min_distances", "edge_margins"):
             out[name] = list(getattr(self, name))
         return out
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` takes the GPU when there is one; ``cuda`` without a GPU is an error, not a
-    silent fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was requested but torch sees no GPU "
-                         "(use device: auto or cpu)")
-    return torch.device(device)
 
 
 def seed_everything(seed: int) -> None:
@@ -520,7 +510,7 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
         raise InputError("unet training needs at least one labelled micrograph")
     seed_everything(config.seed)
     torch.set_num_threads(max(1, config.threads))
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, "unet.train.device")
     heads = config.heads
     diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
     train_items, val_items = split_validation(items, config.validation_fraction, config.seed,

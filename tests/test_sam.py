@@ -108,14 +108,16 @@ def test_unusable_checkpoints_are_input_errors(tmp_path, tiny_checkpoint) -> Non
 
 
 def test_device_setting() -> None:
+    from cryopick.device import resolve_device
+
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert sam.resolve_device("auto").type == expected
-    assert sam.resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no usable CUDA"):
-            sam.resolve_device("cuda")
+            resolve_device("cuda")
     with pytest.raises(InputError):
-        sam.resolve_device("abacus")
+        resolve_device("abacus")
 
 
 def test_generated_masks_are_consistent_and_round_trip(tiny_checkpoint, tmp_path) -> None:

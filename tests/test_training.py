@@ -131,7 +131,7 @@ def test_config_refuses_unknown_keys_and_missing_gpu():
     with pytest.raises(InputError, match="multiple of"):
         TrainingConfig(crop=30, depth=2)
     if not torch.cuda.is_available():
-        from cryopick.training import resolve_device
+        from cryopick.device import resolve_device
         with pytest.raises(InputError, match="no GPU"):
             resolve_device("cuda")
 
