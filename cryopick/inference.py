@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cryopick.checkpoint import file_sha256, load_model
 from cryopick.denoise import Frame
 from cryopick.device import describe_device, resolve_device
 from cryopick.io import atomic_path
+from cryopick.network_input import input_canvas, network_image, rescale_factor
 from cryopick.picking import picks_from_score_map
-from cryopick.training import normalise_image, rescale_factor, resize_canvas
 from cryopick.unet import AttentionUNet
 
 
@@ -70,7 +71,7 @@ def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
         contents = [None] * len(images)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval().to(memory_format=torch.channels_last)
-    prepared = [resize_canvas(normalise_image(im, c), scale) for im, c in zip(images, contents)]
+    prepared = [network_image(im, c, scale) for im, c in zip(images, contents)]
     outputs: list[dict | None] = [None] * len(images)
     order = sorted(range(len(images)), key=lambda i: prepared[i].shape)
     batch_size = max(1, int(batch_size))
@@ -173,8 +174,6 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     ``micrograph_paths``) or the denoised canvas. Returns the device used (also logged and
     stored in each file's metadata). ``symmetries`` None uses the test-time augmentation the
     model's picking settings were tuned with."""
-    from cryopick.training import file_sha256, input_canvas, load_model
-
     if len(denoised_paths) != len(output_paths) or (
             micrograph_paths is not None and len(micrograph_paths) != len(denoised_paths)):
         raise ValueError("predict_files needs one output (and micrograph) per denoised file")

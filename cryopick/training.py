@@ -7,11 +7,8 @@ peaks) for the ``centre`` head. Micrographs whose canvas diameter differs from t
 ``diameter_px`` are resampled so that every training image shows particles at one size; inference
 does the same (see :mod:`cryopick.inference`).
 
-A checkpoint is a dict saved with ``torch.save`` holding the architecture, the weights, the
-training config, the identity of the training data (sha256 over every image and label), the
-cryopick version, the tuned picking settings and the validation metrics. :func:`load_model`
-rebuilds the network from the checkpoint and refuses a file that does not match what the caller
-expects, naming the file.
+The checkpoint format and model loading live in :mod:`cryopick.checkpoint`, the preparation
+of the network input (shared with inference) in :mod:`cryopick.network_input`.
 """
 
 from __future__ import annotations
@@ -22,30 +19,21 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-import cryopick
-from cryopick.denoise import Frame, load_denoised
+from cryopick.checkpoint import file_sha256, new_checkpoint, save_checkpoint
+from cryopick.denoise import Frame, load_denoised, load_frame
 from cryopick.device import resolve_device
-from cryopick.io import InputError, atomic_path, read_coordinates
+from cryopick.inference import picks_from_prediction, predict
+from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph
 from cryopick.metrics import match_count, precision_recall_f1
+from cryopick.network_input import (INPUT_KINDS, input_canvas, network_image, rescale_factor,
+                                    resize_canvas)
 from cryopick.unet import Architecture, AttentionUNet, count_parameters
-
-CHECKPOINT_FORMAT = "cryopick-unet"
-CHECKPOINT_VERSION = 1
-
-
-INPUT_KINDS = ("binned", "denoised")
-
-
-class ModelError(ValueError):
-    """A model file is unusable or does not match what the caller expects; names the file."""
-
 
 # ----------------------------------------------------------------------------------------------
 # settings
@@ -151,14 +139,6 @@ class LabelledMicrograph:
     invert: bool = False  # bright particles: invert so the network always sees dark ones
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_identity(items: list[LabelledMicrograph]) -> dict:
     """sha256 over every training file and labelled diameter, order-independent: the same data
     always gives the same identity, any changed image or label a different one."""
@@ -175,20 +155,6 @@ def data_identity(items: list[LabelledMicrograph]) -> dict:
     blob = json.dumps(entries, sort_keys=True).encode()
     return {"sha256": hashlib.sha256(blob).hexdigest(), "n_micrographs": len(entries),
             "micrographs": [e["name"] for e in entries]}
-
-
-def normalise_image(image: np.ndarray, content: np.ndarray | None = None) -> np.ndarray:
-    """uint8 canvas -> float32 with zero mean and unit std over the content; padding set to 0.
-
-    Per-image statistics make the network indifferent to how each micrograph was stretched to
-    8 bits; training and inference both call this."""
-    image = np.asarray(image, dtype=np.float32)
-    values = image[content] if content is not None else image
-    mean, std = float(values.mean()), float(values.std())
-    out = (image - mean) / (std if std > 1e-6 else 1.0)
-    if content is not None:
-        out[~content] = 0.0
-    return out
 
 
 def draw_targets(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter_px: float,
@@ -223,21 +189,6 @@ def border_valid(content: np.ndarray, margin_px: float) -> np.ndarray:
     return content & (distance >= margin_px)
 
 
-def rescale_factor(diameter_px: float, model_diameter_px: float, tolerance: float = 0.05) -> float:
-    """Factor that brings particles of ``diameter_px`` to the model's size (1 when close)."""
-    factor = model_diameter_px / diameter_px
-    return 1.0 if abs(factor - 1.0) <= tolerance else factor
-
-
-def resize_canvas(image: np.ndarray, factor: float, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
-    if factor == 1.0:
-        return image
-    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-    if factor < 1 and interpolation == cv2.INTER_LINEAR:
-        interpolation = cv2.INTER_AREA
-    return cv2.resize(image, size, interpolation=interpolation)
-
-
 @dataclass
 class Example:
     """A micrograph ready for training: normalised image, targets and loss weights, all at the
@@ -258,32 +209,6 @@ def canvas_diameter(item: LabelledMicrograph) -> float:
     return item.diameter / load_denoised(item.denoised).frame.scale
 
 
-def binned_canvas(micrograph_path: str, frame: Frame, invert: bool = False) -> np.ndarray:
-    """The "binned" network input: the micrograph binned into the frame's canvas and stretched
-    to 8 bits, without the denoising chain (on already-filtered micrographs the chain removes
-    much of what tells particles apart; the network learns its own filtering)."""
-    from cryopick.denoise import bin_to_frame, to_uint8
-    from cryopick.io import read_micrograph
-
-    image = read_micrograph(micrograph_path).image
-    if image.shape != (frame.original_height, frame.original_width):
-        raise InputError(f"{micrograph_path}: shape {image.shape} differs from its denoised "
-                         f"frame ({frame.original_height}, {frame.original_width})")
-    return to_uint8(bin_to_frame(-image if invert else image, frame), frame.content_mask)
-
-
-def input_canvas(kind: str, denoised_path: str, micrograph_path: str | None = None,
-                 invert: bool = False):
-    """(uint8 network input, frame) of one micrograph for a model with input ``kind``."""
-    denoised = load_denoised(denoised_path)
-    if kind == "denoised":
-        return denoised.image, denoised.frame
-    if not micrograph_path:
-        raise InputError(f"{denoised_path}: a U-Net with input 'binned' needs the micrograph "
-                         "file, not only its denoised canvas")
-    return binned_canvas(micrograph_path, denoised.frame, invert), denoised.frame
-
-
 def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diameter_px: float,
                  heads: tuple[str, ...]) -> Example:
     canvas, frame = input_canvas(config.input, item.denoised, item.micrograph, item.invert)
@@ -292,14 +217,13 @@ def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diamete
     diameter_px = item.diameter / frame.scale
     factor = rescale_factor(diameter_px, model_diameter_px)
     content = frame.content_mask
-    image = resize_canvas(normalise_image(canvas, content), factor)
+    image = network_image(canvas, content, factor)
     content = resize_canvas(content.astype(np.uint8), factor, cv2.INTER_NEAREST).astype(bool)
     xn, yn = frame.to_network(truth[:, 0], truth[:, 1])
     xs, ys = (xn + 0.5) * factor - 0.5, (yn + 0.5) * factor - 0.5
     d_model = diameter_px * factor
     mask, centre = draw_targets(image.shape, xs, ys, d_model, config.centre_sigma * d_model)
     if item.mask:
-        from cryopick.io import read_micrograph
         file_mask = read_micrograph(item.mask).image > 0
         binned = cv2.resize(file_mask.astype(np.float32), (frame.content_width,
                             frame.content_height), interpolation=cv2.INTER_AREA)
@@ -431,8 +355,6 @@ def tune_picking(predictions: list[dict[str, np.ndarray]], examples: list[Exampl
     Peaks are found once per (min_distance, edge_margin) at the lowest threshold: greedy
     suppression visits peaks from the highest down, so the peaks kept at a higher threshold are
     exactly those kept at the lowest one that lie above it."""
-    from cryopick.inference import picks_from_prediction
-
     thresholds = sorted(thresholds)
     best, rows = None, []
     for edge_margin in edge_margins:
@@ -460,8 +382,6 @@ def final_tuning(model: AttentionUNet, examples: list[Example], config: Training
                  device: torch.device) -> dict:
     """Picking settings tuned on maps made exactly as the workflow makes them: inference with
     ``config.symmetries`` and the 8-bit rounding of the map files."""
-    from cryopick.inference import predict
-
     predictions = []
     for ex in examples:
         maps = predict(model, [ex.raw], [ex.frame.content_mask], batch_size=1, scale=ex.factor,
@@ -606,100 +526,21 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
         picking.update(tuned_on=[i.name for i in val_items], validation_f1=final["f1"],
                        validation_precision=final["precision"],
                        validation_recall=final["recall"])
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "architecture": config.architecture.to_dict(),
-        "state_dict": best_state,
-        "config": config.to_dict(),
-        "data": {**identity, "validation": [i.name for i in val_items]},
-        "diameter_px": diameter,
-        "input": config.input,
-        "normalisation": "per-image z-score over the content (cryopick.training.normalise_image)",
-        "picking": picking,
-        "metrics": {"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
-                    "minutes": minutes, "stopped_by": stopped_by, "device": str(device)},
-        "cryopick_version": cryopick.__version__,
-        "torch_version": str(torch.__version__),
-    }
-    checkpoint = {k: (v if k == "state_dict" else _plain(v)) for k, v in checkpoint.items()}
+    checkpoint = new_checkpoint(
+        config.architecture, best_state,
+        config=config.to_dict(),
+        data={**identity, "validation": [i.name for i in val_items]},
+        diameter_px=diameter,
+        input=config.input,
+        normalisation="per-image z-score over the content "
+                      "(cryopick.network_input.normalise_image)",
+        picking=picking,
+        metrics={"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
+                 "minutes": minutes, "stopped_by": stopped_by, "device": str(device)},
+    )
     log(f"unet training done: {step} steps in {minutes:.1f} min (stopped by {stopped_by}); "
         f"best epoch {best_metrics.get('epoch')}, picking threshold {picking['threshold']}")
     return TrainingResult(checkpoint, history)
-
-
-# ----------------------------------------------------------------------------------------------
-# checkpoints
-# ----------------------------------------------------------------------------------------------
-
-def _plain(value):
-    """JSON-plain copy (numpy scalars to Python), so ``torch.load(weights_only=True)`` reads
-    every checkpoint."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
-                                 else str(v)))
-
-
-def save_checkpoint(path: str | os.PathLike, checkpoint: dict, half: bool = True) -> None:
-    """Atomic ``torch.save``; ``half`` stores floating weights as float16 (half the size, a
-    difference far below the 8-bit maps inference writes)."""
-    checkpoint = dict(checkpoint)
-    if half:
-        checkpoint["state_dict"] = {
-            k: (v.half() if v.is_floating_point() else v)
-            for k, v in checkpoint["state_dict"].items()
-        }
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: U-Net model file does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"{path}: not a readable cryopick U-Net checkpoint ({exc})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a cryopick U-Net checkpoint (no format "
-                         f"{CHECKPOINT_FORMAT!r})")
-    if checkpoint.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ModelError(f"{path}: checkpoint format {checkpoint['format_version']} is newer than "
-                         f"this cryopick reads ({CHECKPOINT_VERSION}); update cryopick")
-    return checkpoint
-
-
-def load_model(path: str | os.PathLike, expected_architecture: Architecture | dict | None = None,
-               device: str | torch.device = "cpu") -> tuple[AttentionUNet, dict]:
-    """Rebuild the network a checkpoint describes and load its weights (eval mode).
-
-    Refuses, naming the file, a checkpoint whose architecture differs from
-    ``expected_architecture`` or whose weights do not fit its own declared architecture, so
-    weights can never be loaded into the wrong network."""
-    path = Path(path)
-    checkpoint = read_checkpoint(path)
-    try:
-        architecture = Architecture.from_dict(checkpoint["architecture"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path}: checkpoint has no usable architecture ({exc})") from exc
-    if expected_architecture is not None:
-        if isinstance(expected_architecture, dict):
-            expected_architecture = Architecture.from_dict(expected_architecture)
-        if expected_architecture != architecture:
-            raise ModelError(
-                f"{path}: checkpoint architecture {architecture.to_dict()} differs from the "
-                f"expected {expected_architecture.to_dict()}"
-            )
-    model = AttentionUNet.from_architecture(architecture)
-    state = {k: (v.float() if v.is_floating_point() else v)
-             for k, v in checkpoint["state_dict"].items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not fit the declared architecture "
-                         f"{architecture.to_dict()} ({str(exc).splitlines()[0]})") from exc
-    model.to(device).eval()
-    return model, checkpoint
 
 
 # ----------------------------------------------------------------------------------------------
@@ -762,8 +603,6 @@ def labelled_micrograph(name: str, denoised_path: str, labels_path: str,
                         ) -> LabelledMicrograph:
     """A training item whose labelled diameter (file pixels) comes from the data set's
     particle diameter and the pixel size recorded by the denoise stage."""
-    from cryopick.denoise import load_frame
-
     _, file_pixel_size = load_frame(denoised_path)
     return LabelledMicrograph(name, str(denoised_path), str(labels_path),
                               diameter_angstrom / file_pixel_size, mask_path,

@@ -133,7 +133,7 @@ def unet_workflow(tmp_path_factory):
 def test_workflow_trains_predicts_and_scores_the_unet_stage(unet_workflow):
     import pandas as pd
 
-    from cryopick.training import load_model
+    from cryopick.checkpoint import load_model
 
     workdir, _, _ = unet_workflow
     model, checkpoint = load_model(workdir / "results/unet_training/model/model.pt")
