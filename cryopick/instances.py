@@ -136,12 +136,11 @@ def pick_crf_file(refined_path: str, maps_path: str, denoised_path: str, output_
                   diameter_angstrom: float, settings: MaskPickSettings) -> pd.DataFrame:
     """Picks from one micrograph's CRF-refined probability (the U-Net's centre map for
     ``separation: centre``), written as RELION STAR."""
-    from cryopick.crf import load_probability
     from cryopick.denoise import load_denoised
-    from cryopick.inference import load_prediction
     from cryopick.io import write_star
+    from cryopick.probability_maps import load_prediction, load_probability
 
-    maps, frame, _ = load_prediction(maps_path)
+    maps, frame, _ = load_prediction(maps_path, require=("frame",))
     refined = load_probability(refined_path)
     denoised = load_denoised(denoised_path)
     if refined.shape != (frame.size, frame.size):

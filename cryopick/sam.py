@@ -29,9 +29,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cryopick.crf import load_probability
 from cryopick.device import resolve_device
 from cryopick.io import InputError, atomic_path
+from cryopick.probability_maps import load_probability
 
 log = logging.getLogger(__name__)
 

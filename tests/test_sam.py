@@ -208,7 +208,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     import pandas as pd
 
     from cryopick.denoise import frame_for
-    from cryopick.inference import save_prediction
+    from cryopick.probability_maps import save_prediction
     from cryopick.io import read_coordinates
     from tests.conftest import write_cryoppp
 
