@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from cryopick.io import InputError, atomic_path
 from cryopick.probability_maps import load_probability, to_uint8_map
+from cryopick.settings import config_values
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class CrfSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "CrfSettings":
-        known = {f.name: config[f.name] for f in fields(cls) if f.name in config}
+        known = config_values(cls, config, "crf")
         for key in ("sdims", "gaussian_sdims"):
             if key in known:
                 value = known[key]

@@ -21,7 +21,7 @@ centre (times the centre-map peak for ``centre``): higher means more likely a pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ from scipy import ndimage
 from cryopick.denoise import Frame
 from cryopick.io import COORDINATE_COLUMNS, InputError
 from cryopick.picking import edge_valid_mask, find_peaks, suppress_close
+from cryopick.settings import config_values
 
 SEPARATIONS = ("centre", "distance", "components")
 
@@ -48,8 +49,7 @@ class MaskPickSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "MaskPickSettings":
-        known = {f.name: config[f.name] for f in fields(cls) if f.name in config}
-        settings = cls(**known)
+        settings = cls(**config_values(cls, config, "crf_picks"))
         if settings.separation not in SEPARATIONS:
             raise InputError(f"separation must be one of {', '.join(SEPARATIONS)}, "
                              f"got {settings.separation!r}")

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,6 +32,7 @@ import numpy as np
 from cryopick.device import resolve_device
 from cryopick.io import InputError, atomic_path
 from cryopick.probability_maps import load_probability
+from cryopick.settings import config_values
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,7 @@ class SamSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "SamSettings":
-        known = {f.name: config[f.name] for f in fields(cls) if f.name in config}
-        settings = cls(**known)
+        settings = cls(**config_values(cls, config, "sam"))
         if settings.model_type not in MODEL_TYPES:
             raise InputError(
                 f"sam.model_type {settings.model_type!r} is not one of {', '.join(MODEL_TYPES)}"

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -46,6 +46,7 @@ from scipy.spatial.transform import Rotation
 
 from cryopick.ctf import CTFParams, ctf_rfft, frequency_grid, interaction_constant
 from cryopick.io import InputError, atomic_path, write_mrc, write_star
+from cryopick.settings import config_values
 from cryopick.volumes import (MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS, Volume,
                               make_volume, project, random_rotations, volume_from_mrc)
 
@@ -165,16 +166,9 @@ class SyntheticSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "SyntheticSettings":
-        """Settings from a config mapping; data-set keys (seed, n_micrographs...) are ignored.
-
-        Unknown keys are an error, so that a misspelt parameter does not pass silently.
-        """
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - names - DATASET_KEYS)
-        if unknown:
-            raise InputError(f"synthetic settings: unknown keys {unknown} (known: "
-                             f"{sorted(names)})")
-        return cls(**{k: v for k, v in config.items() if k in names})
+        """Settings from a config mapping; data-set keys (seed, n_micrographs...) are ignored,
+        unknown keys refused."""
+        return cls(**config_values(cls, config, "synthetic", accepted=DATASET_KEYS))
 
     @property
     def area_um2(self) -> float:

@@ -33,6 +33,7 @@ from cryopick.io import InputError, atomic_path, read_coordinates, read_microgra
 from cryopick.metrics import match_count, precision_recall_f1
 from cryopick.network_input import (INPUT_KINDS, input_canvas, network_image, rescale_factor,
                                     resize_canvas)
+from cryopick.settings import config_values
 from cryopick.unet import Architecture, AttentionUNet, count_parameters
 
 # ----------------------------------------------------------------------------------------------
@@ -102,10 +103,7 @@ class TrainingConfig:
 
     @classmethod
     def from_config(cls, config: dict) -> "TrainingConfig":
-        unknown = set(config) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"unknown unet training setting(s): {sorted(unknown)}")
-        return cls(**config)
+        return cls(**config_values(cls, config, "unet training"))
 
     def to_dict(self) -> dict:
         out = asdict(self)

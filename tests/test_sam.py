@@ -187,12 +187,13 @@ def test_unavailable_checkpoint_message(tmp_path, tiny_checkpoint) -> None:
 
 
 def test_settings_from_config() -> None:
-    settings = sam.SamSettings.from_config({"model_type": "vit_b", "points_per_side": 16,
-                                            "unrelated": 1})
+    settings = sam.SamSettings.from_config({"model_type": "vit_b", "points_per_side": 16})
     assert settings.points_per_side == 16 and settings.pred_iou_thresh == 0.88
     assert "model_type" not in settings.generator_kwargs()
     with pytest.raises(InputError, match="model_type"):
         sam.SamSettings.from_config({"model_type": "vit_q"})
+    with pytest.raises(InputError, match=r"unknown sam setting.*'unrelated'"):
+        sam.SamSettings.from_config({"model_type": "vit_b", "unrelated": 1})
 
 
 # ----------------------------------------------------------------------------------------------
