@@ -412,12 +412,169 @@ class TrainingResult:
     history: list[dict]
 
 
+@dataclass
+class TrainingData:
+    """The labelled micrographs split and loaded at the model's particle size."""
+
+    diameter_px: float  # particle diameter on the model canvas
+    train_items: list[LabelledMicrograph]
+    val_items: list[LabelledMicrograph]
+    train: list[Example]
+    val: list[Example]
+    identity: dict  # data_identity of all items
+
+
+@dataclass
+class EpochFit:
+    """What :func:`fit_epoch` did: mean training loss terms (None when time ran out before the
+    epoch's end), the step count after it and the last learning rate."""
+
+    terms: dict[str, float] | None
+    step: int
+    lr: float
+
+
 def _learning_rate(config: TrainingConfig, step: int, elapsed_s: float) -> float:
     """Cosine decay to zero by whichever comes first: ``steps`` or ``max_minutes``; a short
     linear warm-up avoids early BatchNorm blow-ups at high rates."""
     progress = max(step / config.steps, elapsed_s / (60.0 * config.max_minutes))
     warmup = min(1.0, (step + 1) / min(50.0, max(1.0, config.steps / 10)))
     return config.learning_rate * warmup * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def prepare_data(items: list[LabelledMicrograph], config: TrainingConfig) -> TrainingData:
+    """Model diameter (configured, else the median labelled one), validation split, examples."""
+    diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
+    train_items, val_items = split_validation(items, config.validation_fraction, config.seed,
+                                              config.validation_datasets)
+    train_ex = [load_example(i, config, diameter, config.heads) for i in train_items]
+    val_ex = [load_example(i, config, diameter, config.heads) for i in val_items]
+    return TrainingData(diameter, train_items, val_items, train_ex, val_ex, data_identity(items))
+
+
+def fit_step(model: AttentionUNet, optimiser: torch.optim.Optimizer,
+             batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], config: TrainingConfig,
+             device: torch.device, lr: float) -> dict[str, float]:
+    """One optimiser step on ``batch`` (images, targets, valid) at learning rate ``lr``; the
+    loss terms before the step."""
+    for group in optimiser.param_groups:
+        group["lr"] = lr
+    model.train()
+    images, targets, valid = (t.to(device) for t in batch)
+    images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
+        logits = model(images)
+    terms = loss_terms(logits.float(), targets, valid, config.heads, config.centre_weight)
+    optimiser.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimiser.step()
+    return {key: float(value.detach()) for key, value in terms.items()}
+
+
+def fit_epoch(model: AttentionUNet, optimiser: torch.optim.Optimizer, data: TrainingData,
+              config: TrainingConfig, rng: np.random.Generator, device: torch.device,
+              step: int, start: float) -> EpochFit:
+    """Optimiser steps from ``step`` to the epoch's end: the next multiple of
+    ``steps_per_epoch``, the last step, or ``max_minutes`` after ``start`` (monotonic clock).
+    Time that has run out before a step ends the epoch without terms."""
+    limit_s = 60.0 * config.max_minutes
+    running: dict[str, float] = {}
+    n = 0
+    lr = 0.0
+    while step < config.steps:
+        elapsed = time.monotonic() - start
+        if elapsed >= limit_s:
+            return EpochFit(None, step, lr)
+        lr = _learning_rate(config, step, elapsed)
+        batch = sample_batch(data.train, config, rng, data.diameter_px)
+        terms = fit_step(model, optimiser, batch, config, device, lr)
+        step += 1
+        for key, value in terms.items():
+            running[key] = running.get(key, 0.0) + value
+        n += 1
+        out_of_time = time.monotonic() - start >= limit_s
+        if step % config.steps_per_epoch == 0 or step == config.steps or out_of_time:
+            break
+    return EpochFit({k: v / n for k, v in running.items()}, step, lr)
+
+
+def evaluate_model(model: AttentionUNet, examples: list[Example], config: TrainingConfig,
+                   device: torch.device) -> dict[str, float]:
+    """Validation: the loss terms (``val_<term>``, mean over ``examples``) and, for a model with
+    a centre head, the picking settings of the best pooled F1 on the grid (``val_f1``,
+    ``val_threshold``, ``val_min_distance``, ``val_edge_margin``)."""
+    heads = config.heads
+    model.eval()
+    val_terms: dict[str, float] = {}
+    preds = []
+    for ex in examples:
+        logits = _full_prediction(model, ex, device)
+        terms = loss_terms(torch.from_numpy(logits)[None], torch.from_numpy(ex.targets)[None],
+                           torch.from_numpy(ex.valid)[None, None], heads, config.centre_weight)
+        for key, value in terms.items():
+            val_terms[key] = val_terms.get(key, 0.0) + float(value) / len(examples)
+        if "centre" in heads:
+            preds.append(canvas_probabilities(logits, ex, heads))
+    row = {f"val_{k}": v for k, v in val_terms.items()}
+    if preds:
+        tuned = tune_picking(preds, examples, config.thresholds, config.min_distances,
+                             config.edge_margins)["best"]
+        row.update({"val_f1": tuned["f1"], "val_threshold": tuned["threshold"],
+                    "val_min_distance": tuned["min_distance"],
+                    "val_edge_margin": tuned["edge_margin"]})
+    return row
+
+
+def epoch_score(row: dict) -> float:
+    """What picks the best epoch (higher is better): validation F1, else minus the validation
+    loss, else minus the training loss."""
+    if "val_f1" in row:
+        return row["val_f1"]
+    if "val_total" in row:
+        return -row["val_total"]
+    return -row["train_total"]
+
+
+def _weights(model: AttentionUNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def picking_settings(model: AttentionUNet, best_state: dict[str, torch.Tensor],
+                     data: TrainingData, config: TrainingConfig, device: torch.device) -> dict:
+    """The checkpoint's picking settings: tuned on the validation micrographs with the best
+    weights (loaded into ``model``) when there are some and a centre head, else defaults."""
+    picking = {"threshold": 0.5, "min_distance": config.min_distances[0],
+               "edge_margin": config.edge_margins[0], "symmetries": config.symmetries,
+               "tuned_on": []}
+    if data.val and "centre" in config.heads:
+        model.load_state_dict(best_state)
+        final = final_tuning(model, data.val, config, device)
+        picking.update({k: final[k] for k in ("threshold", "min_distance", "edge_margin")})
+        picking.update(tuned_on=[i.name for i in data.val_items], validation_f1=final["f1"],
+                       validation_precision=final["precision"],
+                       validation_recall=final["recall"])
+    return picking
+
+
+def training_checkpoint(config: TrainingConfig, state: dict[str, torch.Tensor],
+                        data: TrainingData, picking: dict, metrics: dict) -> dict:
+    """The checkpoint of a training run (see :mod:`cryopick.checkpoint`)."""
+    return new_checkpoint(
+        config.architecture, state,
+        config=config.to_dict(),
+        data={**data.identity, "validation": [i.name for i in data.val_items]},
+        diameter_px=data.diameter_px,
+        input=config.input,
+        normalisation="per-image z-score over the content "
+                      "(cryopick.network_input.normalise_image)",
+        picking=picking,
+        metrics=metrics,
+    )
+
+
+def _log_row(row: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in row.items())
 
 
 def train(items: list[LabelledMicrograph], config: TrainingConfig,
@@ -429,20 +586,14 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     seed_everything(config.seed)
     torch.set_num_threads(max(1, config.threads))
     device = resolve_device(config.device, "unet.train.device")
-    heads = config.heads
-    diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
-    train_items, val_items = split_validation(items, config.validation_fraction, config.seed,
-                                              config.validation_datasets)
-    train_ex = [load_example(i, config, diameter, heads) for i in train_items]
-    val_ex = [load_example(i, config, diameter, heads) for i in val_items]
-    identity = data_identity(items)
+    data = prepare_data(items, config)
     model = AttentionUNet.from_architecture(config.architecture).to(
         device, memory_format=torch.channels_last)
     n_params = count_parameters(model)
     log(f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
-        f"{len(train_ex)} training / {len(val_ex)} validation micrographs, "
-        f"{n_params:,} parameters, particle diameter {diameter:.1f} px on the model canvas, "
-        f"data sha256 {identity['sha256'][:12]}")
+        f"{len(data.train)} training / {len(data.val)} validation micrographs, "
+        f"{n_params:,} parameters, particle diameter {data.diameter_px:.1f} px on the model "
+        f"canvas, data sha256 {data.identity['sha256'][:12]}")
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
@@ -450,92 +601,33 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     best_state, best_score, best_metrics = None, -math.inf, {}
     start = time.monotonic()
     step = 0
-    running: dict[str, float] = {}
     stopped_by = "steps"
     while step < config.steps:
-        elapsed = time.monotonic() - start
-        if elapsed >= 60.0 * config.max_minutes:
+        fit = fit_epoch(model, optimiser, data, config, rng, device, step, start)
+        step = fit.step
+        if fit.terms is None:
             stopped_by = "max_minutes"
             break
-        lr = _learning_rate(config, step, elapsed)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        model.train()
-        images, targets, valid = (t.to(device) for t in sample_batch(train_ex, config, rng,
-                                                                     diameter))
-        images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
-            logits = model(images)
-        terms = loss_terms(logits.float(), targets, valid, heads, config.centre_weight)
-        optimiser.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimiser.step()
-        step += 1
-        for key, value in terms.items():
-            running[key] = running.get(key, 0.0) + float(value.detach())
-        running["n"] = running.get("n", 0) + 1
-        out_of_time = time.monotonic() - start >= 60.0 * config.max_minutes
-        if step % config.steps_per_epoch == 0 or step == config.steps or out_of_time:
-            n = running.pop("n")
-            row = {"epoch": len(history) + 1, "step": step, "lr": lr,
-                   "minutes": (time.monotonic() - start) / 60.0}
-            row.update({f"train_{k}": v / n for k, v in running.items()})
-            running = {}
-            score = -row["train_total"]
-            if val_ex:
-                model.eval()
-                val_terms, preds = {}, []
-                for ex in val_ex:
-                    logits = _full_prediction(model, ex, device)
-                    t = loss_terms(torch.from_numpy(logits)[None],
-                                   torch.from_numpy(ex.targets)[None],
-                                   torch.from_numpy(ex.valid)[None, None], heads,
-                                   config.centre_weight)
-                    for key, value in t.items():
-                        val_terms[key] = val_terms.get(key, 0.0) + float(value) / len(val_ex)
-                    if "centre" in heads:
-                        preds.append(canvas_probabilities(logits, ex, heads))
-                row.update({f"val_{k}": v for k, v in val_terms.items()})
-                score = -row["val_total"]
-                if preds:
-                    tuned = tune_picking(preds, val_ex, config.thresholds, config.min_distances,
-                                         config.edge_margins)["best"]
-                    row.update({"val_f1": tuned["f1"], "val_threshold": tuned["threshold"],
-                                "val_min_distance": tuned["min_distance"],
-                                "val_edge_margin": tuned["edge_margin"]})
-                    score = tuned["f1"]
-            history.append(row)
-            log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in row.items()))
-            if score >= best_score:
-                best_score = score
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                best_metrics = dict(row)
+        row = {"epoch": len(history) + 1, "step": step, "lr": fit.lr,
+               "minutes": (time.monotonic() - start) / 60.0}
+        row.update({f"train_{k}": v for k, v in fit.terms.items()})
+        if data.val:
+            row.update(evaluate_model(model, data.val, config, device))
+        history.append(row)
+        log(_log_row(row))
+        score = epoch_score(row)
+        if score >= best_score:
+            best_score = score
+            best_state = _weights(model)
+            best_metrics = dict(row)
     minutes = (time.monotonic() - start) / 60.0
     if best_state is None:
-        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    picking = {"threshold": 0.5, "min_distance": config.min_distances[0],
-               "edge_margin": config.edge_margins[0], "symmetries": config.symmetries,
-               "tuned_on": []}
-    if val_ex and "centre" in heads:
-        model.load_state_dict(best_state)
-        final = final_tuning(model, val_ex, config, device)
-        picking.update({k: final[k] for k in ("threshold", "min_distance", "edge_margin")})
-        picking.update(tuned_on=[i.name for i in val_items], validation_f1=final["f1"],
-                       validation_precision=final["precision"],
-                       validation_recall=final["recall"])
-    checkpoint = new_checkpoint(
-        config.architecture, best_state,
-        config=config.to_dict(),
-        data={**identity, "validation": [i.name for i in val_items]},
-        diameter_px=diameter,
-        input=config.input,
-        normalisation="per-image z-score over the content "
-                      "(cryopick.network_input.normalise_image)",
-        picking=picking,
-        metrics={"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
-                 "minutes": minutes, "stopped_by": stopped_by, "device": str(device)},
-    )
+        best_state = _weights(model)
+    picking = picking_settings(model, best_state, data, config, device)
+    checkpoint = training_checkpoint(
+        config, best_state, data, picking,
+        {"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
+         "minutes": minutes, "stopped_by": stopped_by, "device": str(device)})
     log(f"unet training done: {step} steps in {minutes:.1f} min (stopped by {stopped_by}); "
         f"best epoch {best_metrics.get('epoch')}, picking threshold {picking['threshold']}")
     return TrainingResult(checkpoint, history)
