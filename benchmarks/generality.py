@@ -33,15 +33,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.denoise import (DenoiseSettings, denoise_image, frame_for,  # noqa: E402
                               load_denoised, load_frame, save_denoised)
-from cryopick.inference import (load_prediction, model_scale, picks_from_prediction,  # noqa: E402
-                                predict, save_prediction)
+from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.io import micrograph_name, read_coordinates, read_micrograph, write_mrc  # noqa: E402
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
+from cryopick.network_input import input_canvas  # noqa: E402
+from cryopick.probability_maps import load_prediction, save_prediction  # noqa: E402
 from cryopick.synthetic import SyntheticSettings, generate_micrograph  # noqa: E402
-from cryopick.training import input_canvas, load_model  # noqa: E402
 from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "empiar10017"

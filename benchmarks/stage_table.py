@@ -36,16 +36,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.crf import CrfSettings, crf_refine  # noqa: E402
 from cryopick.denoise import DenoiseSettings, denoise_file, load_denoised  # noqa: E402
-from cryopick.inference import (load_prediction, picks_from_prediction,  # noqa: E402
-                                predict, model_scale)
+from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.instances import MaskPickSettings, picks_from_probability  # noqa: E402
 from cryopick.io import read_coordinates  # noqa: E402
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
+from cryopick.network_input import input_canvas  # noqa: E402
 from cryopick.picking import BlobSettings, FinalSettings, finalize_picks, pick_blobs  # noqa: E402
+from cryopick.probability_maps import load_prediction  # noqa: E402
 from cryopick.synthetic import SyntheticSettings, micrograph_outputs, write_dataset  # noqa: E402
-from cryopick.training import input_canvas, load_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "empiar10017"
 CV_CACHE = ROOT.parent / "wt-unet" / "resources" / "cache"

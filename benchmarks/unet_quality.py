@@ -32,15 +32,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cryopick.checkpoint import load_model, save_checkpoint  # noqa: E402
 from cryopick.denoise import (DenoiseSettings, denoise_image, frame_for,  # noqa: E402
-                              load_denoised, save_denoised)
-from cryopick.inference import (load_prediction, model_scale, picks_from_prediction,  # noqa: E402
-                                predict, save_prediction)
+                              load_denoised, load_frame, save_denoised)
+from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.io import micrograph_name, read_coordinates, read_micrograph  # noqa: E402
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
+from cryopick.network_input import input_canvas  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
-from cryopick.training import (LabelledMicrograph, TrainingConfig, input_canvas,  # noqa: E402
-                               load_model, save_checkpoint, train, write_history)
+from cryopick.probability_maps import load_prediction, save_prediction  # noqa: E402
+from cryopick.training import (LabelledMicrograph, TrainingConfig, train,  # noqa: E402
+                               write_history)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "empiar10017"
 PIXEL_SIZE = 1.77  # A/px of the EMPIAR-10017 JPGs
@@ -115,7 +117,8 @@ def evaluate_model(checkpoint_path: Path, names: list[str], canvases: dict[str, 
     if symmetries is not None:
         picking["symmetries"] = symmetries
     kind = checkpoint.get("input", "denoised")
-    inputs = [input_canvas(kind, canvases[n], micrograph_file(data, n)) for n in names]
+    inputs = [input_canvas(kind, canvases[n], micrograph_file(data, n), False,
+                           DIAMETER_PX / load_frame(canvases[n])[0].scale) for n in names]
     scale = model_scale(checkpoint, inputs[0][1], DIAMETER_PX)
     maps = predict(model, [c for c, _ in inputs], [f.content_mask for _, f in inputs],
                    batch_size=4, scale=scale, symmetries=int(picking.get("symmetries", 1)))

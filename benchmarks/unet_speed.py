@@ -39,10 +39,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.denoise import DenoiseSettings, denoise_image, frame_for  # noqa: E402
 from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.io import read_micrograph, write_mrc  # noqa: E402
-from cryopick.training import binned_canvas, load_model  # noqa: E402
+from cryopick.network_input import binned_canvas  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from topaz_quality import RADIUS as TOPAZ_RADIUS, SCALE as TOPAZ_SCALE  # noqa: E402

@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -110,23 +109,17 @@ def write_manifest(path: str | os.PathLike, assignment: Mapping[str, str]) -> bo
     """Write the manifest atomically if its content would change; whether it was written.
 
     Unchanged manifests are not touched, so their modification time cannot trigger reruns,
-    and a reader never sees a half-written file (temporary file + rename in one directory).
+    and a reader never sees a half-written file (:func:`cryopick.io.atomic_path`).
     """
     path = Path(path)
     text = manifest_text(assignment)
     if path.exists() and path.read_text() == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return True
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from cryopick.io import InputError, atomic_path
+from cryopick.probability_maps import load_probability, to_uint8_map
+from cryopick.settings import config_values
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class CrfSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "CrfSettings":
-        known = {f.name: config[f.name] for f in fields(cls) if f.name in config}
+        known = config_values(cls, config, "crf")
         for key in ("sdims", "gaussian_sdims"):
             if key in known:
                 value = known[key]
@@ -53,31 +54,6 @@ class CrfSettings:
         if settings.iterations < 1:
             raise InputError(f"crf.iterations must be at least 1, got {settings.iterations}")
         return settings
-
-
-def load_probability(path: str | os.PathLike) -> np.ndarray:
-    """The ``probability`` canvas of a U-Net (or CRF) .npz as float32 in [0, 1].
-
-    uint8 maps are 0..255; float maps must already be probabilities.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "probability" not in data:
-                raise InputError(f"{path}: no 'probability' array (found {list(data.keys())})")
-            prob = data["probability"]
-    except InputError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .npz probability map ({exc})") from exc
-    if prob.ndim != 2:
-        raise InputError(f"{path}: probability map has shape {prob.shape}, expected 2D")
-    if prob.dtype == np.uint8:
-        return prob.astype(np.float32) / 255.0
-    prob = prob.astype(np.float32)
-    if not np.isfinite(prob).all() or prob.min() < 0 or prob.max() > 1:
-        raise InputError(f"{path}: float probability map must hold values in [0, 1]")
-    return prob
 
 
 def crf_refine(probability: np.ndarray, image: np.ndarray,
@@ -123,7 +99,7 @@ def save_refined(path: str | os.PathLike, probability: np.ndarray,
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(
-                handle, probability=np.round(prob * 255).astype(np.uint8), mask=prob > 0.5,
+                handle, probability=to_uint8_map(prob), mask=prob > 0.5,
                 settings=json.dumps(asdict(settings)),
             )
 

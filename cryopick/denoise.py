@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from cryopick.io import InputError, atomic_path, read_micrograph
+from cryopick.settings import config_values
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,7 @@ class DenoiseSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "DenoiseSettings":
-        known = {k: config[k] for k in cls.__dataclass_fields__ if k in config}
-        return cls(**known)
+        return cls(**config_values(cls, config, "denoise"))
 
 
 def to_uint8(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

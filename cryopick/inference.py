@@ -13,20 +13,17 @@ without a centre head falls back to peaks of the mask probability smoothed at th
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pandas as pd
 import torch
 
+from cryopick.checkpoint import file_sha256, load_model
 from cryopick.denoise import Frame
-from cryopick.io import atomic_path
+from cryopick.device import describe_device, resolve_device
+from cryopick.network_input import input_canvas, network_image, rescale_factor
 from cryopick.picking import picks_from_score_map
-from cryopick.training import normalise_image, rescale_factor, resize_canvas
+from cryopick.probability_maps import load_prediction, save_prediction
 from cryopick.unet import AttentionUNet
 
 
@@ -69,7 +66,7 @@ def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
         contents = [None] * len(images)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval().to(memory_format=torch.channels_last)
-    prepared = [resize_canvas(normalise_image(im, c), scale) for im, c in zip(images, contents)]
+    prepared = [network_image(im, c, scale) for im, c in zip(images, contents)]
     outputs: list[dict | None] = [None] * len(images)
     order = sorted(range(len(images)), key=lambda i: prepared[i].shape)
     batch_size = max(1, int(batch_size))
@@ -125,47 +122,9 @@ def picks_from_prediction(prediction: dict[str, np.ndarray], frame: Frame, diame
                                 exclusion=exclusion)
 
 
-def to_uint8_map(prob: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(np.asarray(prob, np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
-def save_prediction(path: str | os.PathLike, prediction: dict[str, np.ndarray], frame: Frame,
-                    metadata: dict | None = None) -> None:
-    """One compressed .npz per micrograph: ``probability`` (mask head, uint8 0..255 for 0..1),
-    ``centre`` (uint8) when the model has that head, ``frame`` (json) and ``metadata`` (json:
-    model, device...)."""
-    arrays = {"frame": json.dumps(asdict(frame)), "metadata": json.dumps(metadata or {})}
-    if "mask" in prediction:
-        arrays["probability"] = to_uint8_map(prediction["mask"])
-    if "centre" in prediction:
-        arrays["centre"] = to_uint8_map(prediction["centre"])
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-
-
-def load_prediction(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Frame, dict]:
-    """Maps as float32 in 0..1 keyed by head name (``probability`` is the ``mask`` head)."""
-    with np.load(Path(path), allow_pickle=False) as data:
-        frame = Frame(**json.loads(str(data["frame"])))
-        metadata = json.loads(str(data["metadata"])) if "metadata" in data else {}
-        maps = {}
-        if "probability" in data:
-            maps["mask"] = data["probability"].astype(np.float32) / 255.0
-        if "centre" in data:
-            maps["centre"] = data["centre"].astype(np.float32) / 255.0
-    return maps, frame, metadata
-
-
 # ----------------------------------------------------------------------------------------------
 # files: what the workflow's rules call
 # ----------------------------------------------------------------------------------------------
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
 
 def predict_files(model_path: str, denoised_paths: list[str], output_paths: list[str],
                   diameter_angstrom: float, micrograph_paths: list[str] | None = None,
@@ -178,14 +137,12 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     ``micrograph_paths``) or the denoised canvas. Returns the device used (also logged and
     stored in each file's metadata). ``symmetries`` None uses the test-time augmentation the
     model's picking settings were tuned with."""
-    from cryopick.training import file_sha256, input_canvas, load_model, resolve_device
-
     if len(denoised_paths) != len(output_paths) or (
             micrograph_paths is not None and len(micrograph_paths) != len(denoised_paths)):
         raise ValueError("predict_files needs one output (and micrograph) per denoised file")
     if threads:
         torch.set_num_threads(int(threads))
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, "unet.device")
     model, checkpoint = load_model(model_path, device=torch_device)
     used = describe_device(torch_device)
     if symmetries is None:
@@ -245,7 +202,7 @@ def pick_unet_file(prediction_path: str, denoised_path: str, output_path: str,
     from cryopick.denoise import load_denoised
     from cryopick.io import write_star
 
-    maps, frame, metadata = load_prediction(prediction_path)
+    maps, frame, metadata = load_prediction(prediction_path, require=("frame",))
     tuned = metadata.get("picking", {})
     settings = {"threshold": threshold, "min_distance": min_distance, "edge_margin": edge_margin}
     defaults = {"threshold": 0.5, "min_distance": 0.4, "edge_margin": 0.5}

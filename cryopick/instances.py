@@ -21,7 +21,7 @@ centre (times the centre-map peak for ``centre``): higher means more likely a pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ from scipy import ndimage
 from cryopick.denoise import Frame
 from cryopick.io import COORDINATE_COLUMNS, InputError
 from cryopick.picking import edge_valid_mask, find_peaks, suppress_close
+from cryopick.settings import config_values
 
 SEPARATIONS = ("centre", "distance", "components")
 
@@ -48,8 +49,7 @@ class MaskPickSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "MaskPickSettings":
-        known = {f.name: config[f.name] for f in fields(cls) if f.name in config}
-        settings = cls(**known)
+        settings = cls(**config_values(cls, config, "crf_picks"))
         if settings.separation not in SEPARATIONS:
             raise InputError(f"separation must be one of {', '.join(SEPARATIONS)}, "
                              f"got {settings.separation!r}")
@@ -136,12 +136,11 @@ def pick_crf_file(refined_path: str, maps_path: str, denoised_path: str, output_
                   diameter_angstrom: float, settings: MaskPickSettings) -> pd.DataFrame:
     """Picks from one micrograph's CRF-refined probability (the U-Net's centre map for
     ``separation: centre``), written as RELION STAR."""
-    from cryopick.crf import load_probability
     from cryopick.denoise import load_denoised
-    from cryopick.inference import load_prediction
     from cryopick.io import write_star
+    from cryopick.probability_maps import load_prediction, load_probability
 
-    maps, frame, _ = load_prediction(maps_path)
+    maps, frame, _ = load_prediction(maps_path, require=("frame",))
     refined = load_probability(refined_path)
     denoised = load_denoised(denoised_path)
     if refined.shape != (frame.size, frame.size):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cryopick.io import InputError, atomic_path, read_coordinates
+from cryopick.settings import config_values
 
 NO_PICKS = "no picks"
 FEW_PICKS = "few picks"
@@ -35,12 +36,7 @@ class CountChecks:
 
     @classmethod
     def from_config(cls, config: Mapping | None) -> "CountChecks":
-        config = dict(config or {})
-        unknown = sorted(set(config) - {"few_picks_fraction", "max_empty_fraction"})
-        if unknown:
-            raise InputError(f"checks: unknown key {unknown[0]!r} "
-                             "(known: few_picks_fraction, max_empty_fraction)")
-        return cls(**config)
+        return cls(**config_values(cls, config or {}, "checks"))
 
 
 class EmptyDatasetError(InputError):

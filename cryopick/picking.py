@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 
 from cryopick.denoise import Denoised, Frame, load_denoised
 from cryopick.io import COORDINATE_COLUMNS, read_coordinates, write_coordinates, write_star
+from cryopick.settings import config_values
 
 
 def suppress_close(x: np.ndarray, y: np.ndarray, score: np.ndarray,
@@ -87,7 +88,7 @@ class BlobSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "BlobSettings":
-        return cls(**{k: config[k] for k in cls.__dataclass_fields__ if k in config})
+        return cls(**config_values(cls, config, "baseline"))
 
 
 def blob_response(image: np.ndarray, diameter: float, settings: BlobSettings,
@@ -166,7 +167,8 @@ class FinalSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "FinalSettings":
-        return cls(**{k: config[k] for k in cls.__dataclass_fields__ if k in config})
+        # picks.source (which stage's picks these are) travels with the rule's settings
+        return cls(**config_values(cls, config, "picks", accepted=("source",)))
 
 
 def finalize_picks(picks: pd.DataFrame, frame: Frame, diameter_px: float,

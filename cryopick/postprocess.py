@@ -27,7 +27,7 @@ both to rank high.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,6 +37,7 @@ from cryopick.denoise import Frame, load_denoised
 from cryopick.io import InputError, empty_coordinates, write_star
 from cryopick.picking import suppress_close
 from cryopick.sam import MaskRecord, load_masks
+from cryopick.settings import config_values
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,7 @@ class PostprocessSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "PostprocessSettings":
-        known = {f.name: config[f.name] for f in fields(cls) if f.name in config}
-        settings = cls(**known)
+        settings = cls(**config_values(cls, config, "postprocess"))
         if settings.diameter_from not in ("mean", "max"):
             raise InputError(
                 f"postprocess.diameter_from must be 'mean' or 'max', got {settings.diameter_from!r}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import html
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -93,7 +92,6 @@ def write_report(summaries: dict[str, str], benchmark_roots: dict[str, str], tsv
             f"{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
             "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
             "text-align:right}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
-    Path(html_path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(html_path) as tmp:
         tmp.write_text(page)
     return scores

@@ -22,15 +22,17 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from cryopick.crf import load_probability
+from cryopick.device import resolve_device
 from cryopick.io import InputError, atomic_path
+from cryopick.probability_maps import load_probability
+from cryopick.settings import config_values
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +87,7 @@ class SamSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "SamSettings":
-        known = {f.name: config[f.name] for f in fields(cls) if f.name in config}
-        settings = cls(**known)
+        settings = cls(**config_values(cls, config, "sam"))
         if settings.model_type not in MODEL_TYPES:
             raise InputError(
                 f"sam.model_type {settings.model_type!r} is not one of {', '.join(MODEL_TYPES)}"
@@ -113,21 +114,6 @@ def unavailable_message(checkpoint: str | os.PathLike | None) -> str:
         "checkpoint) from https://github.com/facebookresearch/segment-anything#model-checkpoints"
         " and set sam.checkpoint to its path and sam.model_type to its type."
     )
-
-
-def resolve_device(setting: str) -> "torch.device":
-    """``auto`` takes CUDA when present; asking for CUDA without one is a clear error."""
-    import torch
-
-    setting = str(setting).lower()
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"sam.device is {setting!r} but this machine has no usable CUDA device")
-    try:
-        return torch.device(setting)
-    except RuntimeError as exc:
-        raise InputError(f"sam.device {setting!r} is not a device (auto, cpu or cuda)") from exc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -415,7 +401,7 @@ def run_sam(probabilities: Sequence[str | os.PathLike], outputs: Sequence[str | 
         raise InputError(unavailable_message(settings.checkpoint))
     if threads:
         torch.set_num_threads(int(threads))
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, "sam.device")
     start = time.perf_counter()
     model = load_sam(settings.model_type, settings.checkpoint, device)
     generator = make_generator(model, settings)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -44,10 +44,11 @@ import pandas as pd
 import scipy.fft
 from scipy.spatial.transform import Rotation
 
-from cryopick.ctf import CTFParams, ctf_rfft, frequency_grid, interaction_constant
+from cryopick.ctf import CTFParams, ctf_rfft, interaction_constant
 from cryopick.io import InputError, atomic_path, write_mrc, write_star
-from cryopick.volumes import (ALL_VOLUME_KINDS, MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS, Volume,
-                              make_volume, project, random_rotations, volume_from_mrc)
+from cryopick.settings import config_values
+from cryopick.volumes import (ALL_VOLUME_KINDS, MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS,
+                              Volume, make_volume, project, random_rotations, volume_from_mrc)
 
 NOISE_MODELS = ("dose", "snr", "none")
 RENDERINGS = ("raw", "filtered_8bit")
@@ -165,16 +166,9 @@ class SyntheticSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "SyntheticSettings":
-        """Settings from a config mapping; data-set keys (seed, n_micrographs...) are ignored.
-
-        Unknown keys are an error, so that a misspelt parameter does not pass silently.
-        """
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - names - DATASET_KEYS)
-        if unknown:
-            raise InputError(f"synthetic settings: unknown keys {unknown} (known: "
-                             f"{sorted(names)})")
-        return cls(**{k: v for k, v in config.items() if k in names})
+        """Settings from a config mapping; data-set keys (seed, n_micrographs...) are ignored,
+        unknown keys refused."""
+        return cls(**config_values(cls, config, "synthetic", accepted=DATASET_KEYS))
 
     @property
     def area_um2(self) -> float:
@@ -489,34 +483,21 @@ def _place_particles(rng, s: SyntheticSettings, radii_px: np.ndarray, excluded: 
 # the generator
 # ----------------------------------------------------------------------------------------------
 
-def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
-                        keep_components: bool = False,
-                        volumes: list[Volume] | None = None) -> SyntheticMicrograph:
-    """Micrograph ``index`` of the data set with ``seed``; see the module docstring.
-
-    ``volumes`` may pass a precomputed :func:`volume_family` (same settings and seed) to save
-    rebuilding it; ``keep_components`` also returns the noise-free image and the particle
-    signal (for tests and figures; they cost memory).
-    """
-    s = settings
-    h, w, px = s.height, s.width, s.pixel_size
-    rng = _rng(seed, 1, index)
-    if volumes is None:
-        volumes = volume_family(s, seed)
-    sigma_e = interaction_constant(s.voltage)
-    info: dict = {"index": int(index), "seed": int(seed),
-                  "content_seed_sequence": [int(seed), 1, int(index)],
-                  "noise_seed_sequence": [int(seed), 2, int(index)]}
-
-    # optics
+def _draw_optics(rng: np.random.Generator, s: SyntheticSettings) -> CTFParams:
+    """The micrograph's CTF: defocus drawn in ``defocus_range``, astigmatism and its angle."""
     mean_defocus = rng.uniform(*s.defocus_range) * 1e4
     half_astig = rng.uniform(0, s.astigmatism) * 1e4
-    ctf = CTFParams(voltage_kv=s.voltage, cs_mm=s.spherical_aberration,
-                    amplitude_contrast=s.amplitude_contrast,
-                    defocus_u=mean_defocus + half_astig, defocus_v=mean_defocus - half_astig,
-                    astigmatism_angle=rng.uniform(0, 180), b_factor=s.b_factor)
+    return CTFParams(voltage_kv=s.voltage, cs_mm=s.spherical_aberration,
+                     amplitude_contrast=s.amplitude_contrast,
+                     defocus_u=mean_defocus + half_astig, defocus_v=mean_defocus - half_astig,
+                     astigmatism_angle=rng.uniform(0, 180), b_factor=s.b_factor)
 
-    # ice thickness and its transmission
+
+def _draw_ice(rng: np.random.Generator, s: SyntheticSettings
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Ice thickness (A; a smooth gradient, sometimes a patch of much thicker ice), the mask
+    of thick ice, the optical density of the ice (transmission exp(-od)) and what was drawn."""
+    h, w = s.height, s.width
     t_mean = rng.uniform(*s.ice_thickness_range)
     thickness = t_mean * (1 + s.ice_gradient * smooth_field(rng, (h, w), 3))
     thick_patch = bool(rng.random() < s.thick_ice_probability)
@@ -526,37 +507,54 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
     np.maximum(thickness, 0.2 * t_mean, out=thickness)
     ice_mask = thickness > s.thick_ice_threshold * t_mean
     optical_density = thickness / np.float32(s.ice_mean_free_path)
-    info.update(ice_thickness_mean_A=t_mean, thick_ice_patch=thick_patch,
-                thick_ice_fraction=float(ice_mask.mean()))
+    info = {"ice_thickness_mean_A": t_mean, "thick_ice_patch": thick_patch,
+            "thick_ice_fraction": float(ice_mask.mean())}
+    return thickness, ice_mask, optical_density, info
 
-    # carbon, contaminants, aggregates (deterministic phases go to `det_phase`)
-    carbon_mask, carbon_info = _carbon(rng, s)
-    info.update(carbon_info)
-    det_phase = np.zeros((h, w), dtype=np.float32)
-    if carbon_info["carbon"]:
+
+def _draw_obstacles(rng: np.random.Generator, s: SyntheticSettings, sigma_e: float,
+                    optical_density: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Carbon film, crystalline-ice contaminants and protein aggregates: their masks (carbon,
+    contamination, aggregates), their deterministic phase and what was drawn. Carbon and
+    contaminants also darken ``optical_density`` (in place)."""
+    h, w = s.height, s.width
+    carbon_mask, info = _carbon(rng, s)
+    phase = np.zeros((h, w), dtype=np.float32)
+    if info["carbon"]:
         # the mean phase step of the film (~1 rad) is far from weak; clip it so the linear
         # model gives an edge fringe and a modest darkening, not an artefact
         carbon_phase = min(sigma_e * CARBON_POTENTIAL_V * s.carbon_thickness, 0.3)
-        det_phase[carbon_mask] += np.float32(carbon_phase)
+        phase[carbon_mask] += np.float32(carbon_phase)
         optical_density[carbon_mask] += np.float32(s.carbon_thickness / 2000.0)
     contamination_mask = np.zeros((h, w), dtype=bool)
-    info["contaminants"] = _contaminants(rng, s, optical_density, det_phase, contamination_mask)
+    info["contaminants"] = _contaminants(rng, s, optical_density, phase, contamination_mask)
     aggregate_mask = np.zeros((h, w), dtype=bool)
-    info["aggregates"] = _aggregates(rng, s, sigma_e, det_phase, aggregate_mask)
+    info["aggregates"] = _aggregates(rng, s, sigma_e, phase, aggregate_mask)
+    return carbon_mask, contamination_mask, aggregate_mask, phase, info
 
-    # particles
+
+PARTICLE_COLUMNS = ["label", "x", "y", "diameter", "volume", "kind", "rot", "tilt", "psi",
+                    "in_image"]
+
+
+def _draw_particles(rng: np.random.Generator, s: SyntheticSettings, volumes: list[Volume],
+                    sigma_e: float, excluded: np.ndarray, pad: int, canvas: tuple[int, int]
+                    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
+    """Particles placed outside ``excluded`` and projected at random orientations.
+
+    Returns their phase on the padded FFT ``canvas`` (micrograph at offset ``pad``), the
+    instance labels (where particles overlap, a pixel belongs to the one with more density
+    there), one row per particle and what was drawn."""
+    h, w, px = s.height, s.width, s.pixel_size
     spread = s.particle_count_spread
     n_target = int(round(s.particles_per_micrograph * (1 + spread * rng.uniform(-1, 1))))
     choice = rng.integers(len(volumes), size=n_target)
     radii = np.array([volumes[c].radius / px for c in choice])
-    excluded = ice_mask | contamination_mask | carbon_mask | aggregate_mask
     centres, owner = _place_particles(rng, s, radii, excluded)
     rotations = random_rotations(rng, max(len(owner), 1))
     matrices = rotations.as_matrix()[: len(owner)]
-    # the CTF spreads each point over a disc of radius ~ lambda dz k + Cs lambda^3 k^3: render
-    # phases on a canvas padded by that much so that nothing wraps round the edges in the FFT
-    pad, canvas = _fft_padding(ctf, px, h, w)
-    phase_p = np.zeros(canvas, dtype=np.float32)
+    phase = np.zeros(canvas, dtype=np.float32)
     best = np.zeros((h, w), dtype=np.float32)
     instances = np.zeros((h, w), dtype=np.uint16)
     rows = []
@@ -573,8 +571,8 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         support = sub > s.mask_threshold * float(box.max())
         if not support.any():
             continue
-        padded = _paste(phase_p, box, x0 + pad, y0 + pad)
-        phase_p[padded[0]] += box[padded[1]]
+        padded = _paste(phase, box, x0 + pad, y0 + pad)
+        phase[padded[0]] += box[padded[1]]
         better = support & (sub > best[dst])
         instances[dst][better] = label
         best[dst][better] = sub[better]
@@ -583,66 +581,92 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
                      "diameter": vol.diameter / px, "volume": int(choice[c]), "kind": vol.kind,
                      "rot": rot, "tilt": tilt, "psi": psi,
                      "in_image": bool(0 <= x <= w - 1 and 0 <= y <= h - 1)})
-    del best
-    particles = pd.DataFrame(rows, columns=["label", "x", "y", "diameter", "volume", "kind",
-                                            "rot", "tilt", "psi", "in_image"])
+    particles = pd.DataFrame(rows, columns=PARTICLE_COLUMNS)
     if len(particles):
         visible = np.bincount(instances.ravel(), minlength=len(particles) + 1)[1:]
         particles["visible_pixels"] = visible[: len(particles)]
     else:
         particles["visible_pixels"] = pd.Series(dtype=int)
-    particle_mask = instances > 0
-    info.update(particles_requested=n_target, particles_placed=int(len(particles)),
-                particles_in_image=int(particles["in_image"].sum()))
+    info = {"particles_requested": n_target, "particles_placed": int(len(particles)),
+            "particles_in_image": int(particles["in_image"].sum())}
+    return phase, instances, particles, info
 
-    # amorphous ice (and carbon) texture: white noise scaled by local thickness, water spectrum
+
+def _ice_texture(rng: np.random.Generator, s: SyntheticSettings, sigma_e: float,
+                 thickness: np.ndarray, carbon_mask: np.ndarray | None, pad: int,
+                 canvas: tuple[int, int]) -> np.ndarray:
+    """Amorphous-ice (and carbon) phase texture on the padded canvas: white noise scaled by
+    the local thickness (its water spectrum comes with the CTF)."""
+    h, w, px = s.height, s.width, s.pixel_size
     ice_sigma = s.ice_texture * sigma_e * WATER_POTENTIAL_V * np.sqrt(
         thickness / (WATER_MOLECULES_PER_A3 * px * px)).astype(np.float32)
-    del thickness
-    if carbon_info["carbon"]:
+    if carbon_mask is not None:
         ice_sigma[carbon_mask] *= 3.0
-    pad_width = ((pad, canvas[0] - h - pad), (pad, canvas[1] - w - pad))
     texture = rng.standard_normal(canvas, dtype=np.float32)
-    texture *= np.pad(ice_sigma, pad_width, mode="edge")
-    del ice_sigma
+    texture *= np.pad(ice_sigma, _pad_width(pad, canvas, h, w), mode="edge")
+    return texture
 
-    # one CTF for everything, in Fourier space
-    ctf_f = ctf_rfft(canvas, px, ctf, phase_flipped=s.phase_flipped)
-    ctf_f *= 2.0  # contrast = 2 * CTF (x) phase in the weak-phase approximation
-    spectrum = scipy.fft.rfft2(texture)
-    del texture
-    spectrum *= water_structure_filter(canvas, px)
-    spectrum += scipy.fft.rfft2(np.pad(det_phase, pad_width, mode="edge"))
-    del det_phase
-    spectrum *= ctf_f
-    background = _crop(scipy.fft.irfft2(spectrum, s=canvas), pad, h, w)
-    spectrum = scipy.fft.rfft2(phase_p)
-    if keep_components:
-        phase_p = _crop(phase_p, pad, h, w)
-    else:
-        del phase_p
-    spectrum *= ctf_f
-    del ctf_f
-    particle = _crop(scipy.fft.irfft2(spectrum, s=canvas), pad, h, w)
-    del spectrum
 
-    # intensity: transmission x gain x (1 + contrast)
+def _pad_width(pad: int, canvas: tuple[int, int], h: int, w: int):
+    """np.pad's widths that put an (h, w) image at offset ``pad`` on ``canvas``."""
+    return ((pad, canvas[0] - h - pad), (pad, canvas[1] - w - pad))
+
+
+def _through_ctf(spectrum: np.ndarray, ctf_f: np.ndarray, canvas: tuple[int, int], pad: int,
+                 h: int, w: int) -> np.ndarray:
+    """Contrast of a phase given by its ``spectrum`` (consumed) on the padded canvas, cropped
+    to the micrograph; ``ctf_f`` is 2 x CTF (the weak-phase approximation)."""
+    spectrum *= ctf_f
+    return _crop(scipy.fft.irfft2(spectrum, s=canvas), pad, h, w)
+
+
+def _ctf_filter(s: SyntheticSettings, ctf: CTFParams, canvas: tuple[int, int]) -> np.ndarray:
+    """One CTF for everything, on the rfft grid of the padded canvas, times 2: contrast =
+    2 * CTF (x) phase in the weak-phase approximation."""
+    ctf_f = ctf_rfft(canvas, s.pixel_size, ctf, phase_flipped=s.phase_flipped)
+    ctf_f *= 2.0
+    return ctf_f
+
+
+def _background_contrast(s: SyntheticSettings, texture_spectrum: np.ndarray,
+                         obstacle_phase: np.ndarray, ctf_f: np.ndarray, pad: int,
+                         canvas: tuple[int, int]) -> np.ndarray:
+    """Contrast of the specimen background: the ice texture (its spectrum, consumed) with the
+    water structure factor, plus the phase of carbon, contaminants and aggregates."""
+    h, w, px = s.height, s.width, s.pixel_size
+    texture_spectrum *= water_structure_filter(canvas, px)
+    texture_spectrum += scipy.fft.rfft2(np.pad(obstacle_phase, _pad_width(pad, canvas, h, w),
+                                               mode="edge"))
+    return _through_ctf(texture_spectrum, ctf_f, canvas, pad, h, w)
+
+
+def _intensity(rng: np.random.Generator, s: SyntheticSettings, background: np.ndarray,
+               particle: np.ndarray, optical_density: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Intensity ``T * g * (1 + contrast)`` with the transmission ``T = exp(-od)`` and a smooth
+    gain drift ``g``; returns it and the particle signal in intensity units (both computed in
+    place of ``background`` and ``particle``)."""
     transmission = np.exp(-optical_density)
-    del optical_density
     if s.drift:
-        transmission *= 1 + np.float32(s.drift) * smooth_field(rng, (h, w), 2)
+        transmission *= 1 + np.float32(s.drift) * smooth_field(rng, (s.height, s.width), 2)
     clean = background
     clean += 1.0
     clean += particle
     clean *= transmission
     particle *= transmission  # the particle signal in intensity units
-    del transmission
+    return clean, particle
 
-    noise_rng = _rng(seed, 2, index)
+
+def _add_noise(noise_rng: np.random.Generator, s: SyntheticSettings, clean: np.ndarray,
+               particle: np.ndarray, particle_mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The recorded image: shot noise at the dose (``clean`` and ``particle`` are scaled to
+    counts in place), Gaussian noise at the SNR, or none; and the noise drawn. SNR is the
+    particle signal's variance over the particle mask divided by the noise variance."""
+    info: dict = {}
     inside = particle_mask if particle_mask.any() else np.ones_like(particle_mask)
     signal_var = float(np.var(particle[inside], dtype=np.float64))
     if s.noise == "dose":
-        scale = np.float32(s.dose * px * px)
+        scale = np.float32(s.dose * s.pixel_size * s.pixel_size)
         clean *= scale
         particle *= scale
         image = _shot_noise(noise_rng, clean, s.exact_poisson_below)
@@ -651,12 +675,65 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         info["mean_counts_per_pixel"] = float(clean.mean())
     elif s.noise == "snr":
         noise_sigma = math.sqrt(signal_var / s.snr)
-        image = noise_rng.standard_normal((h, w), dtype=np.float32)
+        image = noise_rng.standard_normal((s.height, s.width), dtype=np.float32)
         image *= np.float32(noise_sigma)
         image += clean
         info.update(noise_sigma=noise_sigma, snr_estimate=s.snr)
     else:
         image = clean.copy()
+    return image, info
+
+
+def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
+                        keep_components: bool = False,
+                        volumes: list[Volume] | None = None) -> SyntheticMicrograph:
+    """Micrograph ``index`` of the data set with ``seed``; see the module docstring.
+
+    ``volumes`` may pass a precomputed :func:`volume_family` (same settings and seed) to save
+    rebuilding it; ``keep_components`` also returns the noise-free image and the particle
+    signal (for tests and figures; they cost memory). The phases below draw from one random
+    stream in this order, so their order is part of what a seed means.
+    """
+    s = settings
+    h, w, px = s.height, s.width, s.pixel_size
+    rng = _rng(seed, 1, index)
+    if volumes is None:
+        volumes = volume_family(s, seed)
+    sigma_e = interaction_constant(s.voltage)
+    info: dict = {"index": int(index), "seed": int(seed),
+                  "content_seed_sequence": [int(seed), 1, int(index)],
+                  "noise_seed_sequence": [int(seed), 2, int(index)]}
+
+    ctf = _draw_optics(rng, s)
+    thickness, ice_mask, optical_density, drawn = _draw_ice(rng, s)
+    info.update(drawn)
+    carbon_mask, contamination_mask, aggregate_mask, obstacle_phase, drawn = _draw_obstacles(
+        rng, s, sigma_e, optical_density)
+    info.update(drawn)
+    # the CTF spreads each point over a disc of radius ~ lambda dz k + Cs lambda^3 k^3: render
+    # phases on a canvas padded by that much so that nothing wraps round the edges in the FFT
+    pad, canvas = _fft_padding(ctf, px, h, w)
+    excluded = ice_mask | contamination_mask | carbon_mask | aggregate_mask
+    particle_phase, instances, particles, drawn = _draw_particles(
+        rng, s, volumes, sigma_e, excluded, pad, canvas)
+    info.update(drawn)
+    del excluded
+    particle_mask = instances > 0
+    # texture, then one CTF for everything, in Fourier space
+    ctf_f = _ctf_filter(s, ctf, canvas)
+    spectrum = scipy.fft.rfft2(_ice_texture(rng, s, sigma_e, thickness,
+                                            carbon_mask if info["carbon"] else None, pad, canvas))
+    del thickness
+    background = _background_contrast(s, spectrum, obstacle_phase, ctf_f, pad, canvas)
+    del spectrum, obstacle_phase
+    spectrum = scipy.fft.rfft2(particle_phase)
+    particle_phase = _crop(particle_phase, pad, h, w) if keep_components else None
+    particle = _through_ctf(spectrum, ctf_f, canvas, pad, h, w)
+    del spectrum, ctf_f
+    clean, particle = _intensity(rng, s, background, particle, optical_density)
+    del background, optical_density
+    image, drawn = _add_noise(_rng(seed, 2, index), s, clean, particle, particle_mask)
+    info.update(drawn)
     if not s.particles_dark:
         image = -image
         clean = -clean
@@ -671,7 +748,7 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         aggregate_mask=aggregate_mask, ctf=ctf, info=info,
         noise_free=clean if keep_components else None,
         particle_signal=particle if keep_components else None,
-        particle_phase=phase_p if keep_components else None)
+        particle_phase=particle_phase)
 
 
 def render_filtered_8bit(image: np.ndarray) -> np.ndarray:

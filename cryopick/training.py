@@ -7,11 +7,8 @@ peaks) for the ``centre`` head. Micrographs whose canvas diameter differs from t
 ``diameter_px`` are resampled so that every training image shows particles at one size; inference
 does the same (see :mod:`cryopick.inference`).
 
-A checkpoint is a dict saved with ``torch.save`` holding the architecture, the weights, the
-training config, the identity of the training data (sha256 over every image and label), the
-cryopick version, the tuned picking settings and the validation metrics. :func:`load_model`
-rebuilds the network from the checkpoint and refuses a file that does not match what the caller
-expects, naming the file.
+The checkpoint format and model loading live in :mod:`cryopick.checkpoint`, the preparation
+of the network input (shared with inference) in :mod:`cryopick.network_input`.
 """
 
 from __future__ import annotations
@@ -22,29 +19,22 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-import cryopick
-from cryopick.denoise import Frame, load_denoised
-from cryopick.io import InputError, atomic_path, read_coordinates
+from cryopick.checkpoint import file_sha256, new_checkpoint, save_checkpoint
+from cryopick.denoise import Frame, load_denoised, load_frame
+from cryopick.device import resolve_device
+from cryopick.inference import picks_from_prediction, predict
+from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph
 from cryopick.metrics import match_count, precision_recall_f1
+from cryopick.network_input import (INPUT_KINDS, input_canvas, network_image, rescale_factor,
+                                    resize_canvas)
+from cryopick.settings import config_values
 from cryopick.unet import Architecture, AttentionUNet, count_parameters
-
-CHECKPOINT_FORMAT = "cryopick-unet"
-CHECKPOINT_VERSION = 1
-
-
-INPUT_KINDS = ("binned", "denoised", "normalised")
-
-
-class ModelError(ValueError):
-    """A model file is unusable or does not match what the caller expects; names the file."""
-
 
 # ----------------------------------------------------------------------------------------------
 # settings
@@ -114,10 +104,7 @@ class TrainingConfig:
 
     @classmethod
     def from_config(cls, config: dict) -> "TrainingConfig":
-        unknown = set(config) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"unknown unet training setting(s): {sorted(unknown)}")
-        return cls(**config)
+        return cls(**config_values(cls, config, "unet training"))
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -126,17 +113,6 @@ class TrainingConfig:
         for name in ("thresholds", "min_distances", "edge_margins"):
             out[name] = list(getattr(self, name))
         return out
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` takes the GPU when there is one; ``cuda`` without a GPU is an error, not a
-    silent fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was requested but torch sees no GPU "
-                         "(use device: auto or cpu)")
-    return torch.device(device)
 
 
 def seed_everything(seed: int) -> None:
@@ -162,14 +138,6 @@ class LabelledMicrograph:
     invert: bool = False  # bright particles: invert so the network always sees dark ones
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_identity(items: list[LabelledMicrograph]) -> dict:
     """sha256 over every training file and labelled diameter, order-independent: the same data
     always gives the same identity, any changed image or label a different one."""
@@ -186,20 +154,6 @@ def data_identity(items: list[LabelledMicrograph]) -> dict:
     blob = json.dumps(entries, sort_keys=True).encode()
     return {"sha256": hashlib.sha256(blob).hexdigest(), "n_micrographs": len(entries),
             "micrographs": [e["name"] for e in entries]}
-
-
-def normalise_image(image: np.ndarray, content: np.ndarray | None = None) -> np.ndarray:
-    """uint8 canvas -> float32 with zero mean and unit std over the content; padding set to 0.
-
-    Per-image statistics make the network indifferent to how each micrograph was stretched to
-    8 bits; training and inference both call this."""
-    image = np.asarray(image, dtype=np.float32)
-    values = image[content] if content is not None else image
-    mean, std = float(values.mean()), float(values.std())
-    out = (image - mean) / (std if std > 1e-6 else 1.0)
-    if content is not None:
-        out[~content] = 0.0
-    return out
 
 
 def draw_targets(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter_px: float,
@@ -234,21 +188,6 @@ def border_valid(content: np.ndarray, margin_px: float) -> np.ndarray:
     return content & (distance >= margin_px)
 
 
-def rescale_factor(diameter_px: float, model_diameter_px: float, tolerance: float = 0.05) -> float:
-    """Factor that brings particles of ``diameter_px`` to the model's size (1 when close)."""
-    factor = model_diameter_px / diameter_px
-    return 1.0 if abs(factor - 1.0) <= tolerance else factor
-
-
-def resize_canvas(image: np.ndarray, factor: float, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
-    if factor == 1.0:
-        return image
-    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-    if factor < 1 and interpolation == cv2.INTER_LINEAR:
-        interpolation = cv2.INTER_AREA
-    return cv2.resize(image, size, interpolation=interpolation)
-
-
 @dataclass
 class Example:
     """A micrograph ready for training: normalised image, targets and loss weights, all at the
@@ -269,85 +208,6 @@ def canvas_diameter(item: LabelledMicrograph) -> float:
     return item.diameter / load_denoised(item.denoised).frame.scale
 
 
-def binned_canvas(micrograph_path: str, frame: Frame, invert: bool = False) -> np.ndarray:
-    """The "binned" network input: the micrograph binned into the frame's canvas and stretched
-    to 8 bits, without the denoising chain (on already-filtered micrographs the chain removes
-    much of what tells particles apart; the network learns its own filtering)."""
-    from cryopick.denoise import bin_to_frame, to_uint8
-    from cryopick.io import read_micrograph
-
-    image = read_micrograph(micrograph_path).image
-    if image.shape != (frame.original_height, frame.original_width):
-        raise InputError(f"{micrograph_path}: shape {image.shape} differs from its denoised "
-                         f"frame ({frame.original_height}, {frame.original_width})")
-    return to_uint8(bin_to_frame(-image if invert else image, frame), frame.content_mask)
-
-
-# The "normalised" input, in particle diameters: a Gaussian low-pass of this sigma, and a
-# background (ice gradient, carbon, gain drift) estimated at this sigma and subtracted.
-LOWPASS_SIGMA = 0.15
-BACKGROUND_SIGMA = 2.0
-CLIP_STD = 5.0  # robust standard deviations kept on either side (contamination, hot pixels)
-
-
-def normalised_canvas(micrograph_path: str, frame: Frame, diameter_px: float,
-                      invert: bool = False) -> np.ndarray:
-    """The "normalised" network input: what the network sees independent of pixel size,
-    particle size, dose and of whether the file was filtered before it reached us.
-
-    The micrograph is binned into the frame's canvas (the caller then resamples it so that a
-    particle spans the model's diameter), turned so that particles are dark, low-passed at
-    ``LOWPASS_SIGMA`` x the particle diameter (``diameter_px``, canvas pixels) so that raw
-    shot noise and a denoising chain's texture both give way to particle-sized structure, has a
-    smooth background of ``BACKGROUND_SIGMA`` diameters removed, and is scaled by its median
-    absolute deviation (robust to contamination and empty areas) and clipped."""
-    from cryopick.denoise import bin_to_frame
-    from cryopick.io import read_micrograph
-
-    image = read_micrograph(micrograph_path).image
-    if image.shape != (frame.original_height, frame.original_width):
-        raise InputError(f"{micrograph_path}: shape {image.shape} differs from its denoised "
-                         f"frame ({frame.original_height}, {frame.original_width})")
-    return normalise_particle_scale(bin_to_frame(-image if invert else image, frame),
-                                    frame.content_mask, diameter_px)
-
-
-def normalise_particle_scale(canvas: np.ndarray, content: np.ndarray,
-                             diameter_px: float) -> np.ndarray:
-    """Low-pass, background removal and robust scaling of a canvas (see normalised_canvas);
-    float32, 0 outside ``content``."""
-    content = np.asarray(content, bool)
-    values = canvas[content]
-    image = np.where(content, canvas, np.median(values)).astype(np.float32)
-    image = cv2.GaussianBlur(image, (0, 0), max(LOWPASS_SIGMA * diameter_px, 0.5))
-    image -= cv2.GaussianBlur(image, (0, 0), BACKGROUND_SIGMA * diameter_px)
-    values = image[content]
-    centre = float(np.median(values))
-    spread = 1.4826 * float(np.median(np.abs(values - centre)))
-    image = np.clip((image - centre) / (spread if spread > 1e-12 else 1.0), -CLIP_STD, CLIP_STD)
-    image[~content] = 0.0
-    return image.astype(np.float32)
-
-
-def input_canvas(kind: str, denoised_path: str, micrograph_path: str | None = None,
-                 invert: bool = False, diameter_px: float | None = None):
-    """(network input, frame) of one micrograph for a model with input ``kind``: a uint8
-    canvas ("binned", "denoised") or a float32 one ("normalised", which needs the particle
-    diameter in canvas pixels)."""
-    denoised = load_denoised(denoised_path)
-    if kind == "denoised":
-        return denoised.image, denoised.frame
-    if not micrograph_path:
-        raise InputError(f"{denoised_path}: a U-Net with input {kind!r} needs the micrograph "
-                         "file, not only its denoised canvas")
-    if kind == "normalised":
-        if not diameter_px:
-            raise ValueError("the 'normalised' input needs the particle diameter")
-        return (normalised_canvas(micrograph_path, denoised.frame, diameter_px, invert),
-                denoised.frame)
-    return binned_canvas(micrograph_path, denoised.frame, invert), denoised.frame
-
-
 def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diameter_px: float,
                  heads: tuple[str, ...]) -> Example:
     diameter_px = canvas_diameter(item)
@@ -357,14 +217,13 @@ def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diamete
     truth = labels[["x", "y"]].to_numpy(float)
     factor = rescale_factor(diameter_px, model_diameter_px)
     content = frame.content_mask
-    image = resize_canvas(normalise_image(canvas, content), factor)
+    image = network_image(canvas, content, factor)
     content = resize_canvas(content.astype(np.uint8), factor, cv2.INTER_NEAREST).astype(bool)
     xn, yn = frame.to_network(truth[:, 0], truth[:, 1])
     xs, ys = (xn + 0.5) * factor - 0.5, (yn + 0.5) * factor - 0.5
     d_model = diameter_px * factor
     mask, centre = draw_targets(image.shape, xs, ys, d_model, config.centre_sigma * d_model)
     if item.mask:
-        from cryopick.io import read_micrograph
         file_mask = read_micrograph(item.mask).image > 0
         binned = cv2.resize(file_mask.astype(np.float32), (frame.content_width,
                             frame.content_height), interpolation=cv2.INTER_AREA)
@@ -496,8 +355,6 @@ def tune_picking(predictions: list[dict[str, np.ndarray]], examples: list[Exampl
     Peaks are found once per (min_distance, edge_margin) at the lowest threshold: greedy
     suppression visits peaks from the highest down, so the peaks kept at a higher threshold are
     exactly those kept at the lowest one that lie above it."""
-    from cryopick.inference import picks_from_prediction
-
     thresholds = sorted(thresholds)
     best, rows = None, []
     for edge_margin in edge_margins:
@@ -525,8 +382,6 @@ def final_tuning(model: AttentionUNet, examples: list[Example], config: Training
                  device: torch.device) -> dict:
     """Picking settings tuned on maps made exactly as the workflow makes them: inference with
     ``config.symmetries`` and the 8-bit rounding of the map files."""
-    from cryopick.inference import predict
-
     predictions = []
     for ex in examples:
         maps = predict(model, [ex.raw], [ex.frame.content_mask], batch_size=1, scale=ex.factor,
@@ -559,12 +414,169 @@ class TrainingResult:
     history: list[dict]
 
 
+@dataclass
+class TrainingData:
+    """The labelled micrographs split and loaded at the model's particle size."""
+
+    diameter_px: float  # particle diameter on the model canvas
+    train_items: list[LabelledMicrograph]
+    val_items: list[LabelledMicrograph]
+    train: list[Example]
+    val: list[Example]
+    identity: dict  # data_identity of all items
+
+
+@dataclass
+class EpochFit:
+    """What :func:`fit_epoch` did: mean training loss terms (None when time ran out before the
+    epoch's end), the step count after it and the last learning rate."""
+
+    terms: dict[str, float] | None
+    step: int
+    lr: float
+
+
 def _learning_rate(config: TrainingConfig, step: int, elapsed_s: float) -> float:
     """Cosine decay to zero by whichever comes first: ``steps`` or ``max_minutes``; a short
     linear warm-up avoids early BatchNorm blow-ups at high rates."""
     progress = max(step / config.steps, elapsed_s / (60.0 * config.max_minutes))
     warmup = min(1.0, (step + 1) / min(50.0, max(1.0, config.steps / 10)))
     return config.learning_rate * warmup * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def prepare_data(items: list[LabelledMicrograph], config: TrainingConfig) -> TrainingData:
+    """Model diameter (configured, else the median labelled one), validation split, examples."""
+    diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
+    train_items, val_items = split_validation(items, config.validation_fraction, config.seed,
+                                              config.validation_datasets)
+    train_ex = [load_example(i, config, diameter, config.heads) for i in train_items]
+    val_ex = [load_example(i, config, diameter, config.heads) for i in val_items]
+    return TrainingData(diameter, train_items, val_items, train_ex, val_ex, data_identity(items))
+
+
+def fit_step(model: AttentionUNet, optimiser: torch.optim.Optimizer,
+             batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], config: TrainingConfig,
+             device: torch.device, lr: float) -> dict[str, float]:
+    """One optimiser step on ``batch`` (images, targets, valid) at learning rate ``lr``; the
+    loss terms before the step."""
+    for group in optimiser.param_groups:
+        group["lr"] = lr
+    model.train()
+    images, targets, valid = (t.to(device) for t in batch)
+    images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
+        logits = model(images)
+    terms = loss_terms(logits.float(), targets, valid, config.heads, config.centre_weight)
+    optimiser.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimiser.step()
+    return {key: float(value.detach()) for key, value in terms.items()}
+
+
+def fit_epoch(model: AttentionUNet, optimiser: torch.optim.Optimizer, data: TrainingData,
+              config: TrainingConfig, rng: np.random.Generator, device: torch.device,
+              step: int, start: float) -> EpochFit:
+    """Optimiser steps from ``step`` to the epoch's end: the next multiple of
+    ``steps_per_epoch``, the last step, or ``max_minutes`` after ``start`` (monotonic clock).
+    Time that has run out before a step ends the epoch without terms."""
+    limit_s = 60.0 * config.max_minutes
+    running: dict[str, float] = {}
+    n = 0
+    lr = 0.0
+    while step < config.steps:
+        elapsed = time.monotonic() - start
+        if elapsed >= limit_s:
+            return EpochFit(None, step, lr)
+        lr = _learning_rate(config, step, elapsed)
+        batch = sample_batch(data.train, config, rng, data.diameter_px)
+        terms = fit_step(model, optimiser, batch, config, device, lr)
+        step += 1
+        for key, value in terms.items():
+            running[key] = running.get(key, 0.0) + value
+        n += 1
+        out_of_time = time.monotonic() - start >= limit_s
+        if step % config.steps_per_epoch == 0 or step == config.steps or out_of_time:
+            break
+    return EpochFit({k: v / n for k, v in running.items()}, step, lr)
+
+
+def evaluate_model(model: AttentionUNet, examples: list[Example], config: TrainingConfig,
+                   device: torch.device) -> dict[str, float]:
+    """Validation: the loss terms (``val_<term>``, mean over ``examples``) and, for a model with
+    a centre head, the picking settings of the best pooled F1 on the grid (``val_f1``,
+    ``val_threshold``, ``val_min_distance``, ``val_edge_margin``)."""
+    heads = config.heads
+    model.eval()
+    val_terms: dict[str, float] = {}
+    preds = []
+    for ex in examples:
+        logits = _full_prediction(model, ex, device)
+        terms = loss_terms(torch.from_numpy(logits)[None], torch.from_numpy(ex.targets)[None],
+                           torch.from_numpy(ex.valid)[None, None], heads, config.centre_weight)
+        for key, value in terms.items():
+            val_terms[key] = val_terms.get(key, 0.0) + float(value) / len(examples)
+        if "centre" in heads:
+            preds.append(canvas_probabilities(logits, ex, heads))
+    row = {f"val_{k}": v for k, v in val_terms.items()}
+    if preds:
+        tuned = tune_picking(preds, examples, config.thresholds, config.min_distances,
+                             config.edge_margins)["best"]
+        row.update({"val_f1": tuned["f1"], "val_threshold": tuned["threshold"],
+                    "val_min_distance": tuned["min_distance"],
+                    "val_edge_margin": tuned["edge_margin"]})
+    return row
+
+
+def epoch_score(row: dict) -> float:
+    """What picks the best epoch (higher is better): validation F1, else minus the validation
+    loss, else minus the training loss."""
+    if "val_f1" in row:
+        return row["val_f1"]
+    if "val_total" in row:
+        return -row["val_total"]
+    return -row["train_total"]
+
+
+def _weights(model: AttentionUNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def picking_settings(model: AttentionUNet, best_state: dict[str, torch.Tensor],
+                     data: TrainingData, config: TrainingConfig, device: torch.device) -> dict:
+    """The checkpoint's picking settings: tuned on the validation micrographs with the best
+    weights (loaded into ``model``) when there are some and a centre head, else defaults."""
+    picking = {"threshold": 0.5, "min_distance": config.min_distances[0],
+               "edge_margin": config.edge_margins[0], "symmetries": config.symmetries,
+               "tuned_on": []}
+    if data.val and "centre" in config.heads:
+        model.load_state_dict(best_state)
+        final = final_tuning(model, data.val, config, device)
+        picking.update({k: final[k] for k in ("threshold", "min_distance", "edge_margin")})
+        picking.update(tuned_on=[i.name for i in data.val_items], validation_f1=final["f1"],
+                       validation_precision=final["precision"],
+                       validation_recall=final["recall"])
+    return picking
+
+
+def training_checkpoint(config: TrainingConfig, state: dict[str, torch.Tensor],
+                        data: TrainingData, picking: dict, metrics: dict) -> dict:
+    """The checkpoint of a training run (see :mod:`cryopick.checkpoint`)."""
+    return new_checkpoint(
+        config.architecture, state,
+        config=config.to_dict(),
+        data={**data.identity, "validation": [i.name for i in data.val_items]},
+        diameter_px=data.diameter_px,
+        input=config.input,
+        normalisation="per-image z-score over the content "
+                      "(cryopick.network_input.normalise_image)",
+        picking=picking,
+        metrics=metrics,
+    )
+
+
+def _log_row(row: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in row.items())
 
 
 def train(items: list[LabelledMicrograph], config: TrainingConfig,
@@ -575,21 +587,15 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
         raise InputError("unet training needs at least one labelled micrograph")
     seed_everything(config.seed)
     torch.set_num_threads(max(1, config.threads))
-    device = resolve_device(config.device)
-    heads = config.heads
-    diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
-    train_items, val_items = split_validation(items, config.validation_fraction, config.seed,
-                                              config.validation_datasets)
-    train_ex = [load_example(i, config, diameter, heads) for i in train_items]
-    val_ex = [load_example(i, config, diameter, heads) for i in val_items]
-    identity = data_identity(items)
+    device = resolve_device(config.device, "unet.train.device")
+    data = prepare_data(items, config)
     model = AttentionUNet.from_architecture(config.architecture).to(
         device, memory_format=torch.channels_last)
     n_params = count_parameters(model)
     log(f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
-        f"{len(train_ex)} training / {len(val_ex)} validation micrographs, "
-        f"{n_params:,} parameters, particle diameter {diameter:.1f} px on the model canvas, "
-        f"data sha256 {identity['sha256'][:12]}")
+        f"{len(data.train)} training / {len(data.val)} validation micrographs, "
+        f"{n_params:,} parameters, particle diameter {data.diameter_px:.1f} px on the model "
+        f"canvas, data sha256 {data.identity['sha256'][:12]}")
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
@@ -597,174 +603,36 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     best_state, best_score, best_metrics = None, -math.inf, {}
     start = time.monotonic()
     step = 0
-    running: dict[str, float] = {}
     stopped_by = "steps"
     while step < config.steps:
-        elapsed = time.monotonic() - start
-        if elapsed >= 60.0 * config.max_minutes:
+        fit = fit_epoch(model, optimiser, data, config, rng, device, step, start)
+        step = fit.step
+        if fit.terms is None:
             stopped_by = "max_minutes"
             break
-        lr = _learning_rate(config, step, elapsed)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        model.train()
-        images, targets, valid = (t.to(device) for t in sample_batch(train_ex, config, rng,
-                                                                     diameter))
-        images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
-            logits = model(images)
-        terms = loss_terms(logits.float(), targets, valid, heads, config.centre_weight)
-        optimiser.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimiser.step()
-        step += 1
-        for key, value in terms.items():
-            running[key] = running.get(key, 0.0) + float(value.detach())
-        running["n"] = running.get("n", 0) + 1
-        out_of_time = time.monotonic() - start >= 60.0 * config.max_minutes
-        if step % config.steps_per_epoch == 0 or step == config.steps or out_of_time:
-            n = running.pop("n")
-            row = {"epoch": len(history) + 1, "step": step, "lr": lr,
-                   "minutes": (time.monotonic() - start) / 60.0}
-            row.update({f"train_{k}": v / n for k, v in running.items()})
-            running = {}
-            score = -row["train_total"]
-            if val_ex:
-                model.eval()
-                val_terms, preds = {}, []
-                for ex in val_ex:
-                    logits = _full_prediction(model, ex, device)
-                    t = loss_terms(torch.from_numpy(logits)[None],
-                                   torch.from_numpy(ex.targets)[None],
-                                   torch.from_numpy(ex.valid)[None, None], heads,
-                                   config.centre_weight)
-                    for key, value in t.items():
-                        val_terms[key] = val_terms.get(key, 0.0) + float(value) / len(val_ex)
-                    if "centre" in heads:
-                        preds.append(canvas_probabilities(logits, ex, heads))
-                row.update({f"val_{k}": v for k, v in val_terms.items()})
-                score = -row["val_total"]
-                if preds:
-                    tuned = tune_picking(preds, val_ex, config.thresholds, config.min_distances,
-                                         config.edge_margins)["best"]
-                    row.update({"val_f1": tuned["f1"], "val_threshold": tuned["threshold"],
-                                "val_min_distance": tuned["min_distance"],
-                                "val_edge_margin": tuned["edge_margin"]})
-                    score = tuned["f1"]
-            history.append(row)
-            log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in row.items()))
-            if score >= best_score:
-                best_score = score
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                best_metrics = dict(row)
+        row = {"epoch": len(history) + 1, "step": step, "lr": fit.lr,
+               "minutes": (time.monotonic() - start) / 60.0}
+        row.update({f"train_{k}": v for k, v in fit.terms.items()})
+        if data.val:
+            row.update(evaluate_model(model, data.val, config, device))
+        history.append(row)
+        log(_log_row(row))
+        score = epoch_score(row)
+        if score >= best_score:
+            best_score = score
+            best_state = _weights(model)
+            best_metrics = dict(row)
     minutes = (time.monotonic() - start) / 60.0
     if best_state is None:
-        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    picking = {"threshold": 0.5, "min_distance": config.min_distances[0],
-               "edge_margin": config.edge_margins[0], "symmetries": config.symmetries,
-               "tuned_on": []}
-    if val_ex and "centre" in heads:
-        model.load_state_dict(best_state)
-        final = final_tuning(model, val_ex, config, device)
-        picking.update({k: final[k] for k in ("threshold", "min_distance", "edge_margin")})
-        picking.update(tuned_on=[i.name for i in val_items], validation_f1=final["f1"],
-                       validation_precision=final["precision"],
-                       validation_recall=final["recall"])
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "architecture": config.architecture.to_dict(),
-        "state_dict": best_state,
-        "config": config.to_dict(),
-        "data": {**identity, "validation": [i.name for i in val_items]},
-        "diameter_px": diameter,
-        "input": config.input,
-        "normalisation": "per-image z-score over the content (cryopick.training.normalise_image)",
-        "picking": picking,
-        "metrics": {"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
-                    "minutes": minutes, "stopped_by": stopped_by, "device": str(device)},
-        "cryopick_version": cryopick.__version__,
-        "torch_version": str(torch.__version__),
-    }
-    checkpoint = {k: (v if k == "state_dict" else _plain(v)) for k, v in checkpoint.items()}
+        best_state = _weights(model)
+    picking = picking_settings(model, best_state, data, config, device)
+    checkpoint = training_checkpoint(
+        config, best_state, data, picking,
+        {"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
+         "minutes": minutes, "stopped_by": stopped_by, "device": str(device)})
     log(f"unet training done: {step} steps in {minutes:.1f} min (stopped by {stopped_by}); "
         f"best epoch {best_metrics.get('epoch')}, picking threshold {picking['threshold']}")
     return TrainingResult(checkpoint, history)
-
-
-# ----------------------------------------------------------------------------------------------
-# checkpoints
-# ----------------------------------------------------------------------------------------------
-
-def _plain(value):
-    """JSON-plain copy (numpy scalars to Python), so ``torch.load(weights_only=True)`` reads
-    every checkpoint."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
-                                 else str(v)))
-
-
-def save_checkpoint(path: str | os.PathLike, checkpoint: dict, half: bool = True) -> None:
-    """Atomic ``torch.save``; ``half`` stores floating weights as float16 (half the size, a
-    difference far below the 8-bit maps inference writes)."""
-    checkpoint = dict(checkpoint)
-    if half:
-        checkpoint["state_dict"] = {
-            k: (v.half() if v.is_floating_point() else v)
-            for k, v in checkpoint["state_dict"].items()
-        }
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: U-Net model file does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"{path}: not a readable cryopick U-Net checkpoint ({exc})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a cryopick U-Net checkpoint (no format "
-                         f"{CHECKPOINT_FORMAT!r})")
-    if checkpoint.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ModelError(f"{path}: checkpoint format {checkpoint['format_version']} is newer than "
-                         f"this cryopick reads ({CHECKPOINT_VERSION}); update cryopick")
-    return checkpoint
-
-
-def load_model(path: str | os.PathLike, expected_architecture: Architecture | dict | None = None,
-               device: str | torch.device = "cpu") -> tuple[AttentionUNet, dict]:
-    """Rebuild the network a checkpoint describes and load its weights (eval mode).
-
-    Refuses, naming the file, a checkpoint whose architecture differs from
-    ``expected_architecture`` or whose weights do not fit its own declared architecture, so
-    weights can never be loaded into the wrong network."""
-    path = Path(path)
-    checkpoint = read_checkpoint(path)
-    try:
-        architecture = Architecture.from_dict(checkpoint["architecture"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path}: checkpoint has no usable architecture ({exc})") from exc
-    if expected_architecture is not None:
-        if isinstance(expected_architecture, dict):
-            expected_architecture = Architecture.from_dict(expected_architecture)
-        if expected_architecture != architecture:
-            raise ModelError(
-                f"{path}: checkpoint architecture {architecture.to_dict()} differs from the "
-                f"expected {expected_architecture.to_dict()}"
-            )
-    model = AttentionUNet.from_architecture(architecture)
-    state = {k: (v.float() if v.is_floating_point() else v)
-             for k, v in checkpoint["state_dict"].items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not fit the declared architecture "
-                         f"{architecture.to_dict()} ({str(exc).splitlines()[0]})") from exc
-    model.to(device).eval()
-    return model, checkpoint
 
 
 # ----------------------------------------------------------------------------------------------
@@ -827,8 +695,6 @@ def labelled_micrograph(name: str, denoised_path: str, labels_path: str,
                         ) -> LabelledMicrograph:
     """A training item whose labelled diameter (file pixels) comes from the data set's
     particle diameter and the pixel size recorded by the denoise stage."""
-    from cryopick.denoise import load_frame
-
     _, file_pixel_size = load_frame(denoised_path)
     return LabelledMicrograph(name, str(denoised_path), str(labels_path),
                               diameter_angstrom / file_pixel_size, mask_path,

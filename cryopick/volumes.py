@@ -138,17 +138,26 @@ def _oligomer(rng: np.random.Generator) -> list[_Ellipsoid]:
     return parts
 
 
-def _multidomain(rng: np.random.Generator) -> list[_Ellipsoid]:
-    parts = [_ellipsoid(rng, (0, 0, 0), (0.45, 0.35, 0.3))]
-    for _ in range(int(rng.integers(2, 5))):
+def _clump(rng: np.random.Generator, root_axes: tuple[float, float, float],
+           n_children: tuple[int, int], radius: tuple[float, float], gap: float,
+           third_axis: tuple[float, float]) -> list[_Ellipsoid]:
+    """A root ellipsoid and ``n_children`` (drawn in that range) more, each of a radius drawn in
+    ``radius`` and attached in a random direction to a random earlier part, its centre at the
+    parent's mean semi-axis plus ``gap`` x its radius."""
+    parts = [_ellipsoid(rng, (0, 0, 0), root_axes)]
+    for _ in range(int(rng.integers(*n_children))):
         parent = parts[int(rng.integers(len(parts)))]
         d = rng.normal(size=3)
         d /= np.linalg.norm(d)
-        r = rng.uniform(0.18, 0.4)
-        reach = float(parent.axes.mean()) + 0.7 * r
+        r = rng.uniform(*radius)
+        reach = float(parent.axes.mean()) + gap * r
         parts.append(_ellipsoid(rng, parent.centre + reach * d,
-                                (r, r * rng.uniform(0.6, 1.0), r * rng.uniform(0.5, 0.9))))
+                                (r, r * rng.uniform(0.6, 1.0), r * rng.uniform(*third_axis))))
     return parts
+
+
+def _multidomain(rng: np.random.Generator) -> list[_Ellipsoid]:
+    return _clump(rng, (0.45, 0.35, 0.3), (2, 5), (0.18, 0.4), 0.7, (0.5, 0.9))
 
 
 def _shell(rng: np.random.Generator) -> list[_Ellipsoid]:
@@ -178,15 +187,7 @@ def _shell(rng: np.random.Generator) -> list[_Ellipsoid]:
 
 def _aggregate(rng: np.random.Generator) -> list[_Ellipsoid]:
     """Not a particle: a random-walk clump of many small blobs (protein aggregate)."""
-    parts = [_ellipsoid(rng, (0, 0, 0), (0.25, 0.2, 0.2))]
-    for _ in range(int(rng.integers(6, 20))):
-        parent = parts[int(rng.integers(len(parts)))]
-        d = rng.normal(size=3)
-        d /= np.linalg.norm(d)
-        r = rng.uniform(0.1, 0.25)
-        parts.append(_ellipsoid(rng, parent.centre + (parent.axes.mean() + 0.5 * r) * d,
-                                (r, r * rng.uniform(0.6, 1.0), r * rng.uniform(0.5, 1.0))))
-    return parts
+    return _clump(rng, (0.25, 0.2, 0.2), (6, 20), (0.1, 0.25), 0.5, (0.5, 1.0))
 
 
 _SHAPES = {

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cryopick.crf import CrfSettings, crf_refine, load_probability, run_crf, save_refined
+from cryopick.crf import CrfSettings, crf_refine, run_crf, save_refined
+from cryopick.probability_maps import load_probability
 from cryopick.denoise import frame_for, save_denoised
 from cryopick.io import InputError
 

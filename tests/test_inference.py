@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from cryopick.denoise import frame_for
-from cryopick.inference import (load_prediction, model_scale, pick_score_map,
-                                picks_from_prediction, predict, save_prediction)
+from cryopick.inference import model_scale, pick_score_map, picks_from_prediction, predict
+from cryopick.probability_maps import load_prediction, save_prediction
 from cryopick.training import draw_targets
 from cryopick.unet import AttentionUNet
 
@@ -82,6 +82,22 @@ def test_prediction_file_is_8_bit_and_round_trips(tmp_path):
     np.testing.assert_allclose(maps["mask"], prob, atol=0.5 / 255 + 1e-6)
 
 
+def test_one_reader_for_unet_and_crf_map_files(tmp_path):
+    """U-Net maps and CRF-refined maps go through one reader; what a caller needs is checked."""
+    from cryopick.crf import CrfSettings, save_refined
+    from cryopick.io import InputError
+
+    save_refined(tmp_path / "crf.npz", np.array([[0.2, 0.9]]), CrfSettings())
+    maps, frame, metadata = load_prediction(tmp_path / "crf.npz")
+    assert set(maps) == {"mask"} and frame is None and metadata == {}
+    with pytest.raises(InputError, match=r"crf\.npz: no 'frame' array"):
+        load_prediction(tmp_path / "crf.npz", require=("frame",))
+    np.savez(tmp_path / "bad.npz", probability=np.zeros((4, 4), np.uint8),
+             centre=np.full((4, 4), 2.0))
+    with pytest.raises(InputError, match=r"float centre map must hold values in \[0, 1\]"):
+        load_prediction(tmp_path / "bad.npz")
+
+
 def test_picks_from_a_centre_map_separate_touching_particles():
     frame = frame_for((400, 400), 100)  # 4x binning
     xs, ys = np.array([40.0, 48.0, 70.0]), np.array([50.0, 50.0, 30.0])  # first two touch
@@ -133,7 +149,7 @@ def unet_workflow(tmp_path_factory):
 def test_workflow_trains_predicts_and_scores_the_unet_stage(unet_workflow):
     import pandas as pd
 
-    from cryopick.training import load_model
+    from cryopick.checkpoint import load_model
 
     workdir, _, _ = unet_workflow
     model, checkpoint = load_model(workdir / "results/unet_training/model/model.pt")

@@ -7,9 +7,9 @@ import pytest
 
 from cryopick.denoise import bin_to_frame, frame_for, to_uint8
 from cryopick.io import write_mrc
+from cryopick.network_input import (normalise_image, normalise_particle_scale, normalised_canvas,
+                                    rescale_factor, resize_canvas)
 from cryopick.synthetic import SyntheticSettings, generate_micrograph
-from cryopick.training import (normalise_image, normalise_particle_scale, normalised_canvas,
-                               rescale_factor, resize_canvas)
 
 MODEL_PX = 27.0
 

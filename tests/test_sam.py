@@ -108,14 +108,16 @@ def test_unusable_checkpoints_are_input_errors(tmp_path, tiny_checkpoint) -> Non
 
 
 def test_device_setting() -> None:
+    from cryopick.device import resolve_device
+
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert sam.resolve_device("auto").type == expected
-    assert sam.resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no usable CUDA"):
-            sam.resolve_device("cuda")
+            resolve_device("cuda")
     with pytest.raises(InputError):
-        sam.resolve_device("abacus")
+        resolve_device("abacus")
 
 
 def test_generated_masks_are_consistent_and_round_trip(tiny_checkpoint, tmp_path) -> None:
@@ -185,12 +187,13 @@ def test_unavailable_checkpoint_message(tmp_path, tiny_checkpoint) -> None:
 
 
 def test_settings_from_config() -> None:
-    settings = sam.SamSettings.from_config({"model_type": "vit_b", "points_per_side": 16,
-                                            "unrelated": 1})
+    settings = sam.SamSettings.from_config({"model_type": "vit_b", "points_per_side": 16})
     assert settings.points_per_side == 16 and settings.pred_iou_thresh == 0.88
     assert "model_type" not in settings.generator_kwargs()
     with pytest.raises(InputError, match="model_type"):
         sam.SamSettings.from_config({"model_type": "vit_q"})
+    with pytest.raises(InputError, match=r"unknown sam setting.*'unrelated'"):
+        sam.SamSettings.from_config({"model_type": "vit_b", "unrelated": 1})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     import pandas as pd
 
     from cryopick.denoise import frame_for
-    from cryopick.inference import save_prediction
+    from cryopick.probability_maps import save_prediction
     from cryopick.io import read_coordinates
     from tests.conftest import write_cryoppp
 

@@ -9,9 +9,10 @@ import torch
 
 from cryopick.denoise import frame_for, save_denoised
 from cryopick.io import InputError
-from cryopick.training import (LabelledMicrograph, ModelError, TrainingConfig, border_valid,
-                               data_identity, draw_targets, load_model, normalise_image,
-                               save_checkpoint, split_validation, train, write_history)
+from cryopick.checkpoint import ModelError, load_model, save_checkpoint
+from cryopick.network_input import normalise_image
+from cryopick.training import (LabelledMicrograph, TrainingConfig, border_valid, data_identity,
+                               draw_targets, split_validation, train, write_history)
 from cryopick.unet import Architecture
 
 DIAMETER = 16.0  # file pixels; the canvas is binned 2x, so 8 px on the network canvas
@@ -110,7 +111,7 @@ def test_data_identity_follows_content_not_order(tiny_data, tmp_path):
 
 
 def test_binned_input_is_the_micrograph_binned_into_the_denoised_frame(tiny_data):
-    from cryopick.training import input_canvas
+    from cryopick.network_input import input_canvas
 
     binned, frame = input_canvas("binned", tiny_data[0].denoised, tiny_data[0].micrograph)
     assert binned.shape == (64, 64) and binned.dtype == np.uint8 and frame.scale == 2
@@ -131,7 +132,7 @@ def test_config_refuses_unknown_keys_and_missing_gpu():
     with pytest.raises(InputError, match="multiple of"):
         TrainingConfig(crop=30, depth=2)
     if not torch.cuda.is_available():
-        from cryopick.training import resolve_device
+        from cryopick.device import resolve_device
         with pytest.raises(InputError, match="no GPU"):
             resolve_device("cuda")
 

@@ -1,0 +1,29 @@
+"""Settings from the config: one rule for the ``from_config`` of every stage's settings.
+
+A key that is not a setting is refused, naming it and the allowed keys, so that a misspelt
+setting cannot pass silently and leave a default in its place. Keys the workflow passes along
+that are not settings (a data set's size and seed, the stage that picks.source names) are
+accepted only where they are listed explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Iterable, Mapping
+
+from cryopick.io import InputError
+
+
+def config_values(cls: type, config: Mapping[str, Any], section: str,
+                  accepted: Iterable[str] = ()) -> dict[str, Any]:
+    """The values in ``config`` of the dataclass ``cls``'s fields, for ``cls(**values)``.
+
+    ``section`` names the settings in the message (e.g. ``crf``); ``accepted`` lists keys that
+    may be present but are not settings (they are dropped)."""
+    names = [f.name for f in fields(cls)]
+    allowed = set(names) | set(accepted)
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise InputError(f"unknown {section} setting(s): unknown keys {unknown}; allowed keys: "
+                         f"{sorted(allowed)}")
+    return {name: config[name] for name in names if name in config}
