@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cryopick.checkpoint import file_sha256, new_checkpoint, save_checkpoint
+from cryopick.checkpoint import (ModelError, file_sha256, load_model, new_checkpoint,
+                                 save_checkpoint)
 from cryopick.denoise import Frame, load_denoised, load_frame
 from cryopick.device import resolve_device
 from cryopick.inference import picks_from_prediction, predict
@@ -47,6 +48,9 @@ class TrainingConfig:
 
     input: str = "binned"  # network input: "binned" micrograph, the "denoised" canvas, or the
     # micrograph "normalised" at the particle's scale (normalised_canvas)
+    # few-shot fine-tuning: start from this checkpoint's weights (its architecture, input kind
+    # and particle size must match) instead of a random initialisation; None trains from scratch
+    initial_model: str | None = None
     base_width: int = 16
     depth: int = 4
     heads: tuple[str, ...] = ("mask", "centre")
@@ -564,7 +568,8 @@ def training_checkpoint(config: TrainingConfig, state: dict[str, torch.Tensor],
     return new_checkpoint(
         config.architecture, state,
         config=config.to_dict(),
-        data={**data.identity, "validation": [i.name for i in data.val_items]},
+        data={**data.identity, "validation": [i.name for i in data.val_items],
+              **initial_model_identity(config)},
         diameter_px=data.diameter_px,
         input=config.input,
         normalisation="per-image z-score over the content "
@@ -572,6 +577,37 @@ def training_checkpoint(config: TrainingConfig, state: dict[str, torch.Tensor],
         picking=picking,
         metrics=metrics,
     )
+
+
+def initial_model_identity(config: TrainingConfig) -> dict:
+    """What a fine-tuned model started from (file and data sha256), for its checkpoint."""
+    if not config.initial_model:
+        return {}
+    from cryopick.checkpoint import read_checkpoint
+
+    start = read_checkpoint(config.initial_model)
+    return {"initial_model": {"path": str(config.initial_model),
+                              "sha256": file_sha256(config.initial_model),
+                              "data_sha256": start["data"]["sha256"]}}
+
+
+def initial_network(config: TrainingConfig, data: TrainingData, log=print) -> AttentionUNet:
+    """A fresh network, or the weights of ``config.initial_model`` for fine-tuning; a model
+    that expects another architecture, input or particle size is refused, naming the file."""
+    if not config.initial_model:
+        return AttentionUNet.from_architecture(config.architecture)
+    model, checkpoint = load_model(config.initial_model, config.architecture)
+    given = {"input": checkpoint.get("input", "denoised"),
+             "diameter_px": float(checkpoint.get("diameter_px") or 0.0)}
+    wanted = {"input": config.input, "diameter_px": float(data.diameter_px)}
+    for key, value in given.items():
+        if value != wanted[key]:
+            raise ModelError(f"{config.initial_model}: unet.train.initial_model has {key} "
+                             f"{value!r}, the training config {wanted[key]!r}; set "
+                             f"unet.train.{key} to the model's value")
+    log(f"fine-tuning from {config.initial_model} (data sha256 "
+        f"{checkpoint['data']['sha256'][:12]})")
+    return model.train()
 
 
 def _log_row(row: dict) -> str:
@@ -589,8 +625,7 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     torch.set_num_threads(max(1, config.threads))
     device = resolve_device(config.device, "unet.train.device")
     data = prepare_data(items, config)
-    model = AttentionUNet.from_architecture(config.architecture).to(
-        device, memory_format=torch.channels_last)
+    model = initial_network(config, data, log).to(device, memory_format=torch.channels_last)
     n_params = count_parameters(model)
     log(f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
         f"{len(data.train)} training / {len(data.val)} validation micrographs, "

@@ -352,18 +352,22 @@ UNET_GPU = {"gpu": 1} if UNET["device"] == "cuda" else {}
 UNET_TRAIN_GPU = {"gpu": 1} if UNET["train"]["device"] == "cuda" else {}
 
 
+def model_file(path):
+    """A model path as given, or, when a relative one does not exist from the working
+    directory, the file of that name in the repository (where the shipped models live)."""
+    if not os.path.isabs(path) and not os.path.exists(path):
+        shipped = os.path.join(workflow.basedir, path)
+        if os.path.exists(shipped):
+            return shipped
+    return path
+
+
 def unet_model():
-    """The checkpoint inference uses: the model train_unet makes (model: train) or a file; a
-    relative path that does not exist from the working directory is looked up in the
-    repository (where the shipped default lives)."""
+    """The checkpoint inference uses: the model train_unet makes (model: train) or a file."""
     model = UNET["model"]
     if model == "train":
         return UNET_TRAINED_MODEL
-    if not os.path.isabs(model) and not os.path.exists(model):
-        shipped = os.path.join(workflow.basedir, model)
-        if os.path.exists(shipped):
-            return shipped
-    return model
+    return model_file(model)
 
 
 # minutes of one inference job: model start-up plus up to ~1 min per micrograph on a CPU
@@ -386,8 +390,13 @@ def unet_training_params(wildcards):
 
 
 def unet_train_settings():
-    """The training settings that change the weights (not the data-set bookkeeping)."""
-    return {k: v for k, v in UNET["train"].items() if k not in ("name", "datasets", "use_masks")}
+    """The training settings that change the weights (not the data-set bookkeeping); the
+    model to fine-tune from as the file the job reads."""
+    settings = {k: v for k, v in UNET["train"].items()
+                if k not in ("name", "datasets", "use_masks")}
+    if settings.get("initial_model"):
+        settings["initial_model"] = model_file(settings["initial_model"])
+    return settings
 
 
 def synthetic_set_size(wildcards):
@@ -436,6 +445,9 @@ def unet_training_inputs(wildcards):
         "labels": [item["labels"] for item in items],
     }
     inputs["masks"] = [item["mask"] for item in items if "mask" in item]
+    initial_model = unet_train_settings().get("initial_model")
+    if initial_model:  # new weights to start from retrain
+        inputs["initial_model"] = initial_model
     return inputs
 
 

@@ -227,3 +227,44 @@ def test_blur_jitter_smooths_crops_and_keeps_their_contrast(tiny_data):
 
     assert roughness(blurred) < 0.7 * roughness(sharp)
     assert 0.5 < float(blurred.std()) < 2.0
+
+
+def test_fine_tuning_starts_from_the_given_weights(trained, tiny_data, tmp_path):
+    """With initial_model the training starts from that checkpoint's weights (a learning rate
+    of ~0 leaves them as they were), and the checkpoint says what it started from."""
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, trained.checkpoint)
+    still = train(tiny_data, tiny_config(initial_model=str(start), learning_rate=1e-12,
+                                         steps=4, steps_per_epoch=4, diameter_px=8.0),
+                  log=lambda message: None)
+    for key, value in trained.checkpoint["state_dict"].items():
+        if value.is_floating_point() and "running_" not in key:  # BatchNorm statistics move
+            torch.testing.assert_close(still.checkpoint["state_dict"][key].float(),
+                                       value.float(), atol=2e-3, rtol=1e-2)
+    origin = still.checkpoint["data"]["initial_model"]
+    assert origin["path"] == str(start)
+    assert origin["data_sha256"] == trained.checkpoint["data"]["sha256"]
+
+
+def test_fine_tuning_lowers_the_loss_of_the_started_model(trained, tiny_data, tmp_path):
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, trained.checkpoint)
+    tuned = train(tiny_data, tiny_config(initial_model=str(start), diameter_px=8.0,
+                                         learning_rate=2e-3),
+                  log=lambda message: None)
+    first, last = tuned.history[0], tuned.history[-1]
+    # it starts where the trained model ended, not where a random network starts
+    assert first["train_total"] < trained.history[0]["train_total"]
+    assert last["val_total"] < trained.history[0]["val_total"]
+    assert last["train_total"] <= first["train_total"] * 1.05
+
+
+def test_fine_tuning_refuses_a_model_for_another_input(trained, tiny_data, tmp_path):
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, trained.checkpoint)
+    with pytest.raises(ModelError, match=r"start\.pt.*input 'binned'"):
+        train(tiny_data, tiny_config(initial_model=str(start), input="normalised",
+                                     diameter_px=8.0), log=lambda message: None)
+    with pytest.raises(ModelError, match=r"start\.pt.*differs from the expected"):
+        train(tiny_data, tiny_config(initial_model=str(start), base_width=8, diameter_px=8.0),
+              log=lambda message: None)
