@@ -22,7 +22,10 @@ resources/cache/generality/ (gitignored).
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +40,8 @@ from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.denoise import (DenoiseSettings, denoise_image, frame_for,  # noqa: E402
                               load_denoised, load_frame, save_denoised)
 from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
-from cryopick.io import micrograph_name, read_coordinates, read_micrograph, write_mrc  # noqa: E402
+from cryopick.io import (micrograph_name, read_coordinates, read_micrograph,  # noqa: E402
+                         write_mrc, write_relion_micrographs_star)
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
 from cryopick.network_input import input_canvas  # noqa: E402
@@ -114,10 +118,14 @@ def real_cases() -> list[tuple[str, Path, Path, Path]]:
     return out
 
 
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+
+
 def model_picks(model, checkpoint: dict, micrograph: Path, denoised: Path,
-                diameter_file_px: float, workdir: Path) -> pd.DataFrame:
+                diameter_file_px: float, workdir: Path) -> dict[str, pd.DataFrame]:
     """Picks as the workflow makes them: the model's input, one symmetry, the 8-bit map file,
-    the model's own picking settings."""
+    the model's own picking settings ("stored"); and at every threshold of THRESHOLDS with its
+    other settings, to see how far the stored operating point is from the best one."""
     frame, _ = load_frame(denoised)
     kind = checkpoint.get("input", "denoised")
     canvas, frame = input_canvas(kind, str(denoised), str(micrograph), False,
@@ -128,14 +136,36 @@ def model_picks(model, checkpoint: dict, micrograph: Path, denoised: Path,
     save_prediction(path, prediction, frame)
     prediction, frame, _ = load_prediction(path)
     picking = checkpoint["picking"]
-    return picks_from_prediction(prediction, frame, diameter_file_px / frame.scale,
-                                 picking["threshold"], picking["min_distance"],
-                                 picking["edge_margin"])
+    thresholds = {"stored": picking["threshold"], **{f"{t:g}": t for t in THRESHOLDS}}
+    return {label: picks_from_prediction(prediction, frame, diameter_file_px / frame.scale,
+                                         t, picking["min_distance"], picking["edge_margin"])
+            for label, t in thresholds.items()}
 
 
-def blob_picks(denoised: Path, diameter_file_px: float) -> pd.DataFrame:
+def blob_picks(denoised: Path, diameter_file_px: float) -> dict[str, pd.DataFrame]:
     canvas = load_denoised(denoised)
-    return pick_blobs(canvas, diameter_file_px / canvas.frame.scale, BLOB)
+    return {"stored": pick_blobs(canvas, diameter_file_px / canvas.frame.scale, BLOB)}
+
+
+def relion_log_picks(micrograph: Path, diameter_file_px: float, pixel_size: float
+                     ) -> dict[str, pd.DataFrame]:
+    """RELION 3.1's Laplacian-of-Gaussian picker at its default threshold, with the diameter
+    range 0.8-1.2 x the particle diameter, as a user who knows only the diameter runs it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "Micrographs").mkdir()
+        image = read_micrograph(micrograph).image
+        write_mrc(tmp / "Micrographs" / "m.mrc", image, pixel_size)
+        write_relion_micrographs_star(tmp / "mics.star", ["Micrographs/m.mrc"], pixel_size)
+        diameter = diameter_file_px * pixel_size
+        subprocess.run(
+            ["relion_autopick", "--i", "mics.star", "--odir", "LoG/", "--pickname", "autopick",
+             "--LoG", "--LoG_diam_min", f"{0.8 * diameter:.1f}", "--LoG_diam_max",
+             f"{1.2 * diameter:.1f}", "--shrink", "0", "--lowpass", "20",
+             "--LoG_adjust_threshold", "0"],
+            cwd=tmp, check=True, capture_output=True)
+        picks = read_coordinates(tmp / "LoG" / "Micrographs" / "m_autopick.star")
+    return {"stored": picks}
 
 
 def evaluate(pickers: dict, kinds: tuple[str, ...], workdir: Path) -> pd.DataFrame:
@@ -144,20 +174,23 @@ def evaluate(pickers: dict, kinds: tuple[str, ...], workdir: Path) -> pd.DataFra
         truth = read_coordinates(truth_path)
         shape = read_micrograph(micrograph).image.shape
         for method, pick in pickers.items():
-            picks = pick(micrograph, denoised, REAL_DIAMETER_PX, workdir)
-            rows.append({"method": method, "test": "EMPIAR-10017 (real, filtered JPG)",
-                         "kind": "beta-galactosidase", "pixel_size": REAL_PIXEL_SIZE,
-                         "snr": np.nan, "rendering": "filtered_8bit",
-                         **score_micrograph(name, picks, truth, REAL_DIAMETER_PX, shape).row()})
+            for threshold, picks in pick(micrograph, denoised, REAL_DIAMETER_PX, workdir).items():
+                rows.append({"method": method, "threshold": threshold,
+                             "test": "EMPIAR-10017 (real, filtered JPG)",
+                             "kind": "beta-galactosidase", "pixel_size": REAL_PIXEL_SIZE,
+                             "snr": np.nan, "rendering": "filtered_8bit",
+                             **score_micrograph(name, picks, truth, REAL_DIAMETER_PX,
+                                                shape).row()})
     for index, case in enumerate(synthetic_cases(kinds)):
         micrograph, denoised, truth_path = make_case(case, index)
         truth = read_coordinates(truth_path)
         d_px = case["diameter"] / case["pixel_size"]
         for method, pick in pickers.items():
-            picks = pick(micrograph, denoised, d_px, workdir)
-            rows.append({"method": method, "test": "synthetic (fresh seeds)", **case,
-                         **score_micrograph(case_name(case), picks, truth, d_px,
-                                            (1024, 1024)).row()})
+            for threshold, picks in pick(micrograph, denoised, d_px, workdir).items():
+                rows.append({"method": method, "threshold": threshold,
+                             "test": "synthetic (fresh seeds)", **case,
+                             **score_micrograph(case_name(case), picks, truth, d_px,
+                                                (1024, 1024)).row()})
     return pd.DataFrame(rows)
 
 
@@ -169,6 +202,22 @@ def pooled(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         out.append({**dict(zip(by, key)), "micrographs": len(group),
                     "precision": s["precision"], "recall": s["recall"], "f1": s["f1"],
                     "f1_r025": s["f1_r025"]})
+    return pd.DataFrame(out)
+
+
+def operating_points(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group and model: F1 at the stored threshold, the best threshold of THRESHOLDS and
+    its F1 (chosen with the labels, so an upper bound no user gets), and the gap."""
+    out = []
+    models = rows[rows["threshold"] != "stored"]["method"].unique()
+    for key, group in rows[rows["method"].isin(models)].groupby(by + ["method"], sort=False,
+                                                              dropna=False):
+        stored = summarise(group[group["threshold"] == "stored"])["f1"]
+        grid = {t: summarise(g)["f1"] for t, g in group[group["threshold"] != "stored"]
+                .groupby("threshold")}
+        best = max(grid, key=grid.get)
+        out.append({**dict(zip(by + ["method"], key)), "f1_stored": stored,
+                    "best_threshold": best, "f1_best": grid[best], "gap": grid[best] - stored})
     return pd.DataFrame(out)
 
 
@@ -190,6 +239,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pickers = {"blob baseline": lambda m, d, px, w: blob_picks(d, px)}
+    if shutil.which("relion_autopick"):
+        pickers["RELION 3.1 LoG"] = (lambda m, d, px, w:
+                                     relion_log_picks(m, px, load_frame(d)[1]))
+    else:
+        print("relion_autopick not found (apt-get install relion): RELION LoG left out")
     for spec in args.model:
         name, path = spec.split("=", 1)
         model, checkpoint = load_model(path, device="cpu")
@@ -206,6 +260,8 @@ def main(argv=None) -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out / f"generality{suffix}_per_micrograph.tsv", sep="\t", index=False)
+    points = operating_points(rows, ["test", "rendering", "snr"])
+    rows = rows[rows["threshold"] == "stored"]
     tables = {
         "by test set": pooled(rows, ["test", "method"]),
         "synthetic, by SNR and rendering": pooled(rows[rows["test"] != rows["test"].iloc[0]],
@@ -215,6 +271,7 @@ def main(argv=None) -> None:
             ["pixel_size", "method"]),
         "synthetic, by specimen type (raw, SNR 0.05)": pooled(
             rows[(rows["rendering"] == "raw") & (rows["snr"] == SNRS[0])], ["kind", "method"]),
+        "label-free operating point: stored threshold vs the best one in hindsight": points,
     }
     text = [f"# Generality (benchmarks/generality.py{' --tag ' + args.tag if args.tag else ''})",
             "", f"{time.perf_counter() - start:.0f} s. Pooled one-to-one matching within 0.5 x "
