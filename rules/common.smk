@@ -13,7 +13,7 @@ sys.path.insert(0, workflow.basedir)
 from cryopick.datasets import list_label_files, list_micrographs  # noqa: E402
 from cryopick.io import InputError  # noqa: E402
 from cryopick.metrics import stage_input_name  # noqa: E402
-from cryopick.snakemake_compat import cache_function_params, check_each_group_once  # noqa: E402
+from cryopick.workflow.snakemake_compat import apply_patches  # noqa: E402
 from cryopick.synthetic import (  # noqa: E402
     SyntheticSettings,
     micrograph_outputs,
@@ -28,11 +28,9 @@ if "datasets" in _cli_config:
 
 validate(config, "../config/schema.yaml")
 
-# Groups of per-micrograph jobs are validated once per group, not once per member job
-# (cryopick/snakemake_compat.py: 163 of 259 s of a 10,000-micrograph dry run otherwise).
-check_each_group_once()
-# Function signatures are looked up once per function, not at every evaluation (15% of it).
-cache_function_params()
+# Job groups validated once each, function signatures looked up once per function: one log
+# line each, applied or skipped (docs/snakemake_patches.md).
+apply_patches()
 
 DATASETS = config["datasets"]
 SYNTHETIC = config.get("synthetic") or {}
