@@ -4,14 +4,14 @@ rule picks:
         stage=source_picks,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/picks/{micrograph}.star",
+        paths.FINAL_PICKS,
     params:
-        settings=final_picks_settings(),
+        settings=final_picks_settings(config),
         diameter=dataset_diameter,
     log:
-        "results/{dataset}/logs/picks/{micrograph}.log",
+        paths.log("picks"),
     benchmark:
-        "results/{dataset}/benchmarks/picks/{micrograph}.tsv"
+        paths.benchmark("picks")
     threads: 1
     resources:
         mem_mb=500,
@@ -25,14 +25,14 @@ rule picks:
 rule picks_format:
     """Final picks as CryoPPP .csv or EMAN .box (box side = particle diameter)."""
     input:
-        star="results/{dataset}/picks/{micrograph}.star",
+        star=paths.FINAL_PICKS,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/picks_{format}/{micrograph}.{format}",
+        paths.FORMATTED_PICKS,
     params:
         diameter=dataset_diameter,
     log:
-        "results/{dataset}/logs/picks_{format}/{micrograph}.log",
+        paths.log("picks_{format}"),
     threads: 1
     resources:
         mem_mb=500,
