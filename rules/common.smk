@@ -41,8 +41,6 @@ apply_patches()
 PLAN = WorkflowPlan(config)
 DATASETS = config["datasets"] = PLAN.datasets  # synthetic data sets completed
 MICROGRAPHS = PLAN.micrographs
-SYNTHETIC = PLAN.synthetic
-UNET = config["unet"]
 
 
 wildcard_constraints:

@@ -1,6 +1,7 @@
 # Attention U-Net: training on labelled data sets, probability maps per micrograph, picks from
 # the centre map. Logic lives in cryopick.training / cryopick.inference.
 
+UNET = config["unet"]
 UNET_TRAINING = unet_training_folder(config)
 # a GPU is requested from the scheduler only when the config says the U-Net uses one
 UNET_GPU = {"gpu": 1} if UNET["device"] == "cuda" else {}
