@@ -5,7 +5,8 @@
 #   snakemake --profile profiles/slurm                   # a SLURM cluster
 #
 # Per micrograph: denoise -> picking stages -> final picks; per data set: metrics; across data
-# sets: the benchmark report. Logic lives in the cryopick package; rules only wire files.
+# sets: the benchmark report. Logic lives in the cryopick package; rules only wire files:
+# path patterns in cryopick/workflow/paths.py, the picking stages in .../stages.py.
 
 from snakemake.utils import min_version
 
@@ -19,10 +20,13 @@ include: "rules/common.smk"
 include: "rules/batching.smk"
 include: "rules/synthetic.smk"
 include: "rules/denoise.smk"
-include: "rules/baseline.smk"
-include: "rules/unet.smk"
-include: "rules/sam.smk"
-include: "rules/crf.smk"
+
+
+# the picking stages' rule files, from their registry (cryopick/workflow/stages.py)
+for _stage_rules in rule_files():
+    include: f"rules/{_stage_rules}"
+
+
 include: "rules/picks.smk"
 include: "rules/metrics.smk"
 include: "rules/report.smk"
@@ -31,5 +35,5 @@ include: "rules/labels.smk"
 
 rule all:
     input:
-        all_outputs(),
+        PLAN.targets(),
     default_target: True

@@ -2,17 +2,17 @@ rule pick_baseline:
     """Blob-detector baseline picks (difference of Gaussians at the particle scale), one job
     per batch of micrographs."""
     input:
-        denoised="results/{dataset}/denoise/batch_{batch}",
+        denoised=paths.DENOISED,
     output:
-        directory("results/{dataset}/baseline/batch_{batch}"),
+        directory(stage_picks("baseline")),
     params:
         micrographs=batch_micrographs,
         settings=config["baseline"],
         diameter=dataset_diameter,
     log:
-        "results/{dataset}/logs/pick_baseline/batch_{batch}.log",
+        paths.log("pick_baseline", paths.BATCH),
     benchmark:
-        "results/{dataset}/benchmarks/pick_baseline/batch_{batch}.tsv"
+        paths.benchmark("pick_baseline", paths.BATCH)
     threads: 1
     resources:
         mem_mb=1000,

@@ -8,11 +8,12 @@
 # own parsing compute the same batches without writing. A batched rule looks like
 #
 #   rule unet_predict:
-#       input: denoised="results/{dataset}/denoise/batch_{batch}", ...   # same batch upstream
-#       output: directory("results/{dataset}/unet/batch_{batch}")   # {micrograph}.npz inside
+#       input: denoised=paths.DENOISED, ...       # the same batch of the stage upstream
+#       output: directory(paths.UNET_MAPS)        # {micrograph}.npz inside
 #       params: micrographs=batch_micrographs
 #
-# and a per-micrograph rule downstream reads batch_dir("results/{dataset}/unet/batch_{batch}").
+# (patterns made by paths.batch_folder) and a per-micrograph rule downstream reads
+# batch_dir(paths.UNET_MAPS).
 # A micrograph that fails in a batched job gets an error record ({micrograph}.error.txt) in
 # the batch's directory instead of its artifact; the batch goes on, later batched stages pass
 # the record on, and the micrograph's own final picks fail with its message
@@ -22,15 +23,15 @@ from cryopick.batching import BatchPlan  # noqa: E402
 
 BATCHES = BatchPlan.build(
     {name: list(listing) for name, listing in MICROGRAPHS.items()},
-    manifest="results/{dataset}/batches.tsv",
+    manifest=paths.BATCH_MANIFEST,
     batch_size=config["batching"]["size"],
 )
 batch_micrographs = BATCHES.micrographs_of_job
 batch_dir = BATCHES.batch_dir
 # the batch directory that holds a per-micrograph job's canvas / U-Net maps / SAM masks
-denoise_batch_of_micrograph = batch_dir(DENOISE_BATCH)
-unet_batch_of_micrograph = batch_dir("results/{dataset}/unet/batch_{batch}")
-sam_batch_of_micrograph = batch_dir("results/{dataset}/sam/batch_{batch}")
+denoise_batch_of_micrograph = batch_dir(paths.DENOISED)
+unet_batch_of_micrograph = batch_dir(paths.UNET_MAPS)
+sam_batch_of_micrograph = batch_dir(paths.SAM_MASKS)
 
 
 # minutes of a batch of short CPU jobs (denoise ~1-5 s per micrograph, picks well under 1 s)

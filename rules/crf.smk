@@ -10,13 +10,13 @@ rule crf:
         probabilities=unet_batch_of_micrograph,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/crf/{micrograph}.npz",
+        paths.CRF_MAP,
     params:
-        settings=crf_settings(),
+        settings=crf_settings(config),
     log:
-        "results/{dataset}/logs/crf/{micrograph}.log",
+        paths.log("crf"),
     benchmark:
-        "results/{dataset}/benchmarks/crf/{micrograph}.tsv"
+        paths.benchmark("crf")
     threads: 1
     resources:
         mem_mb=CRF_MEM_MB,
@@ -31,18 +31,18 @@ rule pick_crf:
     """Picks from the CRF-refined map: particles separated inside the refined mask (by the U-Net
     centre map or the distance transform), figure of merit = local particle probability."""
     input:
-        refined="results/{dataset}/crf/{micrograph}.npz",
+        refined=paths.CRF_MAP,
         maps=unet_batch_of_micrograph,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/crf_picks/{micrograph}.star",
+        stage_picks("unet+crf"),
     params:
         diameter=dataset_diameter,
         settings=config["crf_picks"],
     log:
-        "results/{dataset}/logs/pick_crf/{micrograph}.log",
+        paths.log("pick_crf"),
     benchmark:
-        "results/{dataset}/benchmarks/pick_crf/{micrograph}.tsv"
+        paths.benchmark("pick_crf")
     threads: 1
     resources:
         mem_mb=1000,

@@ -4,16 +4,16 @@ rule denoise:
     input:
         micrographs=batch_micrograph_paths,
     output:
-        directory("results/{dataset}/denoise/batch_{batch}"),
+        directory(paths.DENOISED),
     params:
         micrographs=batch_micrographs,
         settings=config["denoise"],
         pixel_size=dataset_pixel_size,
         invert=dataset_invert,
     log:
-        "results/{dataset}/logs/denoise/batch_{batch}.log",
+        paths.log("denoise", paths.BATCH),
     benchmark:
-        "results/{dataset}/benchmarks/denoise/batch_{batch}.tsv"
+        paths.benchmark("denoise", paths.BATCH)
     threads: 1
     resources:
         mem_mb=2000,

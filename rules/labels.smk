@@ -8,14 +8,14 @@ rule label_maps:
         denoised=denoise_batch_of_micrograph,
         labels=label_file,
     output:
-        "results/{dataset}/labels/{micrograph}.png",
+        paths.LABEL_MAP,
     params:
         settings=config["labels"],
         diameter=dataset_diameter,
     log:
-        "results/{dataset}/logs/label_maps/{micrograph}.log",
+        paths.log("label_maps"),
     benchmark:
-        "results/{dataset}/benchmarks/label_maps/{micrograph}.tsv"
+        paths.benchmark("label_maps")
     threads: 1
     resources:
         mem_mb=1000,
@@ -29,4 +29,4 @@ rule label_maps:
 rule all_label_maps:
     """Target: label maps of every labelled micrograph of every data set."""
     input:
-        all_label_map_outputs(),
+        PLAN.label_map_outputs(),

@@ -3,9 +3,9 @@ rule metrics:
     input:
         unpack(metrics_inputs),
     output:
-        per_micrograph="results/{dataset}/metrics/per_micrograph.tsv",
+        per_micrograph=paths.METRICS_PER_MICROGRAPH,
         summary=report(
-            "results/{dataset}/metrics/summary.tsv",
+            paths.METRICS_SUMMARY,
             caption="../report/summary.rst",
             category="Metrics",
             subcategory="{dataset}",
@@ -18,9 +18,9 @@ rule metrics:
         ground_truth_masks=dataset_ground_truth_masks,
         missing=config["metrics"]["missing_ground_truth"],
     log:
-        "results/{dataset}/logs/metrics.log",
+        paths.log("metrics", None),
     benchmark:
-        "results/{dataset}/benchmarks/metrics/metrics.tsv"
+        paths.benchmark("metrics", "metrics")
     threads: 1
     resources:
         mem_mb=4000,

@@ -4,14 +4,14 @@ rule picks:
         stage=source_picks,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/picks/{micrograph}.star",
+        paths.FINAL_PICKS,
     params:
-        settings=final_picks_settings(),
+        settings=final_picks_settings(config),
         diameter=dataset_diameter,
     log:
-        "results/{dataset}/logs/picks/{micrograph}.log",
+        paths.log("picks"),
     benchmark:
-        "results/{dataset}/benchmarks/picks/{micrograph}.tsv"
+        paths.benchmark("picks")
     threads: 1
     resources:
         mem_mb=500,
@@ -25,14 +25,14 @@ rule picks:
 rule picks_format:
     """Final picks as CryoPPP .csv or EMAN .box (box side = particle diameter)."""
     input:
-        star="results/{dataset}/picks/{micrograph}.star",
+        star=paths.FINAL_PICKS,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/picks_{format}/{micrograph}.{format}",
+        paths.FORMATTED_PICKS,
     params:
         diameter=dataset_diameter,
     log:
-        "results/{dataset}/logs/picks_{format}/{micrograph}.log",
+        paths.log("picks_{format}"),
     threads: 1
     resources:
         mem_mb=500,
@@ -47,17 +47,17 @@ rule pick_counts:
     """Picks per micrograph against the data set's median: a WARNING for each micrograph with
     none or far too few, an error when most have none (cryopick/pick_counts.py)."""
     input:
-        picks=get_final_picks,
+        picks=dataset_final_picks,
     output:
-        "results/{dataset}/pick_counts.tsv",
+        paths.PICK_COUNTS,
     params:
         micrographs=dataset_micrograph_names,
         checks=config["checks"],
-        settings=get_dataset_scale_settings,
+        settings=dataset_scale_settings,
     log:
-        "results/{dataset}/logs/pick_counts.log",
+        paths.log("pick_counts", None),
     benchmark:
-        "results/{dataset}/benchmarks/pick_counts/pick_counts.tsv"
+        paths.benchmark("pick_counts", "pick_counts")
     threads: 1
     resources:
         mem_mb=1000,

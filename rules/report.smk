@@ -1,24 +1,24 @@
 rule report:
     """Cross-data-set benchmark report (TSV + HTML)."""
     input:
-        summaries=report_summaries(),
-        pick_counts=expand(PICK_COUNTS, dataset=list(DATASETS)),
+        summaries=PLAN.report_summaries(),
+        pick_counts=PLAN.pick_count_tables(),
     output:
-        tsv="results/report/benchmark.tsv",
+        tsv=paths.REPORT_TSV,
         html=report(
-            "results/report/index.html",
+            paths.REPORT_HTML,
             caption="../report/benchmark.rst",
             category="Benchmark",
         ),
     params:
-        datasets=scored_datasets(),
+        datasets=PLAN.scored_datasets(),
         all_datasets=list(DATASETS),
         title=config["report"]["title"],
         settings={k: config[k] for k in ("denoise", "baseline", "picks")},
     log:
-        "results/logs/report.log",
+        paths.log("report", None, paths.RESULTS),
     benchmark:
-        "results/benchmarks/report.tsv"
+        paths.benchmark("report", None, paths.RESULTS)
     threads: 1
     resources:
         mem_mb=1000,

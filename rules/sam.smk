@@ -2,10 +2,9 @@
 # sam.checkpoint names a file (SAM weights cannot be shipped); otherwise the workflow says so
 # once and no other stage asks for SAM masks.
 
-from cryopick.sam import checkpoint_available, unavailable_message  # noqa: E402
+from cryopick.sam import unavailable_message  # noqa: E402
 
-SAM_ENABLED = checkpoint_available(config["sam"]["checkpoint"])
-if not SAM_ENABLED and workflow.is_main_process:
+if not PLAN.met["sam"] and workflow.is_main_process:
     print(unavailable_message(config["sam"]["checkpoint"]), file=sys.stderr)
 
 # Peak memory of one SAM job on the CPU (weights + activations at 1024^2), by model type.
@@ -21,17 +20,17 @@ rule sam_masks:
     """SAM automatic masks (RLE, box, predicted IoU, stability) on the U-Net maps of one batch
     of micrographs, the model loaded once per job."""
     input:
-        probabilities="results/{dataset}/unet/batch_{batch}",
+        probabilities=paths.UNET_MAPS,
         checkpoint=SAM_CHECKPOINT_INPUT,
     output:
-        masks=directory("results/{dataset}/sam/batch_{batch}"),
+        masks=directory(paths.SAM_MASKS),
     params:
         micrographs=batch_micrographs,
         settings=config["sam"],
     log:
-        "results/{dataset}/logs/sam_masks/batch_{batch}.log",
+        paths.log("sam_masks", paths.BATCH),
     benchmark:
-        "results/{dataset}/benchmarks/sam_masks/batch_{batch}.tsv"
+        paths.benchmark("sam_masks", paths.BATCH)
     threads: 4
     resources:
         mem_mb=SAM_MEM_MB[config["sam"]["model_type"]],
@@ -49,13 +48,13 @@ rule pick_sam:
         masks=sam_batch_of_micrograph,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/sam_picks/{micrograph}.star",
+        stage_picks("sam+postprocessing"),
     params:
         settings=config["postprocess"],
     log:
-        "results/{dataset}/logs/pick_sam/{micrograph}.log",
+        paths.log("pick_sam"),
     benchmark:
-        "results/{dataset}/benchmarks/pick_sam/{micrograph}.tsv"
+        paths.benchmark("pick_sam")
     threads: 1
     resources:
         mem_mb=1000,
@@ -73,11 +72,11 @@ rule pick_sam_raw:
         masks=sam_batch_of_micrograph,
         denoised=denoise_batch_of_micrograph,
     output:
-        "results/{dataset}/sam_raw_picks/{micrograph}.star",
+        stage_picks("sam"),
     log:
-        "results/{dataset}/logs/pick_sam_raw/{micrograph}.log",
+        paths.log("pick_sam_raw"),
     benchmark:
-        "results/{dataset}/benchmarks/pick_sam_raw/{micrograph}.tsv"
+        paths.benchmark("pick_sam_raw")
     threads: 1
     resources:
         mem_mb=1000,

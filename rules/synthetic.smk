@@ -1,5 +1,6 @@
 # Synthetic data sets with exact ground truth (config `synthetic:`), written under
-# results/synthetic/{synthetic_set}/ in the layout of a real data set, one micrograph per job.
+# results/synthetic/{synthetic_set}/ in the layout of a real data set, one micrograph per job
+# (the layout: cryopick.synthetic.micrograph_outputs, through paths.synthetic_files).
 
 
 rule synthesize:
@@ -8,23 +9,15 @@ rule synthesize:
     input:
         volumes=synthetic_volume_files,
     output:
-        micrograph="results/synthetic/{synthetic_set}/micrographs/{micrograph}.mrc",
-        coordinates="results/synthetic/{synthetic_set}/coordinates/{micrograph}.csv",
-        coordinates_star="results/synthetic/{synthetic_set}/coordinates_star/{micrograph}.star",
-        mask="results/synthetic/{synthetic_set}/masks/{micrograph}.png",
-        instances="results/synthetic/{synthetic_set}/instances/{micrograph}.png",
-        exclusion="results/synthetic/{synthetic_set}/ice_masks/{micrograph}.png",
-        exclusion_classes="results/synthetic/{synthetic_set}/ice_masks/{micrograph}.npz",
-        particles="results/synthetic/{synthetic_set}/particles/{micrograph}.tsv",
-        parameters="results/synthetic/{synthetic_set}/parameters/{micrograph}.json",
+        **paths.synthetic_files(),
     params:
         settings=synthetic_settings,
         seed=synthetic_seed,
         index=synthetic_index,
     log:
-        "results/synthetic/{synthetic_set}/logs/synthesize/{micrograph}.log",
+        paths.log("synthesize", root=paths.SYNTHETIC_SET),
     benchmark:
-        "results/synthetic/{synthetic_set}/benchmarks/synthesize/{micrograph}.tsv"
+        paths.benchmark("synthesize", root=paths.SYNTHETIC_SET)
     threads: 1
     resources:
         mem_mb=2000,
@@ -40,16 +33,16 @@ rule synthetic_parameters:
     input:
         volumes=synthetic_volume_files,
     output:
-        "results/synthetic/{synthetic_set}/parameters.json",
+        paths.SYNTHETIC_PARAMETERS,
     params:
         settings=synthetic_settings,
         seed=synthetic_seed,
         n_micrographs=synthetic_set_size,
         name_prefix=synthetic_prefix,
     log:
-        "results/synthetic/{synthetic_set}/logs/parameters.log",
+        paths.log("parameters", None, paths.SYNTHETIC_SET),
     benchmark:
-        "results/synthetic/{synthetic_set}/benchmarks/parameters.tsv"
+        paths.benchmark("parameters", None, paths.SYNTHETIC_SET)
     threads: 1
     resources:
         mem_mb=500,
@@ -63,5 +56,4 @@ rule synthetic_parameters:
 rule all_synthetic:
     """Target: every configured synthetic set, used by a data set or not."""
     input:
-        [f"{synthetic_folder(s)}/parameters.json" for s in SYNTHETIC],
-        [synthetic_outputs(s, n)["micrograph"] for s in SYNTHETIC for n in synthetic_names(s)],
+        PLAN.synthetic_outputs(),

@@ -1,17 +1,28 @@
 # Attention U-Net: training on labelled data sets, probability maps per micrograph, picks from
 # the centre map. Logic lives in cryopick.training / cryopick.inference.
 
+UNET = config["unet"]
+UNET_TRAINING = unet_training_folder(config)
+# a GPU is requested from the scheduler only when the config says the U-Net uses one
+UNET_GPU = {"gpu": 1} if UNET["device"] == "cuda" else {}
+UNET_TRAIN_GPU = {"gpu": 1} if UNET["train"]["device"] == "cuda" else {}
+# minutes of one inference job: model start-up plus up to ~1 min per micrograph on a CPU
+UNET_BATCH_RUNTIME = 10 + config["batching"]["size"]
+# minutes of the training job: its own time limit plus loading and the final evaluation
+UNET_TRAIN_RUNTIME = int(UNET["train"]["max_minutes"]) + 30
+
+
 rule train_unet:
     """Train the attention U-Net on the labelled data sets named in unet.train.datasets."""
     input:
         unpack(unet_training_inputs),
     output:
-        model=UNET_TRAINED_MODEL,
+        model=f"{UNET_TRAINING}/model.pt",
         history=f"{UNET_TRAINING}/history.tsv",
         plot=f"{UNET_TRAINING}/loss.png",
     params:
         training_items=unet_training_params,
-        settings=unet_train_settings(),
+        settings=unet_train_settings(config, workflow.basedir),
     log:
         f"{UNET_TRAINING}/train_unet.log",
     benchmark:
@@ -32,10 +43,10 @@ rule unet_predict:
     batch of micrographs (rules/batching.smk), the model loaded once per job."""
     input:
         micrographs=batch_micrograph_paths,
-        denoised="results/{dataset}/denoise/batch_{batch}",
-        model=unet_model(),
+        denoised=paths.DENOISED,
+        model=unet_model(config, workflow.basedir),
     output:
-        maps=directory("results/{dataset}/unet/batch_{batch}"),
+        maps=directory(paths.UNET_MAPS),
     params:
         micrographs=batch_micrographs,
         diameter=dataset_diameter,
@@ -44,9 +55,9 @@ rule unet_predict:
         batch_size=UNET["batch_size"],
         symmetries=UNET["symmetries"],
     log:
-        "results/{dataset}/logs/unet_predict/batch_{batch}.log",
+        paths.log("unet_predict", paths.BATCH),
     benchmark:
-        "results/{dataset}/benchmarks/unet_predict/batch_{batch}.tsv"
+        paths.benchmark("unet_predict", paths.BATCH)
     threads: UNET["threads"]
     resources:
         mem_mb=3000,
@@ -62,18 +73,18 @@ rule pick_unet:
     """Picks: peaks of the U-Net centre map at the particle diameter, with an edge margin; one
     job per batch of micrographs."""
     input:
-        maps="results/{dataset}/unet/batch_{batch}",
-        denoised="results/{dataset}/denoise/batch_{batch}",
+        maps=paths.UNET_MAPS,
+        denoised=paths.DENOISED,
     output:
-        directory("results/{dataset}/unet_picks/batch_{batch}"),
+        directory(stage_picks("unet")),
     params:
         micrographs=batch_micrographs,
         diameter=dataset_diameter,
-        settings=unet_pick_settings(),
+        settings=unet_pick_settings(config),
     log:
-        "results/{dataset}/logs/pick_unet/batch_{batch}.log",
+        paths.log("pick_unet", paths.BATCH),
     benchmark:
-        "results/{dataset}/benchmarks/pick_unet/batch_{batch}.tsv"
+        paths.benchmark("pick_unet", paths.BATCH)
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,13 +1,13 @@
 """Snakemake wrapper: the cross-data-set benchmark report (cryopick.report.write_report)."""
 
 from cryopick.report import write_report
-from cryopick.workflow import as_list, logged_job
+from cryopick.workflow import as_list, logged_job, paths
 
 with logged_job(snakemake.log[0], "report"):
     datasets = snakemake.params.datasets
     write_report(
         dict(zip(datasets, snakemake.input.summaries)),
-        {dataset: f"results/{dataset}/benchmarks" for dataset in datasets},
+        {dataset: paths.benchmarks().format(dataset=dataset) for dataset in datasets},
         snakemake.output.tsv,
         snakemake.output.html,
         snakemake.params.title,

@@ -1,5 +1,6 @@
-"""The Snakemake work-around (cryopick/snakemake_compat.py): groups are still validated, once
-each, so a group that depends on itself is still refused."""
+"""The Snakemake work-arounds (cryopick/workflow/snakemake_compat.py): groups are still
+validated, once each, so a group that depends on itself is still refused; signatures are cached;
+each patch logs whether it applied, and a Snakemake with other code runs unpatched."""
 
 import subprocess
 
@@ -10,7 +11,7 @@ from tests.conftest import REPO, SNAKEMAKE
 CYCLE = """
 import sys
 sys.path.insert(0, {repo!r})
-from cryopick.snakemake_compat import check_each_group_once
+from cryopick.workflow.snakemake_compat import check_each_group_once
 assert check_each_group_once()
 
 rule all:
@@ -35,7 +36,7 @@ rule c:
 
 
 def test_patch_applies_to_the_pinned_snakemake():
-    from cryopick.snakemake_compat import check_each_group_once
+    from cryopick.workflow.snakemake_compat import check_each_group_once
 
     assert check_each_group_once()
     from snakemake.dag import DAG
@@ -63,7 +64,7 @@ def test_function_params_cache_gives_the_signature_and_inspects_once(monkeypatch
     import snakemake.common as common
     import snakemake.rules as rules
 
-    from cryopick.snakemake_compat import cache_function_params
+    from cryopick.workflow.snakemake_compat import cache_function_params
 
     assert cache_function_params()
     assert common.get_function_params is rules.get_function_params
@@ -101,3 +102,45 @@ def test_function_params_cache_gives_the_signature_and_inspects_once(monkeypatch
     assert common.get_function_params(input_function) == ["wildcards"]
     assert common.get_input_function_aux_params(
         Resource().evaluate, {"input": 1, "attempt": 2}) == {"input": 1}
+
+
+def test_apply_patches_logs_one_line_each(caplog):
+    import logging
+
+    from cryopick.workflow.snakemake_compat import PATCHES, apply_patches
+
+    log = logging.getLogger("test_patches")
+    with caplog.at_level(logging.INFO, logger="test_patches"):
+        applied = apply_patches(log)
+    assert applied == {name: True for name in PATCHES}
+    assert [r.getMessage().split(" applied")[0] for r in caplog.records] == [
+        f"cryopick: Snakemake patch {name}" for name in PATCHES]
+
+
+def test_a_snakemake_with_other_code_runs_unpatched(monkeypatch, caplog):
+    """Where Snakemake's functions are not the ones measured, nothing is replaced and the log
+    says so."""
+    import logging
+
+    import snakemake.api  # noqa: F401
+    import snakemake.common as common
+    from snakemake.dag import DAG
+
+    from cryopick.workflow.snakemake_compat import apply_patches
+
+    def _check_groups(self):  # a different implementation
+        return None
+
+    def get_function_params(func):
+        return {}
+
+    monkeypatch.setattr(DAG, "_check_groups", _check_groups)
+    monkeypatch.setattr(common, "get_function_params", get_function_params)
+    log = logging.getLogger("test_patches")
+    with caplog.at_level(logging.INFO, logger="test_patches"):
+        assert apply_patches(log) == {"check_each_group_once": False,
+                                      "cache_function_params": False}
+    assert DAG._check_groups is _check_groups
+    assert common.get_function_params is get_function_params
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and all(" skipped: " in m and "differs" in m for m in messages)

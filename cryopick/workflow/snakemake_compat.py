@@ -16,12 +16,18 @@ function, a param function or a resource (each profile expression, each attempt)
 ~90 calls per micrograph, 15% of a dry run's time (cProfile of a 3,000-micrograph dry run). A
 function's signature never changes, so :func:`cache_function_params` remembers it per function
 (bound methods by their underlying function); anything else is inspected as before.
+
+Each patch is described for upstream in docs/snakemake_patches.md (what Snakemake does, a
+reproduction, the cost, when to drop it). :func:`apply_patches` applies both at DAG build and
+logs one line per patch: applied, or skipped because Snakemake's code differs.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import types
+from typing import Callable
 
 _MARKER = "for group in self._group.values():"
 
@@ -105,3 +111,27 @@ def cache_function_params() -> bool:
         if getattr(module, "get_function_params", None) is original:
             module.get_function_params = get_function_params
     return True
+
+
+# name -> (patch, the Snakemake code it replaces): what apply_patches applies and logs
+PATCHES: dict[str, tuple[Callable[[], bool], str]] = {
+    "check_each_group_once": (check_each_group_once, "snakemake.dag.DAG._check_groups"),
+    "cache_function_params": (cache_function_params, "snakemake.common.get_function_params"),
+}
+
+
+def apply_patches(log: logging.Logger | None = None) -> dict[str, bool]:
+    """Apply every patch; one line each on ``log`` (Snakemake's logger by default) saying
+    whether it applied or was skipped. Returns patch name -> applied."""
+    if log is None:
+        from snakemake.logging import logger as log
+    applied = {}
+    for name, (patch, target) in PATCHES.items():
+        applied[name] = patch()
+        if applied[name]:
+            log.info(f"cryopick: Snakemake patch {name} applied to {target} "
+                     "(docs/snakemake_patches.md)")
+        else:
+            log.info(f"cryopick: Snakemake patch {name} skipped: {target} differs from the code "
+                     "it was written for (docs/snakemake_patches.md)")
+    return applied

@@ -1,0 +1,77 @@
+"""Every path pattern the workflow writes, stated once: rules declare these, the planning
+functions (cryopick.workflow.plan) and the scripts format them.
+
+Wildcards: ``{dataset}``, ``{micrograph}``, ``{batch}`` (a batch id, cryopick.batching),
+``{synthetic_set}``, ``{format}``. A batched stage writes one folder per batch of micrographs
+(:func:`batch_folder`) with one artifact per micrograph inside; a per-micrograph stage one file
+per micrograph (:func:`per_micrograph`). Paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+RESULTS = "results"
+DATASET = f"{RESULTS}/{{dataset}}"
+# the unit of a batched job (its folder, its log, its benchmark) and of a per-micrograph one
+BATCH = "batch_{batch}"
+MICROGRAPH = "{micrograph}"
+
+
+def batch_folder(stage: str, root: str = DATASET) -> str:
+    """The folder of one batch of a batched stage's artifacts ({micrograph}.* inside)."""
+    return f"{root}/{stage}/{BATCH}"
+
+
+def per_micrograph(stage: str, suffix: str, root: str = DATASET) -> str:
+    """One micrograph's artifact of a per-micrograph stage."""
+    return f"{root}/{stage}/{MICROGRAPH}{suffix}"
+
+
+def log(rule: str, unit: str | None = MICROGRAPH, root: str = DATASET) -> str:
+    """A job's log: ``unit`` is {micrograph} or :data:`BATCH`; None for a rule with one job
+    per ``root``."""
+    return f"{root}/logs/{rule}.log" if unit is None else f"{root}/logs/{rule}/{unit}.log"
+
+
+def benchmark(rule: str, unit: str | None = MICROGRAPH, root: str = DATASET) -> str:
+    """A job's Snakemake benchmark file, under :func:`benchmarks` (read by the report)."""
+    folder = benchmarks(root)
+    return f"{folder}/{rule}.tsv" if unit is None else f"{folder}/{rule}/{unit}.tsv"
+
+
+def benchmarks(root: str = DATASET) -> str:
+    """The folder of every benchmark file of a data set: {rule}/{unit}.tsv inside."""
+    return f"{root}/benchmarks"
+
+
+# per data set
+BATCH_MANIFEST = f"{DATASET}/batches.tsv"  # micrograph -> batch, cryopick.batching
+DENOISED = batch_folder("denoise")  # {micrograph}.npz: the denoised canvas
+UNET_MAPS = batch_folder("unet")  # {micrograph}.npz: U-Net probability and centre maps
+SAM_MASKS = batch_folder("sam")  # {micrograph}.json.gz: SAM masks
+CRF_MAP = per_micrograph("crf", ".npz")
+FINAL_PICKS = per_micrograph("picks", ".star")
+PICK_COUNTS = f"{DATASET}/pick_counts.tsv"  # picks per micrograph, flagged (cryopick.pick_counts)
+FORMATTED_PICKS = f"{DATASET}/picks_{{format}}/{MICROGRAPH}.{{format}}"
+LABEL_MAP = per_micrograph("labels", ".png")
+METRICS = f"{DATASET}/metrics"
+METRICS_SUMMARY = f"{METRICS}/summary.tsv"
+METRICS_PER_MICROGRAPH = f"{METRICS}/per_micrograph.tsv"
+
+# across data sets
+REPORT_TSV = f"{RESULTS}/report/benchmark.tsv"
+REPORT_HTML = f"{RESULTS}/report/index.html"
+UNET_TRAINING = f"{RESULTS}/unet_training/{{name}}"  # unet.train.name
+
+# synthetic data sets, in the layout of a real data set (cryopick.synthetic.micrograph_outputs)
+SYNTHETIC_SET = f"{RESULTS}/synthetic/{{synthetic_set}}"
+SYNTHETIC_PARAMETERS = f"{SYNTHETIC_SET}/parameters.json"
+
+
+def synthetic_files(synthetic_set: str = "{synthetic_set}",
+                    micrograph: str = MICROGRAPH) -> dict[str, str]:
+    """Every file the synthesize rule writes for one micrograph (key -> path); with the
+    defaults, the rule's output patterns."""
+    from cryopick.synthetic import micrograph_outputs  # numpy, OpenCV: only where needed
+
+    folder = SYNTHETIC_SET.format(synthetic_set=synthetic_set)
+    return {key: str(path) for key, path in micrograph_outputs(folder, micrograph).items()}

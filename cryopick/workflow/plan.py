@@ -1,0 +1,304 @@
+"""The validated config turned into what the workflow does, without Snakemake: the data sets and
+their micrographs, the picking stages per data set, the targets, the U-Net's training items and
+the synthetic sets. rules/common.smk builds one :class:`WorkflowPlan` at DAG build and binds its
+methods to the jobs' wildcards; everything here only lists names and never opens a micrograph.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from cryopick.datasets import list_label_files, list_micrographs
+from cryopick.io import InputError
+from cryopick.synthetic import SyntheticSettings, synthetic_micrograph_names
+from cryopick.workflow import paths, stages
+from cryopick.workflow.stages import Stage
+
+# keys of a synthetic set that are bookkeeping, not physics (a change of these reruns nothing)
+SYNTHETIC_BOOKKEEPING = ("n_micrographs", "seed", "name_prefix")
+
+
+def _without(section: dict, keys) -> dict:
+    return {k: v for k, v in section.items() if k not in keys}
+
+
+def crf_settings(config: dict) -> dict:
+    """The CRF settings that change the refined map (not the on/off switch)."""
+    return _without(config["crf"], ("enabled",))
+
+
+def final_picks_settings(config: dict) -> dict:
+    """The picks settings that change the final picks (not the extra output formats)."""
+    return _without(config["picks"], ("formats",))
+
+
+def unet_train_settings(config: dict, basedir: str = ".") -> dict:
+    """The training settings that change the weights (not the data-set bookkeeping); the
+    model to fine-tune from (initial_model) as the file the job reads (see model_file)."""
+    settings = _without(config["unet"]["train"], ("name", "datasets", "use_masks"))
+    if settings.get("initial_model"):
+        settings["initial_model"] = model_file(settings["initial_model"], basedir)
+    return settings
+
+
+def unet_pick_settings(config: dict) -> dict:
+    """Picking settings from the config; null ones come from the model at run time."""
+    return {key: config["unet"][key] for key in ("threshold", "min_distance", "edge_margin")}
+
+
+def unet_training_folder(config: dict) -> str:
+    return paths.UNET_TRAINING.format(name=config["unet"]["train"]["name"])
+
+
+def unet_model(config: dict, basedir: str) -> str:
+    """The checkpoint inference uses: the model train_unet makes (model: train) or a file; a
+    relative path that does not exist from the working directory is looked up in ``basedir``
+    (the repository, where the shipped default lives)."""
+    model = config["unet"]["model"]
+    if model == "train":
+        return f"{unet_training_folder(config)}/model.pt"
+    return model_file(model, basedir)
+
+
+def model_file(path: str, basedir: str) -> str:
+    """A model path as given, or, when a relative one does not exist from the working
+    directory, the file of that name in ``basedir`` (the repository, where shipped models
+    live)."""
+    if not os.path.isabs(path) and not os.path.exists(path):
+        shipped = os.path.join(basedir, path)
+        if os.path.exists(shipped):
+            return shipped
+    return path
+
+
+class WorkflowPlan:
+    """The data sets, stages, targets and synthetic sets of one validated config.
+
+    ``datasets`` are the config's entries, a synthetic data set's completed with its set's
+    ground truth and pixel size; ``micrographs`` maps data set -> micrograph name -> file (a
+    synthetic set's files need not exist yet: the synthesize rule makes them).
+    """
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.synthetic = config.get("synthetic") or {}
+        self._synthetic_settings = {}
+        for name, spec in self.synthetic.items():  # cross-key checks the schema cannot express
+            try:
+                self._synthetic_settings[name] = SyntheticSettings.from_config(spec)
+            except InputError as exc:
+                raise InputError(f"synthetic set {name!r}: {exc}") from None
+        self.met = stages.requirements_met(config)
+        self.datasets: dict[str, dict] = {}
+        self.micrographs: dict[str, dict[str, str]] = {}
+        for name, ds in config["datasets"].items():
+            self.datasets[name], self.micrographs[name] = self._list_dataset(name, ds)
+
+    # ------------------------------------------------------------------ data sets
+
+    def _list_dataset(self, name: str, ds: dict) -> tuple[dict, dict[str, str]]:
+        synthetic_set = ds.get("synthetic")
+        if not synthetic_set:
+            return dict(ds), list_micrographs(ds["micrographs"], name)
+        if synthetic_set not in self.synthetic:
+            raise InputError(f"dataset {name!r}: synthetic set {synthetic_set!r} is not defined "
+                             f"under synthetic: (defined: {sorted(self.synthetic)})")
+        ds = dict(ds)
+        ds["ground_truth"] = os.path.dirname(self.synthetic_files(synthetic_set, "_")
+                                             ["coordinates"])
+        # Dice against discs at the exact centres, as for CryoPPP's disc masks, so that scores
+        # compare across data sets (the particles' true supports are in the set's masks/)
+        ds["ground_truth_masks"] = None
+        if ds.get("pixel_size") is None:
+            ds["pixel_size"] = self._synthetic_settings[synthetic_set].pixel_size
+        return ds, {n: self.synthetic_files(synthetic_set, n)["micrograph"]
+                    for n in self.synthetic_names(synthetic_set)}
+
+    def micrograph_names(self, dataset: str) -> list[str]:
+        return list(self.micrographs[dataset])
+
+    def has_ground_truth(self, dataset: str) -> bool:
+        return bool(self.datasets[dataset].get("ground_truth"))
+
+    def scored_datasets(self) -> list[str]:
+        return [name for name in self.datasets if self.has_ground_truth(name)]
+
+    def label_files(self, dataset: str, masks: bool = False) -> dict[str, str]:
+        """Micrograph name -> ground-truth coordinate file (or mask .png with ``masks``).
+
+        A synthetic data set's files are named from the config (they may not exist yet: the
+        synthesize rule makes them); a real one's are listed from its folder.
+        """
+        ds = self.datasets[dataset]
+        synthetic_set = ds.get("synthetic")
+        if synthetic_set:
+            if masks:  # scored against discs, see _list_dataset
+                return {}
+            return {n: self.synthetic_files(synthetic_set, n)["coordinates"]
+                    for n in self.micrograph_names(dataset)}
+        if masks:
+            return list_label_files(ds.get("ground_truth_masks"), suffixes=(".png",))
+        return list_label_files(ds.get("ground_truth"))
+
+    def label_file(self, dataset: str, micrograph: str) -> str:
+        """The ground-truth coordinate file of one micrograph (CryoPPP .csv, .star, .box)."""
+        path = self.label_files(dataset).get(micrograph)
+        if path is None:
+            raise InputError(f"dataset {dataset!r}: no ground-truth file for micrograph "
+                             f"{micrograph!r}")
+        return path
+
+    # ------------------------------------------------------------------ stages and targets
+
+    def enabled_stages(self) -> list[str]:
+        return stages.enabled_stages(self.config, self.met)
+
+    def source_stage(self) -> Stage:
+        return stages.source_stage(self.config, self.met)
+
+    def picking_stages(self, dataset: str) -> dict[str, str]:
+        """Stage -> picks pattern of every stage run on ``dataset`` (stages.picking_stages)."""
+        return stages.picking_stages(self.config, self.has_ground_truth(dataset), self.met)
+
+    def pick_count_tables(self) -> list[str]:
+        """The pick-count check of every data set (cryopick.pick_counts)."""
+        return [paths.PICK_COUNTS.format(dataset=d) for d in self.datasets]
+
+    def final_picks(self, dataset: str) -> list[str]:
+        """Every final picks file of a data set, in micrograph order."""
+        return [paths.FINAL_PICKS.format(dataset=dataset, micrograph=n)
+                for n in self.micrograph_names(dataset)]
+
+    def report_summaries(self) -> list[str]:
+        return [paths.METRICS_SUMMARY.format(dataset=d) for d in self.scored_datasets()]
+
+    def targets(self) -> list[str]:
+        """What a plain run makes: final picks (in every format), metrics, the report and the
+        parameters of every synthetic set in use."""
+        outputs = []
+        for dataset in self.datasets:
+            names = self.micrograph_names(dataset)
+            outputs += [paths.FINAL_PICKS.format(dataset=dataset, micrograph=n) for n in names]
+            for fmt in self.config["picks"]["formats"]:
+                outputs += [paths.FORMATTED_PICKS.format(dataset=dataset, format=fmt,
+                                                         micrograph=n) for n in names]
+        outputs += self.pick_count_tables()
+        outputs += self.report_summaries()
+        outputs += [paths.REPORT_TSV, paths.REPORT_HTML]
+        outputs += [paths.SYNTHETIC_PARAMETERS.format(synthetic_set=s)
+                    for s in self.synthetic_sets_in_use()]
+        return outputs
+
+    def label_map_outputs(self) -> list[str]:
+        """Label maps of every labelled micrograph of every data set with ground truth."""
+        outputs = []
+        for dataset in self.scored_datasets():
+            labelled = self.label_files(dataset)
+            outputs += [paths.LABEL_MAP.format(dataset=dataset, micrograph=name)
+                        for name in self.micrograph_names(dataset) if name in labelled]
+        return outputs
+
+    # ------------------------------------------------------------------ U-Net training
+
+    def training_items(self, batch_of: Callable[[str, str], str]) -> list[dict]:
+        """(dataset/micrograph name, micrograph, denoised batch, label file, diameter in A,
+        invert[, mask]) of every labelled micrograph of the training data sets, real or
+        synthetic; unlabelled micrographs are left out. ``batch_of(dataset, micrograph)``: the
+        batch holding a micrograph (BatchPlan.batch_of)."""
+        train = self.config["unet"]["train"]
+        items = []
+        for dataset in train["datasets"]:
+            if dataset not in self.datasets:
+                raise InputError(f"unet.train.datasets names {dataset!r}, which is not in "
+                                 "datasets")
+            if not self.has_ground_truth(dataset):
+                raise InputError(f"unet.train.datasets: data set {dataset!r} has no "
+                                 "ground_truth")
+            ds = self.datasets[dataset]
+            labels = self.label_files(dataset)
+            synthetic_set = ds.get("synthetic")
+            if synthetic_set:  # the particles' true supports
+                masks = {n: self.synthetic_files(synthetic_set, n)["mask"] for n in labels}
+            else:
+                masks = self.label_files(dataset, masks=True)
+            for name in self.micrograph_names(dataset):
+                if name not in labels:
+                    continue
+                item = {
+                    "name": f"{dataset}/{name}",
+                    "micrograph": self.micrographs[dataset][name],
+                    "denoised_batch": paths.DENOISED.format(dataset=dataset,
+                                                            batch=batch_of(dataset, name)),
+                    "labels": labels[name],
+                    "diameter": ds["particle_diameter"],
+                    "invert": ds.get("particle_contrast") == "bright",
+                }
+                if train["use_masks"] and name in masks:
+                    item["mask"] = masks[name]
+                items.append(item)
+        if not items:
+            raise InputError("unet.train.datasets holds no labelled micrograph to train on")
+        return items
+
+    def training_inputs(self, batch_of: Callable[[str, str], str],
+                        basedir: str = ".") -> dict[str, list[str]]:
+        """The train_unet job's input files, by kind; the model fine-tuning starts from is
+        one, so that new starting weights retrain."""
+        items = self.training_items(batch_of)
+        inputs = {
+            "micrographs": [item["micrograph"] for item in items],
+            "denoised": sorted({item["denoised_batch"] for item in items}),
+            "labels": [item["labels"] for item in items],
+            "masks": [item["mask"] for item in items if "mask" in item],
+        }
+        initial_model = unet_train_settings(self.config, basedir).get("initial_model")
+        if initial_model:
+            inputs["initial_model"] = [initial_model]
+        return inputs
+
+    # ------------------------------------------------------------------ synthetic sets
+
+    def synthetic_names(self, synthetic_set: str) -> list[str]:
+        """Micrograph names of a synthetic set, from the config alone (no file exists yet)."""
+        spec = self.synthetic[synthetic_set]
+        return synthetic_micrograph_names(self.synthetic_prefix(synthetic_set),
+                                          spec.get("n_micrographs", 3))
+
+    def synthetic_files(self, synthetic_set: str, name: str) -> dict[str, str]:
+        """Every file the synthesize rule writes for one micrograph (key -> path)."""
+        return paths.synthetic_files(synthetic_set, name)
+
+    def synthetic_sets_in_use(self) -> list[str]:
+        return sorted({ds["synthetic"] for ds in self.datasets.values() if ds.get("synthetic")})
+
+    def synthetic_outputs(self) -> list[str]:
+        """Every configured synthetic set's parameters and micrographs, used or not."""
+        sets = list(self.synthetic)
+        return ([paths.SYNTHETIC_PARAMETERS.format(synthetic_set=s) for s in sets]
+                + [self.synthetic_files(s, n)["micrograph"]
+                   for s in sets for n in self.synthetic_names(s)])
+
+    def synthetic_settings(self, synthetic_set: str) -> dict:
+        """The physics of one set (SyntheticSettings keys): a change reruns its micrographs."""
+        return _without(self.synthetic[synthetic_set], SYNTHETIC_BOOKKEEPING)
+
+    def synthetic_seed(self, synthetic_set: str) -> int:
+        return self.synthetic[synthetic_set].get("seed", 0)
+
+    def synthetic_prefix(self, synthetic_set: str) -> str:
+        return self.synthetic[synthetic_set].get("name_prefix") or synthetic_set
+
+    def synthetic_size(self, synthetic_set: str) -> int:
+        return len(self.synthetic_names(synthetic_set))
+
+    def synthetic_volume_files(self, synthetic_set: str) -> list[str]:
+        return self.synthetic[synthetic_set].get("volume_files", [])
+
+    def synthetic_index(self, synthetic_set: str, micrograph: str) -> int:
+        """Index of a micrograph in its set (its seed derives from the set's seed and this)."""
+        names = self.synthetic_names(synthetic_set)
+        if micrograph not in names:
+            raise InputError(f"{micrograph!r} is not a micrograph of synthetic set "
+                             f"{synthetic_set!r} ({names[0]} .. {names[-1]})")
+        return names.index(micrograph)

@@ -1,0 +1,137 @@
+"""The picking stages, in one table: each stage's name (its row in summary.tsv), where its picks
+go, whether it runs per batch of micrographs or per micrograph, the rule file that makes them,
+the ``picks.source`` value that chooses it for the final picks and what it needs to run.
+
+A new picking source is one :class:`Stage` entry here, its rule file (included through
+:func:`rule_files`), its script and its ``picks.source`` value in config/schema.yaml (README:
+"Adding a picking source"). The functions below take the validated config and never Snakemake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from cryopick.io import InputError
+from cryopick.workflow import paths
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """Something a stage cannot run without: ``met(config)``, and what ``picks.source`` is told
+    is missing (after "needs ")."""
+
+    met: Callable[[dict], bool]
+    missing: Callable[[dict], str]
+
+
+def _sam_available(config: dict) -> bool:
+    from cryopick.sam import checkpoint_available
+
+    return checkpoint_available(config["sam"]["checkpoint"])
+
+
+def _sam_missing(config: dict) -> str:
+    from cryopick.sam import unavailable_message
+
+    return "SAM weights: " + unavailable_message(config["sam"]["checkpoint"])
+
+
+REQUIREMENTS: dict[str, Requirement] = {
+    "unet": Requirement(lambda config: bool(config["unet"]["enabled"]),
+                        lambda config: "unet.enabled: true (or use baseline)"),
+    # the SAM stage runs only when sam.checkpoint names a file (weights cannot be shipped)
+    "sam": Requirement(_sam_available, _sam_missing),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One picking stage.
+
+    ``folder``: where its picks go under results/{dataset}/; ``batched``: one job per batch of
+    micrographs (a folder per batch, {micrograph}.star inside) or one per micrograph (a .star
+    each); ``rules``: its rule file under rules/; ``source``: the ``picks.source`` value that
+    makes its picks the final picks (None: compared only); ``requires``: names in
+    :data:`REQUIREMENTS`; ``switch``: the config section whose ``enabled`` adds the stage to the
+    comparison (None: always, once its requirements are met; the source stage runs anyway).
+    """
+
+    name: str
+    folder: str
+    batched: bool
+    rules: str
+    source: str | None = None
+    requires: tuple[str, ...] = ()
+    switch: str | None = None
+
+    @property
+    def picks(self) -> str:
+        """The pattern of its picks: a batch folder ({dataset}, {batch}) or a .star file
+        ({dataset}, {micrograph})."""
+        if self.batched:
+            return paths.batch_folder(self.folder)
+        return paths.per_micrograph(self.folder, ".star")
+
+
+# In summary.tsv order (the final picks come last).
+STAGES: tuple[Stage, ...] = (
+    Stage("baseline", "baseline", batched=True, rules="baseline.smk", source="baseline"),
+    Stage("unet", "unet_picks", batched=True, rules="unet.smk", source="unet",
+          requires=("unet",)),
+    Stage("unet+crf", "crf_picks", batched=False, rules="crf.smk", source="crf",
+          requires=("unet",), switch="crf"),
+    Stage("sam", "sam_raw_picks", batched=False, rules="sam.smk", requires=("unet", "sam")),
+    Stage("sam+postprocessing", "sam_picks", batched=False, rules="sam.smk", source="sam",
+          requires=("unet", "sam")),
+)
+BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
+BY_SOURCE: dict[str, Stage] = {stage.source: stage for stage in STAGES if stage.source}
+FINAL = "final"  # the name of the final picks' row in summary.tsv
+
+
+def stage_picks(name: str) -> str:
+    """The picks pattern of a stage (what its rule declares as output)."""
+    return BY_NAME[name].picks
+
+
+def rule_files() -> list[str]:
+    """The stages' rule files under rules/, each once, in table order."""
+    return list(dict.fromkeys(stage.rules for stage in STAGES))
+
+
+def requirements_met(config: dict) -> dict[str, bool]:
+    """Requirement name -> whether the config meets it (computed once per DAG build)."""
+    return {name: requirement.met(config) for name, requirement in REQUIREMENTS.items()}
+
+
+def enabled_stages(config: dict, met: Mapping[str, bool] | None = None) -> list[str]:
+    """Comparison stages the config turns on (SAM only with a checkpoint file)."""
+    met = requirements_met(config) if met is None else met
+    return [stage.name for stage in STAGES
+            if all(met[r] for r in stage.requires)
+            and (stage.switch is None or config[stage.switch]["enabled"])]
+
+
+def source_stage(config: dict, met: Mapping[str, bool] | None = None) -> Stage:
+    """The stage picks.source names; an InputError when the config cannot run it."""
+    met = requirements_met(config) if met is None else met
+    source = config["picks"]["source"]
+    stage = BY_SOURCE[source]
+    for name in stage.requires:
+        if not met[name]:
+            raise InputError(f"picks.source {source!r} needs {REQUIREMENTS[name].missing(config)}")
+    return stage
+
+
+def picking_stages(config: dict, has_ground_truth: bool,
+                   met: Mapping[str, bool] | None = None) -> dict[str, str]:
+    """Stage name -> picks pattern for every stage the config runs on a data set, the final
+    picks last: each gets a row in summary.tsv. Without ground truth only the source stage runs,
+    since the others could not be scored."""
+    met = requirements_met(config) if met is None else met
+    source = source_stage(config, met).name
+    names = set(enabled_stages(config, met)) | {source} if has_ground_truth else {source}
+    stages = {stage.name: stage.picks for stage in STAGES if stage.name in names}
+    stages[FINAL] = paths.FINAL_PICKS
+    return stages
