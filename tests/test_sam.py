@@ -278,7 +278,8 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
 
     # a checkpoint of the wrong model type fails the job with one clear line
     config["sam"]["model_type"] = "vit_b"
-    wrong = run_workflow(tmp_path, config, "--forcerun", "sam_masks", targets[0], check=False)
+    # (the target first: after --forcerun it would be read as one more rule to force)
+    wrong = run_workflow(tmp_path, config, targets[0], "--forcerun", "sam_masks", check=False)
     assert wrong.returncode != 0, wrong.stderr[-2000:]
     log = (tmp_path / "results/t/logs/sam_masks/batch_00000.log").read_text()
     assert "holds a tiny model" in log and "Traceback" not in log
