@@ -24,6 +24,7 @@ include: "rules/denoise.smk"
 
 # the picking stages' rule files, from their registry (cryopick/workflow/stages.py)
 for _stage_rules in rule_files():
+
     include: f"rules/{_stage_rules}"
 
 
@@ -34,6 +35,6 @@ include: "rules/labels.smk"
 
 
 rule all:
+    default_target: True
     input:
         PLAN.targets(),
-    default_target: True

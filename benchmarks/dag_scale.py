@@ -45,8 +45,11 @@ def make_placeholder_dataset(root: Path, n: int, labelled: bool = True) -> dict:
         (root / "micrographs" / f"{name}.mrc").touch()
         if labelled:
             (root / "labels" / f"{name}.csv").touch()
-    entry = {"micrographs": str(root / "micrographs" / "*.mrc"), "pixel_size": 1.0,
-             "particle_diameter": 150.0}
+    entry = {
+        "micrographs": str(root / "micrographs" / "*.mrc"),
+        "pixel_size": 1.0,
+        "particle_diameter": 150.0,
+    }
     if labelled:
         entry["ground_truth"] = str(root / "labels")
     return entry
@@ -55,8 +58,9 @@ def make_placeholder_dataset(root: Path, n: int, labelled: bool = True) -> dict:
 def timed_lines(cmd: list[str], cwd: Path) -> tuple[list[tuple[float, str]], int]:
     """Run ``cmd``; every output line with the seconds since the start, and the exit code."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     lines = [(time.monotonic() - start, line.rstrip("\n")) for line in proc.stdout]
     proc.wait()
     lines.append((time.monotonic() - start, ""))
@@ -102,8 +106,9 @@ def manifest_cost(n: int, batch_size: int) -> dict[str, float]:
         again = assign_batches(read_manifest(path), names, batch_size)
         changed = write_manifest(path, again)
         t2 = time.perf_counter()
-        grown = assign_batches(read_manifest(path), names + [f"new_{i}" for i in range(50)],
-                               batch_size)
+        grown = assign_batches(
+            read_manifest(path), names + [f"new_{i}" for i in range(50)], batch_size
+        )
         write_manifest(path, grown)
         t3 = time.perf_counter()
     assert not changed
@@ -114,8 +119,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--micrographs", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--unlabelled", action="store_true",
-                        help="no ground truth (a new data set): only scorable stages run")
+    parser.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="no ground truth (a new data set): only scorable stages run",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     n, batch_size = args.micrographs, args.batch_size
@@ -128,12 +136,22 @@ def main() -> None:
         tmp = Path(tmp)
         dataset = make_placeholder_dataset(tmp / "data", n, labelled=not args.unlabelled)
         config = tmp / "config.yaml"
-        config.write_text(yaml.safe_dump({"datasets": {"big": dataset},
-                                          "batching": {"size": batch_size}}))
+        config.write_text(
+            yaml.safe_dump({"datasets": {"big": dataset}, "batching": {"size": batch_size}})
+        )
         snakefile = REPO / "Snakefile"
         work = tmp / "work"
-        base = [SNAKEMAKE, "-s", str(snakefile), "--directory", str(work), "--configfile",
-                str(config), "--profile", str(REPO / "profiles/slurm")]
+        base = [
+            SNAKEMAKE,
+            "-s",
+            str(snakefile),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(config),
+            "--profile",
+            str(REPO / "profiles/slurm"),
+        ]
 
         lines, code = timed_lines([*base, "-n"], REPO)
         if code != 0:
@@ -146,9 +164,21 @@ def main() -> None:
         # What every cluster job pays before its own work: Snakemake parses the workflow
         # (listing all micrographs, building the batches) and a DAG for its target job.
         t0 = time.monotonic()
-        subprocess.run([*base, "-n", "--target-jobs", "denoise:dataset=big,batch=00000",
-                        "--allowed-rules", "denoise", "--executor", "dryrun"],
-                       cwd=REPO, capture_output=True, check=True)
+        subprocess.run(
+            [
+                *base,
+                "-n",
+                "--target-jobs",
+                "denoise:dataset=big,batch=00000",
+                "--allowed-rules",
+                "denoise",
+                "--executor",
+                "dryrun",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
         job_startup = time.monotonic() - t0
 
     cost = manifest_cost(20_000, batch_size)

@@ -43,10 +43,20 @@ BANDS_A = [(1e9, 200.0), (200.0, 50.0), (50.0, 20.0), (20.0, 8.0), (8.0, 2 * PIX
 # over the whole field; no carbon, contamination or thick ice (the real one has none); an
 # effective dose of 12 e-/A^2 (an integrating Falcon II of 2012 counts far less than a modern
 # counting camera at the same dose). Everything else is the generator's default.
-SETTINGS = dict(height=4096, width=4096, pixel_size=PIXEL_SIZE, particles_per_micrograph=800,
-                particle_diameter=170.0, volume_kinds=("oligomer", "multidomain"),
-                clustering=0.2, empty_fraction=0.0, carbon_probability=0.0,
-                contaminants_per_um2=0.0, thick_ice_probability=0.0, dose=12.0)
+SETTINGS = dict(
+    height=4096,
+    width=4096,
+    pixel_size=PIXEL_SIZE,
+    particles_per_micrograph=800,
+    particle_diameter=170.0,
+    volume_kinds=("oligomer", "multidomain"),
+    clustering=0.2,
+    empty_fraction=0.0,
+    carbon_probability=0.0,
+    contaminants_per_um2=0.0,
+    thick_ice_probability=0.0,
+    dose=12.0,
+)
 
 
 def spectrum(image: np.ndarray, pixel_size: float, border: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +125,10 @@ def main() -> None:
     results = REPO / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     with open(results / "synthetic_vs_real.tsv", "w") as handle:
-        handle.write("# fraction of image variance per resolution band (zero-mean, "
-                     "unit-variance images, 256 px border removed)\n")
+        handle.write(
+            "# fraction of image variance per resolution band (zero-mean, "
+            "unit-variance images, 256 px border removed)\n"
+        )
         handle.write("\t".join(header) + "\n")
         for row in rows:
             handle.write("\t".join(row) + "\n")
@@ -133,8 +145,7 @@ def main() -> None:
     ]
     for column, (title, image) in enumerate(panels):
         ax = fig.add_subplot(grid[0, column])
-        small = cv2.resize(np.asarray(image, np.float32), (512, 512),
-                           interpolation=cv2.INTER_AREA)
+        small = cv2.resize(np.asarray(image, np.float32), (512, 512), interpolation=cv2.INTER_AREA)
         ax.imshow(display(small), cmap="gray", interpolation="lanczos")
         ax.set_title(title + "\nwhole micrograph (7.25 kA)", fontsize=9)
         ax.axis("off")
@@ -160,8 +171,11 @@ def main() -> None:
     ax.set_xlabel("spatial frequency (1/A)")
     ax.set_title("network input (7.08 A/px)", fontsize=10)
     ax.legend(fontsize=7)
-    fig.suptitle("Synthetic vs real micrograph (EMPIAR-10017, beta-galactosidase-sized "
-                 "particles); cryopick/synthetic.py, seed %d" % args.seed, fontsize=11)
+    fig.suptitle(
+        "Synthetic vs real micrograph (EMPIAR-10017, beta-galactosidase-sized "
+        "particles); cryopick/synthetic.py, seed %d" % args.seed,
+        fontsize=11,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")

@@ -10,8 +10,8 @@ Test data, none of it in any model's training set:
   also rendered filtered (CryoSegNet's chain, 8-bit), as CryoPPP distributes micrographs.
 Beside the models, the blob baseline with the workflow's default settings.
 
-    python benchmarks/generality.py --model general_synthetic=results/unet_training/general_synthetic/model.pt \
-        --model default=models/unet_default.pt --tag today
+    python benchmarks/generality.py --tag today --model default=models/unet_default.pt \
+        --model general_synthetic=results/unet_training/general_synthetic/model.pt
 
 Leave-one-type-out: train with a corpus overlay that drops one type (models/unet_general.yaml
 with volume_kinds edited) and pass it with --kinds TYPE. Writes
@@ -37,14 +37,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cryopick.checkpoint import load_model  # noqa: E402
-from cryopick.denoise import (DenoiseSettings, denoise_image, frame_for,  # noqa: E402
-                              load_denoised, load_frame, save_denoised)
+from cryopick.denoise import (  # noqa: E402
+    DenoiseSettings,
+    denoise_image,
+    frame_for,
+    load_denoised,
+    load_frame,
+    save_denoised,
+)
 from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
-from cryopick.io import (micrograph_name, read_coordinates, read_micrograph,  # noqa: E402
-                         write_mrc, write_relion_micrographs_star)
+from cryopick.io import (  # noqa: E402
+    micrograph_name,
+    read_coordinates,
+    read_micrograph,
+    write_mrc,
+    write_relion_micrographs_star,
+)
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
-from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
 from cryopick.network_input import input_canvas  # noqa: E402
+from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
 from cryopick.probability_maps import load_prediction, save_prediction  # noqa: E402
 from cryopick.synthetic import SyntheticSettings, generate_micrograph  # noqa: E402
 from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
@@ -66,14 +77,23 @@ def synthetic_cases(kinds: tuple[str, ...]) -> list[dict]:
             for snr in SNRS:
                 renderings = ("raw", "filtered_8bit") if snr == SNRS[0] else ("raw",)
                 for rendering in renderings:
-                    cases.append({"kind": kind, "pixel_size": pixel_size, "diameter": diameter,
-                                  "snr": snr, "rendering": rendering})
+                    cases.append(
+                        {
+                            "kind": kind,
+                            "pixel_size": pixel_size,
+                            "diameter": diameter,
+                            "snr": snr,
+                            "rendering": rendering,
+                        }
+                    )
     return cases
 
 
 def case_name(case: dict) -> str:
-    return (f"{case['kind']}_px{case['pixel_size']}_d{case['diameter']:.0f}_snr{case['snr']}"
-            f"_{case['rendering']}")
+    return (
+        f"{case['kind']}_px{case['pixel_size']}_d{case['diameter']:.0f}_snr{case['snr']}"
+        f"_{case['rendering']}"
+    )
 
 
 def make_case(case: dict, index: int) -> tuple[Path, Path, Path]:
@@ -87,17 +107,27 @@ def make_case(case: dict, index: int) -> tuple[Path, Path, Path]:
         field = (1024 * case["pixel_size"]) ** 2
         count = max(8, int(0.15 * field / (np.pi * (case["diameter"] / 2) ** 2)))
         settings = SyntheticSettings(
-            height=1024, width=1024, pixel_size=case["pixel_size"],
-            particle_diameter=case["diameter"], particles_per_micrograph=count,
-            volume_kinds=(case["kind"],), noise="snr", snr=case["snr"],
-            rendering=case["rendering"])
+            height=1024,
+            width=1024,
+            pixel_size=case["pixel_size"],
+            particle_diameter=case["diameter"],
+            particles_per_micrograph=count,
+            volume_kinds=(case["kind"],),
+            noise="snr",
+            snr=case["snr"],
+            rendering=case["rendering"],
+        )
         m = generate_micrograph(settings, index, TEST_SEED)
         write_mrc(mrc, m.image.astype(np.float32), case["pixel_size"])
         truth = m.coordinates
         truth[["x", "y"]].to_csv(csv, index=False, header=["X-Coordinate", "Y-Coordinate"])
         frame = frame_for(m.image.shape, 1024)
-        save_denoised(npz, denoise_image(m.image, DenoiseSettings(), frame), frame,
-                      case["pixel_size"] * frame.scale)
+        save_denoised(
+            npz,
+            denoise_image(m.image, DenoiseSettings(), frame),
+            frame,
+            case["pixel_size"] * frame.scale,
+        )
     return mrc, npz, csv
 
 
@@ -112,8 +142,12 @@ def real_cases() -> list[tuple[str, Path, Path, Path]]:
         if not npz.exists():
             image = read_micrograph(path).image
             frame = frame_for(image.shape, 1024)
-            save_denoised(npz, denoise_image(image, DenoiseSettings(), frame), frame,
-                          REAL_PIXEL_SIZE * frame.scale)
+            save_denoised(
+                npz,
+                denoise_image(image, DenoiseSettings(), frame),
+                frame,
+                REAL_PIXEL_SIZE * frame.scale,
+            )
         out.append((name, path, npz, REAL / "coordinates" / f"{name}.csv"))
     return out
 
@@ -121,15 +155,22 @@ def real_cases() -> list[tuple[str, Path, Path, Path]]:
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 
 
-def model_picks(model, checkpoint: dict, micrograph: Path, denoised: Path,
-                diameter_file_px: float, workdir: Path) -> dict[str, pd.DataFrame]:
+def model_picks(
+    model,
+    checkpoint: dict,
+    micrograph: Path,
+    denoised: Path,
+    diameter_file_px: float,
+    workdir: Path,
+) -> dict[str, pd.DataFrame]:
     """Picks as the workflow makes them: the model's input, one symmetry, the 8-bit map file,
     the model's own picking settings ("stored"); and at every threshold of THRESHOLDS with its
     other settings, to see how far the stored operating point is from the best one."""
     frame, _ = load_frame(denoised)
     kind = checkpoint.get("input", "denoised")
-    canvas, frame = input_canvas(kind, str(denoised), str(micrograph), False,
-                                 diameter_file_px / frame.scale)
+    canvas, frame = input_canvas(
+        kind, str(denoised), str(micrograph), False, diameter_file_px / frame.scale
+    )
     scale = model_scale(checkpoint, frame, diameter_file_px)
     prediction = predict(model, [canvas], [frame.content_mask], scale=scale, symmetries=1)[0]
     path = workdir / "map.npz"
@@ -137,9 +178,17 @@ def model_picks(model, checkpoint: dict, micrograph: Path, denoised: Path,
     prediction, frame, _ = load_prediction(path)
     picking = checkpoint["picking"]
     thresholds = {"stored": picking["threshold"], **{f"{t:g}": t for t in THRESHOLDS}}
-    return {label: picks_from_prediction(prediction, frame, diameter_file_px / frame.scale,
-                                         t, picking["min_distance"], picking["edge_margin"])
-            for label, t in thresholds.items()}
+    return {
+        label: picks_from_prediction(
+            prediction,
+            frame,
+            diameter_file_px / frame.scale,
+            t,
+            picking["min_distance"],
+            picking["edge_margin"],
+        )
+        for label, t in thresholds.items()
+    }
 
 
 def blob_picks(denoised: Path, diameter_file_px: float) -> dict[str, pd.DataFrame]:
@@ -147,8 +196,9 @@ def blob_picks(denoised: Path, diameter_file_px: float) -> dict[str, pd.DataFram
     return {"stored": pick_blobs(canvas, diameter_file_px / canvas.frame.scale, BLOB)}
 
 
-def relion_log_picks(micrograph: Path, diameter_file_px: float, pixel_size: float
-                     ) -> dict[str, pd.DataFrame]:
+def relion_log_picks(
+    micrograph: Path, diameter_file_px: float, pixel_size: float
+) -> dict[str, pd.DataFrame]:
     """RELION 3.1's Laplacian-of-Gaussian picker at its default threshold, with the diameter
     range 0.8-1.2 x the particle diameter, as a user who knows only the diameter runs it."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,11 +209,30 @@ def relion_log_picks(micrograph: Path, diameter_file_px: float, pixel_size: floa
         write_relion_micrographs_star(tmp / "mics.star", ["Micrographs/m.mrc"], pixel_size)
         diameter = diameter_file_px * pixel_size
         subprocess.run(
-            ["relion_autopick", "--i", "mics.star", "--odir", "LoG/", "--pickname", "autopick",
-             "--LoG", "--LoG_diam_min", f"{0.8 * diameter:.1f}", "--LoG_diam_max",
-             f"{1.2 * diameter:.1f}", "--shrink", "0", "--lowpass", "20",
-             "--LoG_adjust_threshold", "0"],
-            cwd=tmp, check=True, capture_output=True)
+            [
+                "relion_autopick",
+                "--i",
+                "mics.star",
+                "--odir",
+                "LoG/",
+                "--pickname",
+                "autopick",
+                "--LoG",
+                "--LoG_diam_min",
+                f"{0.8 * diameter:.1f}",
+                "--LoG_diam_max",
+                f"{1.2 * diameter:.1f}",
+                "--shrink",
+                "0",
+                "--lowpass",
+                "20",
+                "--LoG_adjust_threshold",
+                "0",
+            ],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         picks = read_coordinates(tmp / "LoG" / "Micrographs" / "m_autopick.star")
     return {"stored": picks}
 
@@ -175,22 +244,33 @@ def evaluate(pickers: dict, kinds: tuple[str, ...], workdir: Path) -> pd.DataFra
         shape = read_micrograph(micrograph).image.shape
         for method, pick in pickers.items():
             for threshold, picks in pick(micrograph, denoised, REAL_DIAMETER_PX, workdir).items():
-                rows.append({"method": method, "threshold": threshold,
-                             "test": "EMPIAR-10017 (real, filtered JPG)",
-                             "kind": "beta-galactosidase", "pixel_size": REAL_PIXEL_SIZE,
-                             "snr": np.nan, "rendering": "filtered_8bit",
-                             **score_micrograph(name, picks, truth, REAL_DIAMETER_PX,
-                                                shape).row()})
+                rows.append(
+                    {
+                        "method": method,
+                        "threshold": threshold,
+                        "test": "EMPIAR-10017 (real, filtered JPG)",
+                        "kind": "beta-galactosidase",
+                        "pixel_size": REAL_PIXEL_SIZE,
+                        "snr": np.nan,
+                        "rendering": "filtered_8bit",
+                        **score_micrograph(name, picks, truth, REAL_DIAMETER_PX, shape).row(),
+                    }
+                )
     for index, case in enumerate(synthetic_cases(kinds)):
         micrograph, denoised, truth_path = make_case(case, index)
         truth = read_coordinates(truth_path)
         d_px = case["diameter"] / case["pixel_size"]
         for method, pick in pickers.items():
             for threshold, picks in pick(micrograph, denoised, d_px, workdir).items():
-                rows.append({"method": method, "threshold": threshold,
-                             "test": "synthetic (fresh seeds)", **case,
-                             **score_micrograph(case_name(case), picks, truth, d_px,
-                                                (1024, 1024)).row()})
+                rows.append(
+                    {
+                        "method": method,
+                        "threshold": threshold,
+                        "test": "synthetic (fresh seeds)",
+                        **case,
+                        **score_micrograph(case_name(case), picks, truth, d_px, (1024, 1024)).row(),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -199,9 +279,16 @@ def pooled(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     for key, group in rows.groupby(by, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         s = summarise(group)
-        out.append({**dict(zip(by, key)), "micrographs": len(group),
-                    "precision": s["precision"], "recall": s["recall"], "f1": s["f1"],
-                    "f1_r025": s["f1_r025"]})
+        out.append(
+            {
+                **dict(zip(by, key)),
+                "micrographs": len(group),
+                "precision": s["precision"],
+                "recall": s["recall"],
+                "f1": s["f1"],
+                "f1_r025": s["f1_r025"],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -210,14 +297,24 @@ def operating_points(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     its F1 (chosen with the labels, so an upper bound no user gets), and the gap."""
     out = []
     models = rows[rows["threshold"] != "stored"]["method"].unique()
-    for key, group in rows[rows["method"].isin(models)].groupby(by + ["method"], sort=False,
-                                                              dropna=False):
+    for key, group in rows[rows["method"].isin(models)].groupby(
+        by + ["method"], sort=False, dropna=False
+    ):
         stored = summarise(group[group["threshold"] == "stored"])["f1"]
-        grid = {t: summarise(g)["f1"] for t, g in group[group["threshold"] != "stored"]
-                .groupby("threshold")}
+        grid = {
+            t: summarise(g)["f1"]
+            for t, g in group[group["threshold"] != "stored"].groupby("threshold")
+        }
         best = max(grid, key=grid.get)
-        out.append({**dict(zip(by + ["method"], key)), "f1_stored": stored,
-                    "best_threshold": best, "f1_best": grid[best], "gap": grid[best] - stored})
+        out.append(
+            {
+                **dict(zip(by + ["method"], key)),
+                "f1_stored": stored,
+                "best_threshold": best,
+                "f1_best": grid[best],
+                "gap": grid[best] - stored,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -225,8 +322,9 @@ def markdown(table: pd.DataFrame) -> str:
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
-                                       for v in row) + " |")
+        lines.append(
+            "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -240,18 +338,20 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     pickers = {"blob baseline": lambda m, d, px, w: blob_picks(d, px)}
     if shutil.which("relion_autopick"):
-        pickers["RELION 3.1 LoG"] = (lambda m, d, px, w:
-                                     relion_log_picks(m, px, load_frame(d)[1]))
+        pickers["RELION 3.1 LoG"] = lambda m, d, px, w: relion_log_picks(m, px, load_frame(d)[1])
     else:
         print("relion_autopick not found (apt-get install relion): RELION LoG left out")
     for spec in args.model:
         name, path = spec.split("=", 1)
         model, checkpoint = load_model(path, device="cpu")
-        pickers[name] = (lambda m, d, px, w, model=model, checkpoint=checkpoint:
-                         model_picks(model, checkpoint, m, d, px, w))
-        print(f"{name}: {path}, input {checkpoint.get('input')}, picking "
-              f"{checkpoint['picking']}, trained on {checkpoint['data']['n_micrographs']} "
-              f"micrographs")
+        pickers[name] = lambda m, d, px, w, model=model, checkpoint=checkpoint: model_picks(
+            model, checkpoint, m, d, px, w
+        )
+        print(
+            f"{name}: {path}, input {checkpoint.get('input')}, picking "
+            f"{checkpoint['picking']}, trained on {checkpoint['data']['n_micrographs']} "
+            f"micrographs"
+        )
     workdir = CACHE / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -264,19 +364,25 @@ def main(argv=None) -> None:
     rows = rows[rows["threshold"] == "stored"]
     tables = {
         "by test set": pooled(rows, ["test", "method"]),
-        "synthetic, by SNR and rendering": pooled(rows[rows["test"] != rows["test"].iloc[0]],
-                                                  ["snr", "rendering", "method"]),
+        "synthetic, by SNR and rendering": pooled(
+            rows[rows["test"] != rows["test"].iloc[0]], ["snr", "rendering", "method"]
+        ),
         "synthetic, by pixel size (raw)": pooled(
-            rows[(rows["rendering"] == "raw") & rows["snr"].notna()],
-            ["pixel_size", "method"]),
+            rows[(rows["rendering"] == "raw") & rows["snr"].notna()], ["pixel_size", "method"]
+        ),
         "synthetic, by specimen type (raw, SNR 0.05)": pooled(
-            rows[(rows["rendering"] == "raw") & (rows["snr"] == SNRS[0])], ["kind", "method"]),
+            rows[(rows["rendering"] == "raw") & (rows["snr"] == SNRS[0])], ["kind", "method"]
+        ),
         "label-free operating point: stored threshold vs the best one in hindsight": points,
     }
-    text = [f"# Generality (benchmarks/generality.py{' --tag ' + args.tag if args.tag else ''})",
-            "", f"{time.perf_counter() - start:.0f} s. Pooled one-to-one matching within 0.5 x "
-            "diameter (f1) and 0.25 x diameter (f1_r025); each model at its own stored "
-            "operating point, 1 symmetry.", ""]
+    text = [
+        f"# Generality (benchmarks/generality.py{' --tag ' + args.tag if args.tag else ''})",
+        "",
+        f"{time.perf_counter() - start:.0f} s. Pooled one-to-one matching within 0.5 x "
+        "diameter (f1) and 0.25 x diameter (f1_r025); each model at its own stored "
+        "operating point, 1 symmetry.",
+        "",
+    ]
     for title, table in tables.items():
         text += [f"## {title}", "", markdown(table), ""]
         print(f"\n{title}\n{table.to_string(index=False)}")

@@ -94,8 +94,9 @@ def pooled(rows: list[dict]) -> dict:
     return summarise(pd.DataFrame(rows))
 
 
-def ranked_hits(picks: pd.DataFrame, truth: pd.DataFrame, radius: float
-                ) -> tuple[np.ndarray, np.ndarray]:
+def ranked_hits(
+    picks: pd.DataFrame, truth: pd.DataFrame, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(score, hit) per pick: picks taken best first, each matched to the nearest unmatched
     label within ``radius`` (the detection-AP convention, which rewards a good ranking)."""
     from scipy.spatial import cKDTree
@@ -107,8 +108,9 @@ def ranked_hits(picks: pd.DataFrame, truth: pd.DataFrame, radius: float
     if len(t) and len(xy):
         tree, used = cKDTree(t), np.zeros(len(t), bool)
         for i, point in enumerate(xy):
-            for j in sorted(tree.query_ball_point(point, radius),
-                            key=lambda j: np.hypot(*(t[j] - point))):
+            for j in sorted(
+                tree.query_ball_point(point, radius), key=lambda j: np.hypot(*(t[j] - point))
+            ):
                 if not used[j]:
                     used[j] = hits[i] = True
                     break
@@ -130,6 +132,7 @@ def average_precision(parts: list[tuple[np.ndarray, np.ndarray]], n_truth: int) 
 # ----------------------------------------------------------------------------------------------
 # (a) EMPIAR-10017, cross-validated
 # ----------------------------------------------------------------------------------------------
+
 
 def empiar_part(cv_run: str, timer: Timer) -> tuple[pd.DataFrame, list[str]]:
     from PIL import Image
@@ -153,18 +156,35 @@ def empiar_part(cv_run: str, timer: Timer) -> tuple[pd.DataFrame, list[str]]:
         assert map_frame == frame, (name, map_frame, frame)
         p = {"baseline": timer.run("baseline", pick_blobs, den, d_px, BLOB)}
         s = picking[fold]
-        p["unet"] = timer.run("unet picks", picks_from_prediction, maps, frame, d_px,
-                              s["threshold"], s["min_distance"], s["edge_margin"])
+        p["unet"] = timer.run(
+            "unet picks",
+            picks_from_prediction,
+            maps,
+            frame,
+            d_px,
+            s["threshold"],
+            s["min_distance"],
+            s["edge_margin"],
+        )
         p["final"] = finalize_picks(p["unet"], frame, DIAMETER_PX, FINAL)
-        timer.run("mask picks (one setting)", picks_from_probability, maps["mask"], frame,
-                  d_px, MaskPickSettings(), centre=maps["centre"])
-        for (sep, thr), v in mask_variants(maps["mask"], maps["centre"], frame, d_px,
-                                           THRESHOLDS).items():
+        timer.run(
+            "mask picks (one setting)",
+            picks_from_probability,
+            maps["mask"],
+            frame,
+            d_px,
+            MaskPickSettings(),
+            centre=maps["centre"],
+        )
+        for (sep, thr), v in mask_variants(
+            maps["mask"], maps["centre"], frame, d_px, THRESHOLDS
+        ).items():
             p[("unet mask", sep, thr)] = v
         for crf_name, crf in CRF_SETTINGS.items():
             refined = timer.run(f"crf {crf_name}", crf_refine, maps["mask"], den.image, crf)
-            for (sep, thr), v in mask_variants(refined, maps["centre"], frame, d_px,
-                                               THRESHOLDS).items():
+            for (sep, thr), v in mask_variants(
+                refined, maps["centre"], frame, d_px, THRESHOLDS
+            ).items():
                 p[(f"unet+crf [{crf_name}]", sep, thr)] = v
         picks[name] = p
         print(f"[empiar] {name} (fold {fold}) done", flush=True)
@@ -174,45 +194,72 @@ def empiar_part(cv_run: str, timer: Timer) -> tuple[pd.DataFrame, list[str]]:
     def score(name, pk):
         key = (name, id(pk))
         if key not in memo:
-            memo[key] = score_micrograph(name, pk, truth[name], DIAMETER_PX, masks[name].shape,
-                                         masks[name]).row()
+            memo[key] = score_micrograph(
+                name, pk, truth[name], DIAMETER_PX, masks[name].shape, masks[name]
+            ).row()
         return memo[key]
 
     def ap(key):
-        return average_precision([ranked_hits(picks[n][key], truth[n], 0.5 * DIAMETER_PX)
-                                  for n in names], sum(len(truth[n]) for n in names))
+        return average_precision(
+            [ranked_hits(picks[n][key], truth[n], 0.5 * DIAMETER_PX) for n in names],
+            sum(len(truth[n]) for n in names),
+        )
 
     rows, notes = [], []
     fixed_stages = ["baseline", "unet", "final"]
     for stage in fixed_stages:
-        rows.append({"stage": stage, "settings": "workflow defaults" if stage != "unet" else
-                     "fold model's stored picking settings",
-                     **pooled([score(n, picks[n][stage]) for n in names]), "ap": ap(stage)})
+        rows.append(
+            {
+                "stage": stage,
+                "settings": "workflow defaults"
+                if stage != "unet"
+                else "fold model's stored picking settings",
+                **pooled([score(n, picks[n][stage]) for n in names]),
+                "ap": ap(stage),
+            }
+        )
     variants = sorted({k[:2] for k in picks[names[0]] if isinstance(k, tuple)})
     chosen: dict[tuple, dict] = {}
     for family, sep in variants:
         # fixed default threshold 0.5
-        rows.append({"stage": family, "settings": f"separation {sep}, threshold 0.5",
-                     **pooled([score(n, picks[n][(family, sep, 0.5)]) for n in names]),
-                     "ap": ap((family, sep, 0.5))})
+        rows.append(
+            {
+                "stage": family,
+                "settings": f"separation {sep}, threshold 0.5",
+                **pooled([score(n, picks[n][(family, sep, 0.5)]) for n in names]),
+                "ap": ap((family, sep, 0.5)),
+            }
+        )
         # threshold tuned on the other folds
         fold_rows, thresholds = [], []
         for fold in range(3):
             others = [n for n in names if folds[n] != fold]
-            f1s = {thr: pooled([score(n, picks[n][(family, sep, thr)]) for n in others])["f1"]
-                   for thr in THRESHOLDS}
+            f1s = {
+                thr: pooled([score(n, picks[n][(family, sep, thr)]) for n in others])["f1"]
+                for thr in THRESHOLDS
+            }
             best = max(THRESHOLDS, key=lambda t: (f1s[t], -abs(t - 0.5)))
             thresholds.append(best)
-            fold_rows += [score(n, picks[n][(family, sep, best)]) for n in names
-                          if folds[n] == fold]
+            fold_rows += [
+                score(n, picks[n][(family, sep, best)]) for n in names if folds[n] == fold
+            ]
         chosen[(family, sep)] = thresholds
-        rows.append({"stage": family, "settings": f"separation {sep}, threshold tuned on "
-                     f"other folds {thresholds}", **pooled(fold_rows)})
+        rows.append(
+            {
+                "stage": family,
+                "settings": f"separation {sep}, threshold tuned on other folds {thresholds}",
+                **pooled(fold_rows),
+            }
+        )
     table = pd.DataFrame(rows)
-    notes.append("U-Net fold models: " + "; ".join(
-        f"fold {f}: threshold {picking[f]['threshold']}, min distance "
-        f"{picking[f]['min_distance']}, edge margin {picking[f]['edge_margin']}"
-        for f in range(3)))
+    notes.append(
+        "U-Net fold models: "
+        + "; ".join(
+            f"fold {f}: threshold {picking[f]['threshold']}, min distance "
+            f"{picking[f]['min_distance']}, edge margin {picking[f]['edge_margin']}"
+            for f in range(3)
+        )
+    )
     return table, notes
 
 
@@ -227,14 +274,20 @@ def time_empiar_front(cv_run: str, timer: Timer, n: int = 2) -> None:
         for name in names:
             jpg = DATA / "micrographs" / f"{name}.jpg"
             out = Path(tmp) / f"{name}.npz"
-            den = timer.run("denoise", denoise_file, str(jpg), str(out), DenoiseSettings(),
-                            PIXEL_SIZE)
+            den = timer.run(
+                "denoise", denoise_file, str(jpg), str(out), DenoiseSettings(), PIXEL_SIZE
+            )
 
             def unet(path=jpg, den=den):
                 canvas, frame = input_canvas("binned", str(out), str(path))
                 scale = model_scale(checkpoint, frame, DIAMETER_PX)
-                return predict(model, [canvas], [frame.content_mask], scale=scale,
-                               symmetries=int(checkpoint["picking"].get("symmetries", 1)))
+                return predict(
+                    model,
+                    [canvas],
+                    [frame.content_mask],
+                    scale=scale,
+                    symmetries=int(checkpoint["picking"].get("symmetries", 1)),
+                )
 
             timer.run("unet predict", unet)
 
@@ -243,10 +296,11 @@ def time_empiar_front(cv_run: str, timer: Timer, n: int = 2) -> None:
 # (b) synthetic
 # ----------------------------------------------------------------------------------------------
 
-def synthetic_part(n: int, seed: int, crf: CrfSettings, mask_settings: dict[str, MaskPickSettings],
-                   timer: Timer) -> pd.DataFrame:
-    settings = SyntheticSettings(height=1024, width=1024, pixel_size=7.08,
-                                 particle_diameter=190.0)
+
+def synthetic_part(
+    n: int, seed: int, crf: CrfSettings, mask_settings: dict[str, MaskPickSettings], timer: Timer
+) -> pd.DataFrame:
+    settings = SyntheticSettings(height=1024, width=1024, pixel_size=7.08, particle_diameter=190.0)
     folder = ROOT / "resources" / "cache" / f"stage_table_synthetic_{n}_{seed}"
     names = [f"stage{i:03d}" for i in range(n)]
     if not (folder / "parameters.json").exists():
@@ -265,64 +319,100 @@ def synthetic_part(n: int, seed: int, crf: CrfSettings, mask_settings: dict[str,
             den_path = folder / "denoised" / f"{name}.npz"
             den_path.parent.mkdir(exist_ok=True)
             if not den_path.exists():
-                timer.run("synthetic denoise", denoise_file, str(files["micrograph"]),
-                          str(den_path), DenoiseSettings(), 7.08)
+                timer.run(
+                    "synthetic denoise",
+                    denoise_file,
+                    str(files["micrograph"]),
+                    str(den_path),
+                    DenoiseSettings(),
+                    7.08,
+                )
             den = load_denoised(den_path)
             frame = den.frame
             d_px = diameter_px / frame.scale
             truth = read_coordinates(files["coordinates"])
-            canvas, _ = input_canvas(checkpoint.get("input", "denoised"), str(den_path),
-                                     str(files["micrograph"]))
+            canvas, _ = input_canvas(
+                checkpoint.get("input", "denoised"), str(den_path), str(files["micrograph"])
+            )
             scale = model_scale(checkpoint, frame, diameter_px)
-            maps = timer.run(f"synthetic unet predict", predict, model, [canvas],
-                             [frame.content_mask], scale=scale,
-                             symmetries=int(s.get("symmetries", 1)))[0]
+            maps = timer.run(
+                "synthetic unet predict",
+                predict,
+                model,
+                [canvas],
+                [frame.content_mask],
+                scale=scale,
+                symmetries=int(s.get("symmetries", 1)),
+            )[0]
             maps = {k: np.round(v * 255) / 255 for k, v in maps.items()}  # the 8-bit artifact
             got = {
                 "baseline": pick_blobs(den, d_px, BLOB),
-                "unet": picks_from_prediction(maps, frame, d_px, s["threshold"],
-                                              s["min_distance"], s["edge_margin"]),
+                "unet": picks_from_prediction(
+                    maps, frame, d_px, s["threshold"], s["min_distance"], s["edge_margin"]
+                ),
             }
             got["final"] = finalize_picks(got["unet"], frame, diameter_px, FINAL)
             refined = timer.run("synthetic crf", crf_refine, maps["mask"], den.image, crf)
             for label, ms in mask_settings.items():
                 source = refined if label.startswith("unet+crf") else maps["mask"]
-                got[label] = picks_from_probability(source, frame, d_px, ms,
-                                                    centre=maps["centre"])
+                got[label] = picks_from_probability(source, frame, d_px, ms, centre=maps["centre"])
             for stage, pk in got.items():
                 per_stage.setdefault(stage, []).append(
-                    score_micrograph(name, pk, truth, diameter_px, (frame.original_height,
-                                                                    frame.original_width)).row())
+                    score_micrograph(
+                        name, pk, truth, diameter_px, (frame.original_height, frame.original_width)
+                    ).row()
+                )
                 hits.setdefault(stage, []).append(ranked_hits(pk, truth, 0.5 * diameter_px))
         for stage, scores in per_stage.items():
             if stage == "baseline" and model_name != "unet_default":
                 continue
             summary = pooled(scores)
-            rows.append({"model": "-" if stage == "baseline" else model_name, "stage": stage,
-                         **summary, "ap": average_precision(hits[stage], summary["n_truth"])})
+            rows.append(
+                {
+                    "model": "-" if stage == "baseline" else model_name,
+                    "stage": stage,
+                    **summary,
+                    "ap": average_precision(hits[stage], summary["n_truth"]),
+                }
+            )
         print(f"[synthetic] {model_name} done", flush=True)
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------
 
-COLUMNS = ["n_micrographs", "n_picks", "n_truth", "precision", "recall", "f1",
-           "precision_r025", "recall_r025", "f1_r025", "dice", "ap"]
+COLUMNS = [
+    "n_micrographs",
+    "n_picks",
+    "n_truth",
+    "precision",
+    "recall",
+    "f1",
+    "precision_r025",
+    "recall_r025",
+    "f1_r025",
+    "dice",
+    "ap",
+]
 
 
 def markdown(table: pd.DataFrame) -> str:
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
-                                       for v in row) + " |")
+        lines.append(
+            "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cv-run", default="unet_cv_full27",
-                        help="folder under --cv-cache with fold{0,1,2}.pt and fold*_maps/")
+    parser.add_argument(
+        "--cv-run",
+        default="unet_cv_full27",
+        help="folder under --cv-cache with fold{0,1,2}.pt and fold*_maps/",
+    )
     parser.add_argument("--synthetic-n", type=int, default=6)
     parser.add_argument("--synthetic-seed", type=int, default=4017)
     parser.add_argument("--skip-empiar", action="store_true")
@@ -332,42 +422,71 @@ def main(argv=None) -> None:
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     timer = Timer()
-    text = ["# Per-stage picking quality and speed", "",
-            "Produced by `.venv/bin/python benchmarks/stage_table.py`. Pick-level P/R/F1 pooled "
-            "over micrographs (Hungarian matching within 0.5 and 0.25 x diameter), Dice mean "
-            "over micrographs (cryopick.metrics). SAM and SAM + postprocessing: not scored; no "
-            "SAM weights can be had here and random-weight SAM masks mean nothing. ap: average "
-            "precision of the picks ranked by their figure of merit (area under the pooled "
-            "precision-recall curve at 0.5 x diameter, score-greedy matching): how well the "
-            "figure of merit sorts particles from false picks; rows without it are tuned rows.",
-            ""]
+    text = [
+        "# Per-stage picking quality and speed",
+        "",
+        "Produced by `.venv/bin/python benchmarks/stage_table.py`. Pick-level P/R/F1 pooled "
+        "over micrographs (Hungarian matching within 0.5 and 0.25 x diameter), Dice mean "
+        "over micrographs (cryopick.metrics). SAM and SAM + postprocessing: not scored; no "
+        "SAM weights can be had here and random-weight SAM masks mean nothing. ap: average "
+        "precision of the picks ranked by their figure of merit (area under the pooled "
+        "precision-recall curve at 0.5 x diameter, score-greedy matching): how well the "
+        "figure of merit sorts particles from false picks; rows without it are tuned rows.",
+        "",
+    ]
     tables = []
     if not args.skip_empiar:
         time_empiar_front(args.cv_run, timer)
         table, notes = empiar_part(args.cv_run, timer)
         table.insert(0, "data", "empiar10017 (3-fold CV)")
         tables.append(table)
-        text += ["## (a) EMPIAR-10017, 12 micrographs, 3-fold cross-validation", "",
-                 *notes, "", markdown(table[["stage", "settings", *COLUMNS]]), ""]
+        text += [
+            "## (a) EMPIAR-10017, 12 micrographs, 3-fold cross-validation",
+            "",
+            *notes,
+            "",
+            markdown(table[["stage", "settings", *COLUMNS]]),
+            "",
+        ]
     crf_name = next(iter(CRF_SETTINGS))
-    mask_settings = {
-        f"unet mask, {sep}": MaskPickSettings(separation=sep) for sep in SEPARATIONS}
-    mask_settings.update({
-        f"unet+crf [{name}], {sep}": MaskPickSettings(separation=sep)
-        for name in (crf_name,) for sep in SEPARATIONS})
-    syn = synthetic_part(args.synthetic_n, args.synthetic_seed, CRF_SETTINGS[crf_name],
-                         mask_settings, timer)
+    mask_settings = {f"unet mask, {sep}": MaskPickSettings(separation=sep) for sep in SEPARATIONS}
+    mask_settings.update(
+        {
+            f"unet+crf [{name}], {sep}": MaskPickSettings(separation=sep)
+            for name in (crf_name,)
+            for sep in SEPARATIONS
+        }
+    )
+    syn = synthetic_part(
+        args.synthetic_n, args.synthetic_seed, CRF_SETTINGS[crf_name], mask_settings, timer
+    )
     syn.insert(0, "data", f"synthetic ({args.synthetic_n} x 1024^2, seed {args.synthetic_seed})")
     tables.append(syn.rename(columns={"model": "settings"}))
-    text += ["## (b) synthetic, exact ground truth (models/unet_default.pt, "
-             "models/unet_synthetic.pt)", "",
-             "unet rows: each model's stored picking settings; mask and CRF rows: threshold "
-             "0.5 and the default separation settings; nothing tuned on this set.", "",
-             markdown(syn[["model", "stage", *COLUMNS]]), ""]
-    speed = pd.DataFrame([{"stage": k, "seconds_per_micrograph": timer.per_micrograph(k),
-                           "micrographs": timer.counts[k]} for k in timer.seconds])
-    text += ["## Seconds per micrograph (this CPU, 1 thread, wall; each stage's own work)", "",
-             markdown(speed), ""]
+    text += [
+        "## (b) synthetic, exact ground truth (models/unet_default.pt, models/unet_synthetic.pt)",
+        "",
+        "unet rows: each model's stored picking settings; mask and CRF rows: threshold "
+        "0.5 and the default separation settings; nothing tuned on this set.",
+        "",
+        markdown(syn[["model", "stage", *COLUMNS]]),
+        "",
+    ]
+    speed = pd.DataFrame(
+        [
+            {
+                "stage": k,
+                "seconds_per_micrograph": timer.per_micrograph(k),
+                "micrographs": timer.counts[k],
+            }
+            for k in timer.seconds
+        ]
+    )
+    text += [
+        "## Seconds per micrograph (this CPU, 1 thread, wall; each stage's own work)",
+        "",
+        markdown(speed),
+        "",
+    ]
     out = pd.concat(tables, ignore_index=True)
     out.to_csv(results / "stage_table.tsv", sep="\t", index=False, float_format="%.4f")
     speed.to_csv(results / "stage_table_speed.tsv", sep="\t", index=False, float_format="%.3f")

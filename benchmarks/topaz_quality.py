@@ -69,9 +69,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from cryopick.io import micrograph_name, read_coordinates, read_micrograph, write_mrc  # noqa: E402
-from cryopick.metrics import match_count, summarise  # noqa: E402
 from unet_quality import DIAMETER_PX, PIXEL_SIZE, markdown, pooled_table, score  # noqa: E402
+
+from cryopick.io import micrograph_name, read_coordinates, read_micrograph, write_mrc  # noqa: E402
+from cryopick.metrics import match_count  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "empiar10017"
 CACHE = ROOT / "resources" / "topaz"
@@ -83,8 +84,7 @@ EDGE_MARGINS = (0.0, 1.0, 1.1, 1.2, 1.3)  # x diameter; 0 = none
 class Topaz:
     def __init__(self, exe: str, stub: Path, threads: int, log: Path):
         self.exe, self.threads, self.log = exe, threads, log
-        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads),
-                    "MKL_NUM_THREADS": str(threads)}
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         if stub.exists():
             self.env["PYTHONPATH"] = f"{stub}:{self.env.get('PYTHONPATH', '')}"
         self.seconds: dict[str, float] = {}
@@ -98,8 +98,10 @@ class Topaz:
             subprocess.run(cmd, check=True, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         took = time.monotonic() - start
         self.seconds[step] = self.seconds.get(step, 0.0) + took
-        print(f"  topaz {step} {' '.join(a for a in args if '/' not in a)[:60]}: {took:.0f} s",
-              flush=True)
+        print(
+            f"  topaz {step} {' '.join(a for a in args if '/' not in a)[:60]}: {took:.0f} s",
+            flush=True,
+        )
 
 
 def preprocess(topaz: Topaz, data: Path, names: list[str]) -> Path:
@@ -111,8 +113,20 @@ def preprocess(topaz: Topaz, data: Path, names: list[str]) -> Path:
             continue
         jpg = next(p for p in (data / "micrographs").iterdir() if micrograph_name(p) == name)
         write_mrc(raw / f"{name}.mrc", read_micrograph(jpg).image, PIXEL_SIZE)
-        topaz("preprocess", "-s", str(SCALE), "-d", "-1", "-t", "0", "-j", str(topaz.threads),
-              "-o", str(pre), str(raw / f"{name}.mrc"))
+        topaz(
+            "preprocess",
+            "-s",
+            str(SCALE),
+            "-d",
+            "-1",
+            "-t",
+            "0",
+            "-j",
+            str(topaz.threads),
+            "-o",
+            str(pre),
+            str(raw / f"{name}.mrc"),
+        )
         (raw / f"{name}.mrc").unlink()  # 64 MB each; only the downsampled image is needed
     return pre
 
@@ -125,13 +139,31 @@ def extract(topaz: Topaz, model: str, pre: Path, names: list[str], outdir: Path)
         out = outdir / f"{name}.txt"
         if not out.exists():
             tmp = out.with_suffix(".part")
-            topaz("extract", "-m", model, "-r", str(RADIUS), "-t", "-6", "-d", "-1",
-                  "-j", str(topaz.threads), "-o", str(tmp), str(pre / f"{name}.mrc"))
+            topaz(
+                "extract",
+                "-m",
+                model,
+                "-r",
+                str(RADIUS),
+                "-t",
+                "-6",
+                "-d",
+                "-1",
+                "-j",
+                str(topaz.threads),
+                "-o",
+                str(tmp),
+                str(pre / f"{name}.mrc"),
+            )
             tmp.rename(out)
         table = pd.read_csv(out, sep="\t")
-        picks[name] = pd.DataFrame({"x": table["x_coord"].to_numpy(float) * SCALE,
-                                    "y": table["y_coord"].to_numpy(float) * SCALE,
-                                    "score": table["score"].to_numpy(float)})
+        picks[name] = pd.DataFrame(
+            {
+                "x": table["x_coord"].to_numpy(float) * SCALE,
+                "y": table["y_coord"].to_numpy(float) * SCALE,
+                "score": table["score"].to_numpy(float),
+            }
+        )
     return picks
 
 
@@ -139,8 +171,12 @@ def select(picks: pd.DataFrame, threshold: float, margin: float, shape) -> pd.Da
     keep = picks["score"] >= threshold
     if margin > 0:
         edge = margin * DIAMETER_PX
-        keep &= ((picks["x"] >= edge) & (picks["x"] <= shape[1] - 1 - edge)
-                 & (picks["y"] >= edge) & (picks["y"] <= shape[0] - 1 - edge))
+        keep &= (
+            (picks["x"] >= edge)
+            & (picks["x"] <= shape[1] - 1 - edge)
+            & (picks["y"] >= edge)
+            & (picks["y"] <= shape[0] - 1 - edge)
+        )
     return picks[keep]
 
 
@@ -148,13 +184,16 @@ THRESHOLDS = np.round(np.arange(-6.0, 8.01, 0.25), 2)  # Topaz log-likelihood sc
 _MATCHES: dict = {}  # (id(picks), name, threshold, margin) -> (n_picks, true positives)
 
 
-def _counts(picks: pd.DataFrame, truth: np.ndarray, key, threshold: float, margin: float,
-            shape) -> tuple[int, int]:
+def _counts(
+    picks: pd.DataFrame, truth: np.ndarray, key, threshold: float, margin: float, shape
+) -> tuple[int, int]:
     key = (*key, threshold, margin)
     if key not in _MATCHES:
         sel = select(picks, threshold, margin, shape)
-        _MATCHES[key] = (len(sel), match_count(sel[["x", "y"]].to_numpy(), truth,
-                                               0.5 * DIAMETER_PX))
+        _MATCHES[key] = (
+            len(sel),
+            match_count(sel[["x", "y"]].to_numpy(), truth, 0.5 * DIAMETER_PX),
+        )
     return _MATCHES[key]
 
 
@@ -167,8 +206,9 @@ def tune(picks: dict, truth: dict, names: list[str], shape, margins, tag: str = 
         for threshold in THRESHOLDS:
             n = tp = 0
             for name in names:
-                a, b = _counts(picks[name], truth[name], (tag, name), float(threshold), margin,
-                               shape)
+                a, b = _counts(
+                    picks[name], truth[name], (tag, name), float(threshold), margin, shape
+                )
                 n += a
                 tp += b
             f1 = 2 * tp / (n + n_truth)
@@ -177,16 +217,31 @@ def tune(picks: dict, truth: dict, names: list[str], shape, margins, tag: str = 
     return best
 
 
-def fold_rows(method: str, picks: dict, truth: dict, names: list[str], folds: int, data: Path,
-              shape, margins, only_folds=None) -> tuple[list[dict], list[dict]]:
+def fold_rows(
+    method: str,
+    picks: dict,
+    truth: dict,
+    names: list[str],
+    folds: int,
+    data: Path,
+    shape,
+    margins,
+    only_folds=None,
+) -> tuple[list[dict], list[dict]]:
     rows, settings = [], []
     for fold in range(folds):
         if only_folds is not None and fold not in only_folds:
             continue
         held_out = [n for i, n in enumerate(names) if i % folds == fold]
         training = [n for n in names if n not in held_out]
-        best = tune(picks, truth, training, shape, margins, tag=method.split(" + ")[0]
-                    + (f" fold {fold}" if "trained per fold" in method else ""))
+        best = tune(
+            picks,
+            truth,
+            training,
+            shape,
+            margins,
+            tag=method.split(" + ")[0] + (f" fold {fold}" if "trained per fold" in method else ""),
+        )
         settings.append({"method": method, "fold": fold, **best})
         for name in held_out:
             sel = select(picks[name], best["threshold"], best["edge_margin"], shape)
@@ -199,37 +254,69 @@ def write_targets(path: Path, names: list[str], data: Path) -> float:
     frames = []
     for name in names:
         t = read_coordinates(data / "coordinates" / f"{name}.csv")
-        frames.append(pd.DataFrame({"image_name": name,
-                                    "x_coord": np.round(t["x"].to_numpy() / SCALE).astype(int),
-                                    "y_coord": np.round(t["y"].to_numpy() / SCALE).astype(int)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "image_name": name,
+                    "x_coord": np.round(t["x"].to_numpy() / SCALE).astype(int),
+                    "y_coord": np.round(t["y"].to_numpy() / SCALE).astype(int),
+                }
+            )
+        )
     table = pd.concat(frames)
     table.to_csv(path, sep="\t", index=False)
     return len(table) / len(names)
 
 
-def train_fold(topaz: Topaz, pre: Path, training: list[str], fold: int, data: Path,
-               args) -> tuple[Path, dict]:
+def train_fold(
+    topaz: Topaz, pre: Path, training: list[str], fold: int, data: Path, args
+) -> tuple[Path, dict]:
     """topaz train on the fold's training micrographs (cached); the last epoch's model."""
     folder = CACHE / f"train_s{SCALE}_e{args.epochs}x{args.epoch_size}" / f"fold{fold}"
     folder.mkdir(parents=True, exist_ok=True)
     images = folder / "images.txt"
-    pd.DataFrame({"image_name": training,
-                  "path": [str(pre / f"{n}.mrc") for n in training]}).to_csv(
-        images, sep="\t", index=False)
+    pd.DataFrame(
+        {"image_name": training, "path": [str(pre / f"{n}.mrc") for n in training]}
+    ).to_csv(images, sep="\t", index=False)
     n_expected = write_targets(folder / "targets.txt", training, data)
     last = folder / f"model_epoch{args.epochs}.sav"
     if not last.exists():
         start = time.monotonic()
-        topaz("train", "--train-images", str(images), "--train-targets",
-              str(folder / "targets.txt"), "-n", f"{n_expected:.0f}", "-r", str(args.train_radius),
-              "--num-epochs", str(args.epochs), "--epoch-size", str(args.epoch_size),
-              "--minibatch-size", str(args.minibatch_size), "-d", "-1", "--num-workers", "0",
-              "-j", str(topaz.threads), "--save-prefix", str(folder / "model"),
-              "-o", str(folder / "training.tsv"))
+        topaz(
+            "train",
+            "--train-images",
+            str(images),
+            "--train-targets",
+            str(folder / "targets.txt"),
+            "-n",
+            f"{n_expected:.0f}",
+            "-r",
+            str(args.train_radius),
+            "--num-epochs",
+            str(args.epochs),
+            "--epoch-size",
+            str(args.epoch_size),
+            "--minibatch-size",
+            str(args.minibatch_size),
+            "-d",
+            "-1",
+            "--num-workers",
+            "0",
+            "-j",
+            str(topaz.threads),
+            "--save-prefix",
+            str(folder / "model"),
+            "-o",
+            str(folder / "training.tsv"),
+        )
         (folder / "train_seconds.txt").write_text(f"{time.monotonic() - start:.1f}\n")
     seconds = folder / "train_seconds.txt"
-    info = {"fold": fold, "epoch": args.epochs, "n_expected": round(n_expected),
-            "train_minutes": float(seconds.read_text()) / 60 if seconds.exists() else None}
+    info = {
+        "fold": fold,
+        "epoch": args.epochs,
+        "n_expected": round(n_expected),
+        "train_minutes": float(seconds.read_text()) / 60 if seconds.exists() else None,
+    }
     return last, info
 
 
@@ -237,43 +324,64 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--topaz", default="/work/topaz-venv/bin/topaz")
-    parser.add_argument("--stub", type=Path, default=ROOT.parent / "topaz-stub",
-                        help="folder holding the torchvision stand-in package")
+    parser.add_argument(
+        "--stub",
+        type=Path,
+        default=ROOT.parent / "topaz-stub",
+        help="folder holding the torchvision stand-in package",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--fold", type=int, action="append",
-                        help="train/extract only these folds (repeatable); default all")
+    parser.add_argument(
+        "--fold",
+        type=int,
+        action="append",
+        help="train/extract only these folds (repeatable); default all",
+    )
     parser.add_argument("--pretrained", default="resnet16_u64")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--epoch-size", type=int, default=250,
-                        help="parameter updates per epoch (Topaz default 1000)")
-    parser.add_argument("--minibatch-size", type=int, default=128,
-                        help="crops per update (Topaz default 256)")
-    parser.add_argument("--train-radius", type=int, default=3,
-                        help="topaz train -r: positive radius around labels (Topaz default 3)")
+    parser.add_argument(
+        "--epoch-size",
+        type=int,
+        default=250,
+        help="parameter updates per epoch (Topaz default 1000)",
+    )
+    parser.add_argument(
+        "--minibatch-size", type=int, default=128, help="crops per update (Topaz default 256)"
+    )
+    parser.add_argument(
+        "--train-radius",
+        type=int,
+        default=3,
+        help="topaz train -r: positive radius around labels (Topaz default 3)",
+    )
     args = parser.parse_args(argv)
 
     CACHE.mkdir(parents=True, exist_ok=True)
     topaz = Topaz(args.topaz, args.stub, args.threads, CACHE / "topaz.log")
     names = sorted(micrograph_name(p) for p in (args.data / "micrographs").iterdir())
     shape = read_micrograph(next((args.data / "micrographs").iterdir())).image.shape
-    truth = {n: read_coordinates(args.data / "coordinates" / f"{n}.csv")[["x", "y"]]
-             .to_numpy(float) for n in names}
+    truth = {
+        n: read_coordinates(args.data / "coordinates" / f"{n}.csv")[["x", "y"]].to_numpy(float)
+        for n in names
+    }
     folds = args.fold if args.fold else list(range(args.folds))
 
     print("preprocess", flush=True)
     pre = preprocess(topaz, args.data, names)
     print(f"extract, pretrained {args.pretrained}", flush=True)
     start = time.monotonic()
-    pretrained = extract(topaz, args.pretrained, pre, names,
-                         CACHE / f"extract_s{SCALE}_r{RADIUS}_{args.pretrained}")
+    pretrained = extract(
+        topaz, args.pretrained, pre, names, CACHE / f"extract_s{SCALE}_r{RADIUS}_{args.pretrained}"
+    )
     pretrained_seconds = time.monotonic() - start
     rows, settings = [], []
     label = f"Topaz pretrained {args.pretrained}"
     for margins, suffix in (((0.0,), ""), (EDGE_MARGINS, " + edge margin")):
-        r, s = fold_rows(label + suffix, pretrained, truth, names, args.folds, args.data, shape,
-                         margins)
+        r, s = fold_rows(
+            label + suffix, pretrained, truth, names, args.folds, args.data, shape, margins
+        )
         rows += r
         settings += s
 
@@ -287,11 +395,21 @@ def main(argv=None) -> None:
             model, info = train_fold(topaz, pre, training, fold, args.data, args)
             trained_info.append(info)
             # the training micrographs' picks (threshold tuning) and the held-out ones
-            fold_picks = extract(topaz, str(model), pre, names,
-                                 model.parent / f"extract_r{RADIUS}_{model.stem}")
+            fold_picks = extract(
+                topaz, str(model), pre, names, model.parent / f"extract_r{RADIUS}_{model.stem}"
+            )
             for margins, suffix in (((0.0,), ""), (EDGE_MARGINS, " + edge margin")):
-                r, s = fold_rows(f"Topaz trained per fold{suffix}", fold_picks, truth, names,
-                                 args.folds, args.data, shape, margins, only_folds=[fold])
+                r, s = fold_rows(
+                    f"Topaz trained per fold{suffix}",
+                    fold_picks,
+                    truth,
+                    names,
+                    args.folds,
+                    args.data,
+                    shape,
+                    margins,
+                    only_folds=[fold],
+                )
                 rows += r
                 settings += s
             trained[fold] = model
@@ -300,8 +418,9 @@ def main(argv=None) -> None:
     table = pooled_table(per_micrograph)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    per_micrograph.to_csv(results / "topaz_quality_per_micrograph.tsv", sep="\t", index=False,
-                          float_format="%.4f")
+    per_micrograph.to_csv(
+        results / "topaz_quality_per_micrograph.tsv", sep="\t", index=False, float_format="%.4f"
+    )
     table.to_csv(results / "topaz_quality.tsv", sep="\t", index=False, float_format="%.4f")
     trained_text = ""
     if trained_info:
@@ -310,29 +429,46 @@ def main(argv=None) -> None:
             f"--num-epochs {args.epochs} --epoch-size {args.epoch_size} --minibatch-size "
             f"{args.minibatch_size} -d -1 --num-workers 0 -j {args.threads}`, pretrained "
             f"init on, GE-binomial, -n = mean labels per training micrograph; the last "
-            "epoch's model): " + "; ".join(
+            "epoch's model): "
+            + "; ".join(
                 f"fold {i['fold']}: -n {i['n_expected']}, "
-                + (f"{i['train_minutes']:.1f} min" if i['train_minutes'] else "cached")
-                for i in trained_info)
-            + (f". Trained folds: {folds} of {args.folds} (pooled row covers only these)."
-               if len(folds) < args.folds else "."))
+                + (f"{i['train_minutes']:.1f} min" if i["train_minutes"] else "cached")
+                for i in trained_info
+            )
+            + (
+                f". Trained folds: {folds} of {args.folds} (pooled row covers only these)."
+                if len(folds) < args.folds
+                else "."
+            )
+        )
     text = [
         f"# Topaz on {args.data.name}, scored like cryopick's U-Net "
-        f"({args.folds} folds, fold = sorted index % {args.folds})", "",
+        f"({args.folds} folds, fold = sorted index % {args.folds})",
+        "",
         f"topaz-em 0.3.20, CPU, {args.threads} thread(s); `topaz preprocess -s {SCALE}`; "
         f"`topaz extract -r {RADIUS} -t -6 -d -1`; picks x{SCALE} to full-resolution pixels. "
         "Each fold's score threshold (and, in the '+ edge margin' rows, the edge margin from "
         f"{list(EDGE_MARGINS)} x diameter) maximises pooled F1 at 0.5 x d on the fold's 8 "
         "training micrographs; only its 4 held-out micrographs are scored. Pooled over folds; "
-        "P/R/F1 at 0.5 x d and at 0.25 x d (_r025), Dice of 108 px discs.", "",
+        "P/R/F1 at 0.5 x d and at 0.25 x d (_r025), Dice of 108 px discs.",
+        "",
         f"Pretrained extraction: {pretrained_seconds / 60:.1f} min this run (0 = cached).",
-        "", trained_text, "",
-        "Settings chosen per fold: " + "; ".join(
+        "",
+        trained_text,
+        "",
+        "Settings chosen per fold: "
+        + "; ".join(
             f"{s['method']} fold {s['fold']}: threshold {s['threshold']:.2f}, edge margin "
-            f"{s['edge_margin']}, training F1 {s['f1']:.3f}" for s in settings), "",
-        markdown(table), "",
+            f"{s['edge_margin']}, training F1 {s['f1']:.3f}"
+            for s in settings
+        ),
+        "",
+        markdown(table),
+        "",
         "Comparable rows: benchmarks/results/unet_quality_full27.md (cryopick U-Net, same folds) "
-        "and benchmarks/results/baseline_empiar10017.md (RELION LoG).", ""]
+        "and benchmarks/results/baseline_empiar10017.md (RELION LoG).",
+        "",
+    ]
     (results / "topaz_quality.md").write_text("\n".join(text))
     print("\n".join(text))
     (CACHE / "settings.json").write_text(json.dumps(settings, indent=1))

@@ -20,8 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from unet_quality import (DEFAULT_DATA, ROOT, denoise_all, evaluate_model,  # noqa: E402
-                          pooled_table)
+from unet_quality import DEFAULT_DATA, ROOT, denoise_all, evaluate_model, pooled_table  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -47,23 +46,40 @@ def main(argv=None) -> None:
             if not checkpoint.exists():
                 sys.exit(f"{checkpoint}: no cached fold model (run unet_quality.py first)")
             start = time.perf_counter()
-            rows += evaluate_model(checkpoint, held_out, canvases, args.data,
-                                   f"unet, {symmetries} symmetries", fold,
-                                   runs / f"fold{fold}_maps_tta{symmetries}",
-                                   symmetries=symmetries)
-            seconds.append({"method": f"unet, {symmetries} symmetries",
-                            "seconds": time.perf_counter() - start, "n": len(held_out)})
+            rows += evaluate_model(
+                checkpoint,
+                held_out,
+                canvases,
+                args.data,
+                f"unet, {symmetries} symmetries",
+                fold,
+                runs / f"fold{fold}_maps_tta{symmetries}",
+                symmetries=symmetries,
+            )
+            seconds.append(
+                {
+                    "method": f"unet, {symmetries} symmetries",
+                    "seconds": time.perf_counter() - start,
+                    "n": len(held_out),
+                }
+            )
     table = pooled_table(pd.DataFrame(rows))
     table = table[table["fold"] == "pooled"].drop(columns="fold")
     timing = pd.DataFrame(seconds).groupby("method", sort=False).sum()
-    table["seconds_per_micrograph"] = [timing.loc[m, "seconds"] / timing.loc[m, "n"]
-                                       for m in table["method"]]
+    table["seconds_per_micrograph"] = [
+        timing.loc[m, "seconds"] / timing.loc[m, "n"] for m in table["method"]
+    ]
     out = ROOT / "benchmarks" / "results"
     table.to_csv(out / "unet_tta.tsv", sep="\t", index=False, float_format="%.4f")
-    text = ["# U-Net test-time augmentation, 3-fold CV on EMPIAR-10017 (held-out only)", "",
-            f"Cached fold models `{runs.name}`; seconds = read + bin + forward passes + "
-            f"picks per 4096^2 micrograph, {args.threads} thread(s), shared CPU.", "",
-            table.to_markdown(index=False, floatfmt=".3f"), ""]
+    text = [
+        "# U-Net test-time augmentation, 3-fold CV on EMPIAR-10017 (held-out only)",
+        "",
+        f"Cached fold models `{runs.name}`; seconds = read + bin + forward passes + "
+        f"picks per 4096^2 micrograph, {args.threads} thread(s), shared CPU.",
+        "",
+        table.to_markdown(index=False, floatfmt=".3f"),
+        "",
+    ]
     (out / "unet_tta.md").write_text("\n".join(text))
     print("\n".join(text))
 

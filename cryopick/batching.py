@@ -174,13 +174,16 @@ def batch_input(folder: str | os.PathLike, micrograph: str, suffix: str = ".npz"
         raise InputError(error)
     path = batch_artifact(folder, micrograph, suffix)
     if not path.is_file():
-        raise InputError(f"{path}: missing from its batch directory (neither the artifact nor "
-                         f"an error record for {micrograph})")
+        raise InputError(
+            f"{path}: missing from its batch directory (neither the artifact nor "
+            f"an error record for {micrograph})"
+        )
     return path
 
 
-def artifacts_by_micrograph(paths: Iterable[str | os.PathLike], micrographs: Iterable[str],
-                            suffix: str) -> list[Path]:
+def artifacts_by_micrograph(
+    paths: Iterable[str | os.PathLike], micrographs: Iterable[str], suffix: str
+) -> list[Path]:
     """The artifact of each micrograph (in order) from a stage's outputs: batch directories
     (holding ``{micrograph}{suffix}``) or per-micrograph files named ``{micrograph}{suffix}``."""
     found: dict[str, Path] = {}
@@ -194,14 +197,20 @@ def artifacts_by_micrograph(paths: Iterable[str | os.PathLike], micrographs: Ite
     result = []
     for name in micrographs:
         if name not in found:
-            raise InputError(f"no {suffix} artifact for micrograph {name} in "
-                             f"{', '.join(sorted({str(Path(p).parent) for p in paths}))}")
+            raise InputError(
+                f"no {suffix} artifact for micrograph {name} in "
+                f"{', '.join(sorted({str(Path(p).parent) for p in paths}))}"
+            )
         result.append(found[name])
     return result
 
 
-def run_batch(micrographs: Iterable[str], folder: str | os.PathLike,
-              process: Callable[[str], str | None], log=print) -> dict[str, str]:
+def run_batch(
+    micrographs: Iterable[str],
+    folder: str | os.PathLike,
+    process: Callable[[str], str | None],
+    log=print,
+) -> dict[str, str]:
     """Run ``process(micrograph)`` for every micrograph of a batch into ``folder``.
 
     An InputError (bad input here or recorded upstream) becomes the micrograph's error record
@@ -223,8 +232,9 @@ def run_batch(micrographs: Iterable[str], folder: str | os.PathLike,
     return failed
 
 
-def pass_on_errors(upstream: str | os.PathLike, folder: str | os.PathLike,
-                   micrographs: Iterable[str], log=print) -> list[str]:
+def pass_on_errors(
+    upstream: str | os.PathLike, folder: str | os.PathLike, micrographs: Iterable[str], log=print
+) -> list[str]:
     """For a batched job reading another batched stage's directory: copy every upstream error
     record into this job's ``folder`` (so the micrograph's own picks later fail with the first
     cause) and return the micrographs that have no error, in order, to be processed."""
@@ -240,8 +250,9 @@ def pass_on_errors(upstream: str | os.PathLike, folder: str | os.PathLike,
     return good
 
 
-def batch_artifacts(folder: str | os.PathLike, micrographs: Iterable[str],
-                    suffix: str = ".npz") -> list[Path]:
+def batch_artifacts(
+    folder: str | os.PathLike, micrographs: Iterable[str], suffix: str = ".npz"
+) -> list[Path]:
     """The artifacts of a batch, in the order of ``micrographs``."""
     return [batch_artifact(folder, m, suffix) for m in micrographs]
 
@@ -265,31 +276,42 @@ class BatchPlan:
     (``batch_dir``).
     """
 
-    def __init__(self, assignments: Mapping[str, Mapping[str, str]],
-                 present: Mapping[str, Iterable[str]], manifests: Mapping[str, str]):
+    def __init__(
+        self,
+        assignments: Mapping[str, Mapping[str, str]],
+        present: Mapping[str, Iterable[str]],
+        manifests: Mapping[str, str],
+    ):
         self._assignments = {ds: dict(a) for ds, a in assignments.items()}
         self._manifests = dict(manifests)
-        self._batches = {ds: batch_members(self._assignments[ds], names)
-                         for ds, names in present.items()}
+        self._batches = {
+            ds: batch_members(self._assignments[ds], names) for ds, names in present.items()
+        }
         self._batch_of = {
             ds: {m: batch for batch, names in b.items() for m in names}
             for ds, b in self._batches.items()
         }
 
     @classmethod
-    def build(cls, micrographs: Mapping[str, Iterable[str]], manifest: str,
-              batch_size: int) -> "BatchPlan":
+    def build(
+        cls, micrographs: Mapping[str, Iterable[str]], manifest: str, batch_size: int
+    ) -> "BatchPlan":
         """Plan for data set -> micrograph names; ``manifest`` is a pattern with ``{dataset}``."""
         present = {ds: set(names) for ds, names in micrographs.items()}
         manifests = {ds: manifest.format(dataset=ds) for ds in present}
-        assignments = {ds: assign_batches(read_manifest(manifests[ds]), names, batch_size)
-                       for ds, names in present.items()}
+        assignments = {
+            ds: assign_batches(read_manifest(manifests[ds]), names, batch_size)
+            for ds, names in present.items()
+        }
         return cls(assignments, present, manifests)
 
     def save(self) -> list[str]:
         """Write every manifest whose content changed (atomically); the paths written."""
-        return [path for ds, path in self._manifests.items()
-                if write_manifest(path, self._assignments[ds])]
+        return [
+            path
+            for ds, path in self._manifests.items()
+            if write_manifest(path, self._assignments[ds])
+        ]
 
     def batches(self, dataset: str) -> list[str]:
         """The batch ids of a data set that hold at least one present micrograph."""

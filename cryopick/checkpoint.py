@@ -41,12 +41,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 def plain(value):
     """JSON-plain copy (numpy scalars to Python), so ``torch.load(weights_only=True)`` reads
     every checkpoint."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
-                                 else str(v)))
+    return json.loads(
+        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    )
 
 
-def new_checkpoint(architecture: Architecture, state_dict: dict[str, torch.Tensor],
-                   **contents) -> dict:
+def new_checkpoint(
+    architecture: Architecture, state_dict: dict[str, torch.Tensor], **contents
+) -> dict:
     """A checkpoint of the current format: header, architecture, weights, ``contents`` (made
     JSON-plain) and the versions of cryopick and torch that wrote it."""
     checkpoint = {
@@ -83,16 +85,22 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as exc:
         raise ModelError(f"{path}: not a readable cryopick U-Net checkpoint ({exc})") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a cryopick U-Net checkpoint (no format "
-                         f"{CHECKPOINT_FORMAT!r})")
+        raise ModelError(
+            f"{path}: not a cryopick U-Net checkpoint (no format {CHECKPOINT_FORMAT!r})"
+        )
     if checkpoint.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ModelError(f"{path}: checkpoint format {checkpoint['format_version']} is newer than "
-                         f"this cryopick reads ({CHECKPOINT_VERSION}); update cryopick")
+        raise ModelError(
+            f"{path}: checkpoint format {checkpoint['format_version']} is newer than "
+            f"this cryopick reads ({CHECKPOINT_VERSION}); update cryopick"
+        )
     return checkpoint
 
 
-def load_model(path: str | os.PathLike, expected_architecture: Architecture | dict | None = None,
-               device: str | torch.device = "cpu") -> tuple[AttentionUNet, dict]:
+def load_model(
+    path: str | os.PathLike,
+    expected_architecture: Architecture | dict | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[AttentionUNet, dict]:
     """Rebuild the network a checkpoint describes and load its weights (eval mode).
 
     Refuses, naming the file, a checkpoint whose architecture differs from
@@ -113,12 +121,15 @@ def load_model(path: str | os.PathLike, expected_architecture: Architecture | di
                 f"expected {expected_architecture.to_dict()}"
             )
     model = AttentionUNet.from_architecture(architecture)
-    state = {k: (v.float() if v.is_floating_point() else v)
-             for k, v in checkpoint["state_dict"].items()}
+    state = {
+        k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()
+    }
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not fit the declared architecture "
-                         f"{architecture.to_dict()} ({str(exc).splitlines()[0]})") from exc
+        raise ModelError(
+            f"{path}: weights do not fit the declared architecture "
+            f"{architecture.to_dict()} ({str(exc).splitlines()[0]})"
+        ) from exc
     model.to(device).eval()
     return model, checkpoint

@@ -28,8 +28,13 @@ def _denoise(args) -> None:
     from cryopick.denoise import DenoiseSettings, denoise_file
 
     _refuse_overwrite(args.output, args.overwrite)
-    denoised = denoise_file(args.micrograph, args.output, DenoiseSettings(size=args.size),
-                            pixel_size=args.pixel_size, invert=args.invert)
+    denoised = denoise_file(
+        args.micrograph,
+        args.output,
+        DenoiseSettings(size=args.size),
+        pixel_size=args.pixel_size,
+        invert=args.invert,
+    )
     print(f"{args.output}: {denoised.frame.size}^2 canvas, {denoised.pixel_size:.3f} A/px")
 
 
@@ -63,17 +68,24 @@ def _score(args) -> None:
             print(f"skipped {name}: no picks or no labels", file=sys.stderr)
             continue
         shape = read_micrograph(path).image.shape
-        rows.append(score_micrograph(name, read_coordinates(picks[name]),
-                                     read_coordinates(labels[name]), args.diameter,
-                                     shape).row())
+        rows.append(
+            score_micrograph(
+                name,
+                read_coordinates(picks[name]),
+                read_coordinates(labels[name]),
+                args.diameter,
+                shape,
+            ).row()
+        )
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(pd.Series(summarise(table)).to_string())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cryopick", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cryopick", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("denoise", help="bin and denoise one micrograph")
     p.add_argument("micrograph")

@@ -56,56 +56,66 @@ class CrfSettings:
         return settings
 
 
-def crf_refine(probability: np.ndarray, image: np.ndarray,
-               settings: CrfSettings = CrfSettings()) -> np.ndarray:
+def crf_refine(
+    probability: np.ndarray, image: np.ndarray, settings: CrfSettings = CrfSettings()
+) -> np.ndarray:
     """Refined particle probability (float32 HxW in [0, 1]) after mean-field inference.
 
     ``probability`` is the U-Net map in [0, 1]; ``image`` the uint8 denoised canvas of the
     same shape. Threshold the result at 0.5 for the CRF's MAP labelling.
     """
     import pydensecrf.densecrf as dcrf
-    from pydensecrf.utils import (create_pairwise_bilateral, create_pairwise_gaussian,
-                                  unary_from_softmax)
+    from pydensecrf.utils import (
+        create_pairwise_bilateral,
+        create_pairwise_gaussian,
+        unary_from_softmax,
+    )
 
     prob = np.clip(np.asarray(probability, dtype=np.float32), 0.0, 1.0)
     image = np.asarray(image)
     if prob.shape != image.shape or prob.ndim != 2:
         raise InputError(
-            f"CRF needs a 2D probability and image of one shape, got {prob.shape} and "
-            f"{image.shape}"
+            f"CRF needs a 2D probability and image of one shape, got {prob.shape} and {image.shape}"
         )
     height, width = prob.shape
     softmax = np.stack([1.0 - prob, prob])
     crf = dcrf.DenseCRF2D(width, height, 2)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(softmax,
-                                                               clip=settings.unary_clip)))
-    bilateral = create_pairwise_bilateral(sdims=settings.sdims, schan=(settings.schan,),
-                                          img=image.astype(np.float32), chdim=-1)
-    crf.addPairwiseEnergy(np.ascontiguousarray(bilateral, dtype=np.float32),
-                          compat=float(settings.compat))
+    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(softmax, clip=settings.unary_clip)))
+    bilateral = create_pairwise_bilateral(
+        sdims=settings.sdims, schan=(settings.schan,), img=image.astype(np.float32), chdim=-1
+    )
+    crf.addPairwiseEnergy(
+        np.ascontiguousarray(bilateral, dtype=np.float32), compat=float(settings.compat)
+    )
     if settings.gaussian_compat > 0:
         gaussian = create_pairwise_gaussian(sdims=settings.gaussian_sdims, shape=prob.shape)
-        crf.addPairwiseEnergy(np.ascontiguousarray(gaussian, dtype=np.float32),
-                              compat=float(settings.gaussian_compat))
+        crf.addPairwiseEnergy(
+            np.ascontiguousarray(gaussian, dtype=np.float32), compat=float(settings.gaussian_compat)
+        )
     q = np.asarray(crf.inference(int(settings.iterations)), dtype=np.float32)
     return q[1].reshape(height, width)
 
 
-def save_refined(path: str | os.PathLike, probability: np.ndarray,
-                 settings: CrfSettings) -> None:
+def save_refined(path: str | os.PathLike, probability: np.ndarray, settings: CrfSettings) -> None:
     """One .npz per micrograph: ``probability`` (uint8 0..255, like the U-Net's), ``mask``
     (the CRF's labelling, probability > 0.5) and the settings used."""
     prob = np.clip(np.asarray(probability, dtype=np.float32), 0.0, 1.0)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(
-                handle, probability=to_uint8_map(prob), mask=prob > 0.5,
+                handle,
+                probability=to_uint8_map(prob),
+                mask=prob > 0.5,
                 settings=json.dumps(asdict(settings)),
             )
 
 
-def run_crf(probabilities: Sequence[str | os.PathLike], images: Sequence[str | os.PathLike],
-            outputs: Sequence[str | os.PathLike], settings: CrfSettings) -> list[dict[str, Any]]:
+def run_crf(
+    probabilities: Sequence[str | os.PathLike],
+    images: Sequence[str | os.PathLike],
+    outputs: Sequence[str | os.PathLike],
+    settings: CrfSettings,
+) -> list[dict[str, Any]]:
     """Refine each U-Net map with its denoised canvas (zipped lists); returns per-file stats."""
     from cryopick.denoise import load_denoised
 
@@ -123,7 +133,12 @@ def run_crf(probabilities: Sequence[str | os.PathLike], images: Sequence[str | o
             )
         refined = crf_refine(prob, image, settings)
         save_refined(out, refined, settings)
-        stats.append({"input": str(prob_path), "seconds": time.perf_counter() - start,
-                      "fraction_before": float((prob > 0.5).mean()),
-                      "fraction_after": float((refined > 0.5).mean())})
+        stats.append(
+            {
+                "input": str(prob_path),
+                "seconds": time.perf_counter() - start,
+                "fraction_before": float((prob > 0.5).mean()),
+                "fraction_after": float((refined > 0.5).mean()),
+            }
+        )
     return stats

@@ -63,8 +63,11 @@ class CTFParams:
         half = 0.5 * (self.defocus_u - self.defocus_v)
         dz = mean + half * np.cos(2.0 * (theta - math.radians(self.astigmatism_angle)))
         k2 = k * k
-        return (math.pi * lam * dz * k2 - 0.5 * math.pi * cs * lam**3 * k2 * k2
-                + math.radians(self.phase_shift_deg))
+        return (
+            math.pi * lam * dz * k2
+            - 0.5 * math.pi * cs * lam**3 * k2 * k2
+            + math.radians(self.phase_shift_deg)
+        )
 
     def value(self, k: np.ndarray, theta: np.ndarray | float = 0.0) -> np.ndarray:
         """CTF (without envelope) at frequency ``k`` (1/A) and azimuth ``theta``."""
@@ -111,8 +114,14 @@ def frequency_grid(shape: tuple[int, int], pixel_size: float) -> tuple[np.ndarra
     return k, theta
 
 
-def ctf_rfft(shape: tuple[int, int], pixel_size: float, params: CTFParams, *,
-             phase_flipped: bool = False, envelope: bool = True) -> np.ndarray:
+def ctf_rfft(
+    shape: tuple[int, int],
+    pixel_size: float,
+    params: CTFParams,
+    *,
+    phase_flipped: bool = False,
+    envelope: bool = True,
+) -> np.ndarray:
     """CTF times envelope sampled on the rfft2 grid of ``shape`` (float32).
 
     Computed without azimuth angles or a second trigonometric call (a 4096^2 micrograph has
@@ -145,8 +154,9 @@ def ctf_rfft(shape: tuple[int, int], pixel_size: float, params: CTFParams, *,
     return ctf
 
 
-def radial_power_spectrum(image: np.ndarray, pixel_size: float,
-                          n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def radial_power_spectrum(
+    image: np.ndarray, pixel_size: float, n_bins: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotationally averaged power spectrum: bin centres (1/A) and mean |F|^2 per bin.
 
     The image mean is removed first; bins run from 0 to Nyquist (1 / (2 * pixel_size)).

@@ -42,14 +42,16 @@ def list_micrographs(spec: str, dataset: str = "") -> dict[str, str]:
         paths = sorted(glob.glob(spec))
     paths = [p for p in paths if p.lower().endswith(MICROGRAPH_SUFFIXES)]
     if not paths:
-        raise InputError(f"{where}no micrographs match {spec!r} "
-                         f"(supported: {', '.join(MICROGRAPH_SUFFIXES)})")
+        raise InputError(
+            f"{where}no micrographs match {spec!r} (supported: {', '.join(MICROGRAPH_SUFFIXES)})"
+        )
     listing: dict[str, str] = {}
     for path in paths:
         name = micrograph_name(path)
         if name in listing:
-            raise InputError(f"{where}two micrographs share the name {name!r}: "
-                             f"{listing[name]} and {path}")
+            raise InputError(
+                f"{where}two micrographs share the name {name!r}: {listing[name]} and {path}"
+            )
         listing[name] = path
     return listing
 

@@ -152,11 +152,15 @@ def denoise_image(image: np.ndarray, settings: DenoiseSettings, frame: Frame) ->
     blurred = cv2.GaussianBlur(canvas, (kernel, kernel), 0)
     img8 = to_uint8(blurred, content)
     nlm = cv2.fastNlMeansDenoising(
-        img8, None, h=settings.nlm_h, templateWindowSize=settings.nlm_template,
+        img8,
+        None,
+        h=settings.nlm_h,
+        templateWindowSize=settings.nlm_template,
         searchWindowSize=settings.nlm_search,
     )
-    wiener = wiener_deconvolve(nlm, settings.wiener_kernel | 1, settings.wiener_sigma,
-                               settings.wiener_k)
+    wiener = wiener_deconvolve(
+        nlm, settings.wiener_kernel | 1, settings.wiener_sigma, settings.wiener_k
+    )
     wiener8 = to_uint8(wiener, content)
     clahe = cv2.createCLAHE(
         clipLimit=settings.clahe_clip, tileGridSize=(settings.clahe_tiles, settings.clahe_tiles)
@@ -170,14 +174,17 @@ def denoise_image(image: np.ndarray, settings: DenoiseSettings, frame: Frame) ->
     return out
 
 
-def save_denoised(path: str | os.PathLike, image: np.ndarray, frame: Frame,
-                  pixel_size: float) -> None:
+def save_denoised(
+    path: str | os.PathLike, image: np.ndarray, frame: Frame, pixel_size: float
+) -> None:
     """One .npz per micrograph: the uint8 canvas, the frame and the network pixel size (A)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(
-                handle, image=np.asarray(image, dtype=np.uint8),
-                frame=json.dumps(asdict(frame)), pixel_size=float(pixel_size),
+                handle,
+                image=np.asarray(image, dtype=np.uint8),
+                frame=json.dumps(asdict(frame)),
+                pixel_size=float(pixel_size),
             )
 
 
@@ -204,12 +211,19 @@ def resolve_pixel_size(configured: float | None, header: float | None, path: str
         return float(configured)
     if header:
         return float(header)
-    raise InputError(f"{path}: no pixel_size in the config and none in the file header; "
-                     "set pixel_size for this data set")
+    raise InputError(
+        f"{path}: no pixel_size in the config and none in the file header; "
+        "set pixel_size for this data set"
+    )
 
 
-def denoise_file(micrograph_path: str, output_path: str, settings: DenoiseSettings,
-                 pixel_size: float | None = None, invert: bool = False) -> Denoised:
+def denoise_file(
+    micrograph_path: str,
+    output_path: str,
+    settings: DenoiseSettings,
+    pixel_size: float | None = None,
+    invert: bool = False,
+) -> Denoised:
     """Read, bin, denoise and save one micrograph; ``invert`` makes bright particles dark so
     that every later stage sees one contrast."""
     micrograph = read_micrograph(micrograph_path)

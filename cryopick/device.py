@@ -24,8 +24,10 @@ def resolve_device(setting: str, name: str = "device") -> "torch.device":
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"{name} is {setting!r} but this machine has no usable CUDA device "
-                         "(torch sees no GPU); use auto or cpu")
+        raise InputError(
+            f"{name} is {setting!r} but this machine has no usable CUDA device "
+            "(torch sees no GPU); use auto or cpu"
+        )
     try:
         return torch.device(setting)
     except RuntimeError as exc:

@@ -26,13 +26,21 @@ from cryopick.picking import picks_from_score_map
 from cryopick.probability_maps import load_prediction, save_prediction
 from cryopick.unet import AttentionUNet
 
+SYMMETRIES = (
+    (0, False),
+    (2, False),
+    (0, True),
+    (2, True),
+    (1, False),
+    (3, False),
+    (1, True),
+    (3, True),
+)  # (quarter turns, flip)
 
-SYMMETRIES = ((0, False), (2, False), (0, True), (2, True),
-              (1, False), (3, False), (1, True), (3, True))  # (quarter turns, flip)
 
-
-def _symmetric_probabilities(model: AttentionUNet, batch: torch.Tensor,
-                             symmetries: int) -> torch.Tensor:
+def _symmetric_probabilities(
+    model: AttentionUNet, batch: torch.Tensor, symmetries: int
+) -> torch.Tensor:
     """Mean sigmoid over the first ``symmetries`` of the square's 8 symmetries (test-time
     augmentation; 1 = the plain forward pass). Each transformed prediction is mapped back."""
     total = None
@@ -48,10 +56,15 @@ def _symmetric_probabilities(model: AttentionUNet, batch: torch.Tensor,
     return total / symmetries
 
 
-def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
-            contents: list[np.ndarray | None] | None = None, batch_size: int = 4,
-            scale: float = 1.0, device: torch.device | str | None = None,
-            symmetries: int = 1) -> list[dict]:
+def predict(
+    model: AttentionUNet,
+    images: list[np.ndarray] | np.ndarray,
+    contents: list[np.ndarray | None] | None = None,
+    batch_size: int = 4,
+    scale: float = 1.0,
+    device: torch.device | str | None = None,
+    symmetries: int = 1,
+) -> list[dict]:
     """Probabilities of every head for each uint8 canvas: a list of {head: float32 (H, W)}.
 
     ``scale`` resamples each canvas before the network (model diameter / data diameter) and
@@ -75,8 +88,11 @@ def predict(model: AttentionUNet, images: list[np.ndarray] | np.ndarray,
         while i < len(order):
             shape = prepared[order[i]].shape
             group = [order[i]]
-            while (len(group) < batch_size and i + len(group) < len(order)
-                   and prepared[order[i + len(group)]].shape == shape):
+            while (
+                len(group) < batch_size
+                and i + len(group) < len(order)
+                and prepared[order[i + len(group)]].shape == shape
+            ):
                 group.append(order[i + len(group)])
             batch = torch.from_numpy(np.stack([prepared[j] for j in group]))[:, None].to(device)
             probs = _symmetric_probabilities(model, batch, symmetries).cpu().numpy()
@@ -110,27 +126,48 @@ def pick_score_map(prediction: dict[str, np.ndarray], diameter_px: float) -> np.
     return cv2.GaussianBlur(prediction["mask"].astype(np.float32), (0, 0), sigma)
 
 
-def picks_from_prediction(prediction: dict[str, np.ndarray], frame: Frame, diameter_px: float,
-                          threshold: float, min_distance: float, edge_margin: float,
-                          exclusion: np.ndarray | None = None) -> pd.DataFrame:
+def picks_from_prediction(
+    prediction: dict[str, np.ndarray],
+    frame: Frame,
+    diameter_px: float,
+    threshold: float,
+    min_distance: float,
+    edge_margin: float,
+    exclusion: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Picks (file frame; score = peak height) from one micrograph's maps on the denoised
     canvas; ``diameter_px`` in canvas pixels, ``min_distance`` and ``edge_margin`` in
     diameters."""
     score = pick_score_map(prediction, diameter_px)
-    return picks_from_score_map(score, frame, diameter_px, threshold=threshold,
-                                min_distance=min_distance, edge_margin=edge_margin,
-                                exclusion=exclusion)
+    return picks_from_score_map(
+        score,
+        frame,
+        diameter_px,
+        threshold=threshold,
+        min_distance=min_distance,
+        edge_margin=edge_margin,
+        exclusion=exclusion,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # files: what the workflow's rules call
 # ----------------------------------------------------------------------------------------------
 
-def predict_files(model_path: str, denoised_paths: list[str], output_paths: list[str],
-                  diameter_angstrom: float, micrograph_paths: list[str] | None = None,
-                  invert: bool = False, device: str = "auto", batch_size: int = 4,
-                  threads: int | None = None, symmetries: int | None = None,
-                  log=print) -> str:
+
+def predict_files(
+    model_path: str,
+    denoised_paths: list[str],
+    output_paths: list[str],
+    diameter_angstrom: float,
+    micrograph_paths: list[str] | None = None,
+    invert: bool = False,
+    device: str = "auto",
+    batch_size: int = 4,
+    threads: int | None = None,
+    symmetries: int | None = None,
+    log=print,
+) -> str:
     """Load the model once, predict ``batch_size`` micrographs per forward pass and write one
     8-bit map file per micrograph (on the denoised canvas's frame). The network input is what
     the model was trained on: the micrograph binned into that frame ("binned", needs
@@ -138,7 +175,8 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     stored in each file's metadata). ``symmetries`` None uses the test-time augmentation the
     model's picking settings were tuned with."""
     if len(denoised_paths) != len(output_paths) or (
-            micrograph_paths is not None and len(micrograph_paths) != len(denoised_paths)):
+        micrograph_paths is not None and len(micrograph_paths) != len(denoised_paths)
+    ):
         raise ValueError("predict_files needs one output (and micrograph) per denoised file")
     if threads:
         torch.set_num_threads(int(threads))
@@ -148,32 +186,52 @@ def predict_files(model_path: str, denoised_paths: list[str], output_paths: list
     if symmetries is None:
         symmetries = int(checkpoint.get("picking", {}).get("symmetries", 1))
     kind = checkpoint.get("input", "denoised")
-    log(f"U-Net {model_path} ({checkpoint['data']['sha256'][:12]}) on {used}; "
+    log(
+        f"U-Net {model_path} ({checkpoint['data']['sha256'][:12]}) on {used}; "
         f"{kind} input, {len(denoised_paths)} micrograph(s), batch size {batch_size}, "
-        f"{symmetries} symmetr{'y' if symmetries == 1 else 'ies'} averaged")
-    metadata = {"model": str(model_path), "model_sha256": file_sha256(model_path),
-                "model_data_sha256": checkpoint["data"]["sha256"], "device": used,
-                "picking": checkpoint.get("picking", {}), "symmetries": symmetries,
-                "input": kind}
+        f"{symmetries} symmetr{'y' if symmetries == 1 else 'ies'} averaged"
+    )
+    metadata = {
+        "model": str(model_path),
+        "model_sha256": file_sha256(model_path),
+        "model_data_sha256": checkpoint["data"]["sha256"],
+        "device": used,
+        "picking": checkpoint.get("picking", {}),
+        "symmetries": symmetries,
+        "input": kind,
+    }
     for start in range(0, len(denoised_paths), max(1, batch_size)):
         chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
-        inputs = [input_canvas(kind, denoised_paths[i],
-                               micrograph_paths[i] if micrograph_paths else None, invert,
-                               _canvas_diameter(denoised_paths[i], diameter_angstrom))
-                  for i in chunk]
+        inputs = [
+            input_canvas(
+                kind,
+                denoised_paths[i],
+                micrograph_paths[i] if micrograph_paths else None,
+                invert,
+                _canvas_diameter(denoised_paths[i], diameter_angstrom),
+            )
+            for i in chunk
+        ]
         # micrographs of one data set share one scale; group in case they do not
-        scales = [model_scale(checkpoint, frame,
-                              diameter_angstrom / _file_pixel_size(denoised_paths[i]))
-                  for i, (_, frame) in zip(chunk, inputs)]
+        scales = [
+            model_scale(checkpoint, frame, diameter_angstrom / _file_pixel_size(denoised_paths[i]))
+            for i, (_, frame) in zip(chunk, inputs)
+        ]
         for scale in sorted(set(scales)):
             members = [k for k, s in enumerate(scales) if s == scale]
-            maps = predict(model, [inputs[k][0] for k in members],
-                           [inputs[k][1].content_mask for k in members],
-                           batch_size=batch_size, scale=scale, device=torch_device,
-                           symmetries=symmetries)
+            maps = predict(
+                model,
+                [inputs[k][0] for k in members],
+                [inputs[k][1].content_mask for k in members],
+                batch_size=batch_size,
+                scale=scale,
+                device=torch_device,
+                symmetries=symmetries,
+            )
             for k, prediction in zip(members, maps):
-                save_prediction(output_paths[chunk[k]], prediction, inputs[k][1],
-                                {**metadata, "scale": scale})
+                save_prediction(
+                    output_paths[chunk[k]], prediction, inputs[k][1], {**metadata, "scale": scale}
+                )
         log(f"predicted {chunk[-1] + 1}/{len(denoised_paths)}")
     return used
 
@@ -193,10 +251,15 @@ def _file_pixel_size(denoised_path: str) -> float:
     return load_frame(denoised_path)[1]
 
 
-def pick_unet_file(prediction_path: str, denoised_path: str, output_path: str,
-                   diameter_angstrom: float, threshold: float | None = None,
-                   min_distance: float | None = None, edge_margin: float | None = None
-                   ) -> pd.DataFrame:
+def pick_unet_file(
+    prediction_path: str,
+    denoised_path: str,
+    output_path: str,
+    diameter_angstrom: float,
+    threshold: float | None = None,
+    min_distance: float | None = None,
+    edge_margin: float | None = None,
+) -> pd.DataFrame:
     """Picks from one micrograph's U-Net maps, written as RELION STAR. Settings left at None
     take the values tuned on the model's validation micrographs (stored with the maps)."""
     from cryopick.denoise import load_denoised

@@ -51,8 +51,9 @@ class MaskPickSettings:
     def from_config(cls, config: dict) -> "MaskPickSettings":
         settings = cls(**config_values(cls, config, "crf_picks"))
         if settings.separation not in SEPARATIONS:
-            raise InputError(f"separation must be one of {', '.join(SEPARATIONS)}, "
-                             f"got {settings.separation!r}")
+            raise InputError(
+                f"separation must be one of {', '.join(SEPARATIONS)}, got {settings.separation!r}"
+            )
         if not 0 <= settings.threshold < 1:
             raise InputError(f"threshold must lie in [0, 1), got {settings.threshold}")
         return settings
@@ -65,12 +66,14 @@ def local_probability(probability: np.ndarray, diameter_px: float) -> np.ndarray
     kernel = np.zeros((2 * radius + 1, 2 * radius + 1), np.float32)
     cv2.circle(kernel, (radius, radius), radius, 1.0, -1)
     kernel /= kernel.sum()
-    return cv2.filter2D(np.asarray(probability, np.float32), -1, kernel,
-                        borderType=cv2.BORDER_REFLECT)
+    return cv2.filter2D(
+        np.asarray(probability, np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT
+    )
 
 
-def particle_mask(probability: np.ndarray, frame: Frame, diameter_px: float,
-                  settings: MaskPickSettings) -> np.ndarray:
+def particle_mask(
+    probability: np.ndarray, frame: Frame, diameter_px: float, settings: MaskPickSettings
+) -> np.ndarray:
     """Thresholded map on the micrograph content without components too small to be one."""
     mask = (np.asarray(probability) > settings.threshold) & frame.content_mask
     labels, n = ndimage.label(mask)
@@ -82,8 +85,7 @@ def particle_mask(probability: np.ndarray, frame: Frame, diameter_px: float,
     return ~small[labels] & mask
 
 
-def _component_centres(mask: np.ndarray, probability: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def _component_centres(mask: np.ndarray, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels, n = ndimage.label(mask)
     if n == 0:
         return np.zeros(0), np.zeros(0)
@@ -92,10 +94,14 @@ def _component_centres(mask: np.ndarray, probability: np.ndarray
     return cols, rows
 
 
-def picks_from_probability(probability: np.ndarray, frame: Frame, diameter_px: float,
-                           settings: MaskPickSettings = MaskPickSettings(),
-                           centre: np.ndarray | None = None,
-                           exclusion: np.ndarray | None = None) -> pd.DataFrame:
+def picks_from_probability(
+    probability: np.ndarray,
+    frame: Frame,
+    diameter_px: float,
+    settings: MaskPickSettings = MaskPickSettings(),
+    centre: np.ndarray | None = None,
+    exclusion: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Picks (file frame, best first) from a probability canvas; ``diameter_px`` in canvas
     pixels, ``centre`` the U-Net centre map (needed for ``separation: centre``)."""
     prob = np.asarray(probability, dtype=np.float32)
@@ -107,8 +113,9 @@ def picks_from_probability(probability: np.ndarray, frame: Frame, diameter_px: f
     min_distance = settings.min_distance * diameter_px
     if settings.separation == "centre":
         if centre is None:
-            raise InputError("separation 'centre' needs the U-Net centre map (a model with a "
-                             "centre head)")
+            raise InputError(
+                "separation 'centre' needs the U-Net centre map (a model with a centre head)"
+            )
         x, y, peak = find_peaks(centre, min_distance, settings.centre_threshold, valid & mask)
         score = np.sqrt(peak * local[y.astype(int), x.astype(int)])
     else:
@@ -119,21 +126,35 @@ def picks_from_probability(probability: np.ndarray, frame: Frame, diameter_px: f
             x, y, _ = find_peaks(distance, min_distance, 0.1 * diameter_px / 2, valid & mask)
         else:
             x, y = _component_centres(mask, prob)
-            inside = valid[np.clip(np.rint(y).astype(int), 0, frame.size - 1),
-                           np.clip(np.rint(x).astype(int), 0, frame.size - 1)]
+            inside = valid[
+                np.clip(np.rint(y).astype(int), 0, frame.size - 1),
+                np.clip(np.rint(x).astype(int), 0, frame.size - 1),
+            ]
             x, y = x[inside], y[inside]
         score = local[np.rint(y).astype(int), np.rint(x).astype(int)] if len(x) else np.zeros(0)
         keep = suppress_close(x, y, score, min_distance)
         x, y, score = x[keep], y[keep], score[keep]
     xo, yo = frame.to_original(x, y)
-    picks = pd.DataFrame({"x": xo, "y": yo, "score": np.asarray(score, float),
-                          "diameter": np.full(len(x), diameter_px * frame.scale)},
-                         columns=COORDINATE_COLUMNS)
+    picks = pd.DataFrame(
+        {
+            "x": xo,
+            "y": yo,
+            "score": np.asarray(score, float),
+            "diameter": np.full(len(x), diameter_px * frame.scale),
+        },
+        columns=COORDINATE_COLUMNS,
+    )
     return picks.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def pick_crf_file(refined_path: str, maps_path: str, denoised_path: str, output_path: str,
-                  diameter_angstrom: float, settings: MaskPickSettings) -> pd.DataFrame:
+def pick_crf_file(
+    refined_path: str,
+    maps_path: str,
+    denoised_path: str,
+    output_path: str,
+    diameter_angstrom: float,
+    settings: MaskPickSettings,
+) -> pd.DataFrame:
     """Picks from one micrograph's CRF-refined probability (the U-Net's centre map for
     ``separation: centre``), written as RELION STAR."""
     from cryopick.denoise import load_denoised
@@ -144,9 +165,12 @@ def pick_crf_file(refined_path: str, maps_path: str, denoised_path: str, output_
     refined = load_probability(refined_path)
     denoised = load_denoised(denoised_path)
     if refined.shape != (frame.size, frame.size):
-        raise InputError(f"{refined_path}: CRF map {refined.shape} does not match the U-Net "
-                         f"canvas {frame.size}^2 of {maps_path}")
-    picks = picks_from_probability(refined, frame, diameter_angstrom / denoised.pixel_size,
-                                   settings, centre=maps.get("centre"))
+        raise InputError(
+            f"{refined_path}: CRF map {refined.shape} does not match the U-Net "
+            f"canvas {frame.size}^2 of {maps_path}"
+        )
+    picks = picks_from_probability(
+        refined, frame, diameter_angstrom / denoised.pixel_size, settings, centre=maps.get("centre")
+    )
     write_star(output_path, picks)
     return picks

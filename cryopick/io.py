@@ -55,7 +55,8 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float | None]:
                     raise InputError(
                         f"{path}: MRC file is truncated or its header is damaged (header says "
                         f"{int(mrc.header.nx)}x{int(mrc.header.ny)}x{int(mrc.header.nz)} of mode "
-                        f"{int(mrc.header.mode)}; the file holds {path.stat().st_size} bytes)")
+                        f"{int(mrc.header.mode)}; the file holds {path.stat().st_size} bytes)"
+                    )
                 header_size = int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz)
                 data = np.asarray(mrc.data)
                 voxel = float(mrc.voxel_size.x)
@@ -139,8 +140,12 @@ def read_micrograph(path: str | os.PathLike) -> Micrograph:
     return Micrograph(image=image, pixel_size=pixel_size, path=str(path))
 
 
-def write_mrc(path: str | os.PathLike, image: np.ndarray, pixel_size: float | None = None,
-              label: str = "written by cryopick") -> None:
+def write_mrc(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    pixel_size: float | None = None,
+    label: str = "written by cryopick",
+) -> None:
     """Write a 2D float32 MRC atomically, with the pixel size in the header.
 
     Byte-identical for identical input: mrcfile stamps the creation time into the first header
@@ -355,18 +360,33 @@ def find_coordinate_file(folder: str | os.PathLike, name: str) -> Path | None:
     return None
 
 
-def write_relion_micrographs_star(path: str | os.PathLike, micrographs: list[str],
-                                  pixel_size: float, voltage: float = 300.0,
-                                  spherical_aberration: float = 2.7,
-                                  amplitude_contrast: float = 0.1) -> None:
+def write_relion_micrographs_star(
+    path: str | os.PathLike,
+    micrographs: list[str],
+    pixel_size: float,
+    voltage: float = 300.0,
+    spherical_aberration: float = 2.7,
+    amplitude_contrast: float = 0.1,
+) -> None:
     """A RELION 3.1 micrographs STAR (optics + micrographs blocks), so that our picks can be
     extracted with `relion_preprocess --extract` or compared with `relion_autopick`."""
     lines = [
-        "data_optics", "", "loop_", "_rlnOpticsGroupName #1", "_rlnOpticsGroup #2",
-        "_rlnMicrographPixelSize #3", "_rlnVoltage #4", "_rlnSphericalAberration #5",
+        "data_optics",
+        "",
+        "loop_",
+        "_rlnOpticsGroupName #1",
+        "_rlnOpticsGroup #2",
+        "_rlnMicrographPixelSize #3",
+        "_rlnVoltage #4",
+        "_rlnSphericalAberration #5",
         "_rlnAmplitudeContrast #6",
         f"opticsGroup1 1 {pixel_size} {voltage} {spherical_aberration} {amplitude_contrast}",
-        "", "data_micrographs", "", "loop_", "_rlnMicrographName #1", "_rlnOpticsGroup #2",
+        "",
+        "data_micrographs",
+        "",
+        "loop_",
+        "_rlnMicrographName #1",
+        "_rlnOpticsGroup #2",
     ]
     lines += [f"{name} 1" for name in micrographs]
     with atomic_path(path) as tmp:

@@ -77,20 +77,30 @@ def particle_polarity(image: np.ndarray, x, y, diameter) -> bool:
     return float(np.median(np.concatenate(core))) <= float(np.median(np.concatenate(ring)))
 
 
-def refined_label_map(denoised: np.ndarray, x, y, diameter, *,
-                      particles_dark: bool | None = None, max_radius: float = 1.25,
-                      core_radius: float = 0.35, smoothing: float = 0.06,
-                      min_contrast: float = 1.0, level: float = 0.3,
-                      area_range: tuple[float, float] = (0.08, 1.8)) -> np.ndarray:
+def refined_label_map(
+    denoised: np.ndarray,
+    x,
+    y,
+    diameter,
+    *,
+    particles_dark: bool | None = None,
+    max_radius: float = 1.25,
+    core_radius: float = 0.35,
+    smoothing: float = 0.06,
+    min_contrast: float = 1.0,
+    level: float = 0.3,
+    area_range: tuple[float, float] = (0.08, 1.8),
+) -> np.ndarray:
     """Masks that follow each particle's visible support in a denoised micrograph (0/255).
 
     For each particle: the image is smoothed (sigma = ``smoothing`` x diameter), turned into a
     "particle-ness" (darkness for dark particles), and thresholded at ``level`` of the way from
     the median of a ring just outside the labelled disc to the median of its core disc (radius
     ``core_radius`` x d/2); a low level because a projection falls off gradually towards its
-    edge (half way would cut a sphere's projection at 87% of its radius). Pixels are kept within ``max_radius`` x d/2, only where this particle's
-    centre is the nearest one (so touching particles do not merge), connected to the centre,
-    holes filled, edges opened/closed. Where the particle is not visible (core and ring differ
+    edge (half way would cut a sphere's projection at 87% of its radius). Pixels are kept
+    within ``max_radius`` x d/2, only where this particle's centre is the nearest one (so
+    touching particles do not merge), connected to the centre, holes filled, edges
+    opened/closed. Where the particle is not visible (core and ring differ
     by less than ``min_contrast`` robust standard deviations of the ring) or the result is
     implausible (area outside ``area_range`` x the disc area) the disc is used instead.
     ``particles_dark=None`` decides the polarity from the image.
@@ -146,8 +156,12 @@ def refined_label_map(denoised: np.ndarray, x, y, diameter, *,
         labels, _ = ndimage.label(keep)
         centre_labels = np.unique(labels[seed])
         keep = np.isin(labels, centre_labels[centre_labels > 0])
-        keep = ndimage.binary_fill_holes(cv2.morphologyEx(
-            keep.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)) & mine
+        keep = (
+            ndimage.binary_fill_holes(
+                cv2.morphologyEx(keep.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
+            )
+            & mine
+        )
         area = float(keep.sum())
         disc_area = float(disc.sum())
         if not area_range[0] * disc_area <= area <= area_range[1] * disc_area:
@@ -159,8 +173,9 @@ def refined_label_map(denoised: np.ndarray, x, y, diameter, *,
 LABEL_METHODS = ("disc", "refined")
 
 
-def network_label_map(image: np.ndarray, frame, x, y, diameter, method: str = "disc",
-                      **refine) -> np.ndarray:
+def network_label_map(
+    image: np.ndarray, frame, x, y, diameter, method: str = "disc", **refine
+) -> np.ndarray:
     """A label map on the network canvas of a denoised micrograph (see cryopick.denoise).
 
     ``x``, ``y`` and ``diameter`` are in pixels of the micrograph file; they are mapped with
@@ -179,8 +194,9 @@ def network_label_map(image: np.ndarray, frame, x, y, diameter, method: str = "d
     return mask
 
 
-def label_map_file(denoised_path, labels_path, out_path, *, diameter_a: float,
-                   method: str = "refined", **refine) -> dict:
+def label_map_file(
+    denoised_path, labels_path, out_path, *, diameter_a: float, method: str = "refined", **refine
+) -> dict:
     """Write the label map (PNG, network canvas) of one micrograph; return counts for the log.
 
     Diameters come from the label file where it has them (CryoPPP Diameter, .box size), else
@@ -194,8 +210,15 @@ def label_map_file(denoised_path, labels_path, out_path, *, diameter_a: float,
     coords = read_coordinates(labels_path, box_size=fallback_px)
     diameter = coords["diameter"].to_numpy(dtype=np.float64)
     diameter = np.where(np.isfinite(diameter) & (diameter > 0), diameter, fallback_px)
-    mask = network_label_map(denoised.image, denoised.frame, coords["x"].to_numpy(),
-                             coords["y"].to_numpy(), diameter, method=method, **refine)
+    mask = network_label_map(
+        denoised.image,
+        denoised.frame,
+        coords["x"].to_numpy(),
+        coords["y"].to_numpy(),
+        diameter,
+        method=method,
+        **refine,
+    )
     ok, data = cv2.imencode(".png", mask)
     if not ok:
         raise OSError(f"{out_path}: PNG encoding failed")

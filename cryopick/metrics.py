@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import connected_components
 from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 RADIUS_FACTORS = (0.5, 0.25)
@@ -45,8 +45,9 @@ def match_count(picks: np.ndarray, truth: np.ndarray, radius: float) -> int:
     if not rows:
         return 0
     n_p, n_t = len(picks), len(truth)
-    graph = coo_matrix((np.ones(len(rows)), (rows, np.asarray(cols) + n_p)),
-                       shape=(n_p + n_t, n_p + n_t))
+    graph = coo_matrix(
+        (np.ones(len(rows)), (rows, np.asarray(cols) + n_p)), shape=(n_p + n_t, n_p + n_t)
+    )
     _, labels = connected_components(graph, directed=False)
     total = 0
     rows, cols = np.asarray(rows), np.asarray(cols)
@@ -62,8 +63,7 @@ def match_count(picks: np.ndarray, truth: np.ndarray, radius: float) -> int:
     return total
 
 
-def disc_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
-              diameter: float) -> np.ndarray:
+def disc_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter: float) -> np.ndarray:
     """Boolean mask with filled discs of ``diameter`` pixels centred at (x, y)."""
     mask = np.zeros(shape, dtype=np.uint8)
     radius = max(int(round(diameter / 2)), 1)
@@ -91,8 +91,9 @@ class MicrographScore:
         for factor, tp in self.true_positives.items():
             p, r, f = precision_recall_f1(tp, self.n_picks, self.n_truth)
             suffix = radius_suffix(factor)
-            out.update({f"tp{suffix}": tp, f"precision{suffix}": p, f"recall{suffix}": r,
-                        f"f1{suffix}": f})
+            out.update(
+                {f"tp{suffix}": tp, f"precision{suffix}": p, f"recall{suffix}": r, f"f1{suffix}": f}
+            )
         out["dice"] = self.dice
         return out
 
@@ -109,9 +110,15 @@ def precision_recall_f1(tp: int, n_picks: int, n_truth: int) -> tuple[float, flo
     return precision, recall, f1
 
 
-def score_micrograph(name: str, picks: pd.DataFrame, truth: pd.DataFrame, diameter: float,
-                     shape: tuple[int, int], truth_mask: np.ndarray | None = None,
-                     radius_factors=RADIUS_FACTORS) -> MicrographScore:
+def score_micrograph(
+    name: str,
+    picks: pd.DataFrame,
+    truth: pd.DataFrame,
+    diameter: float,
+    shape: tuple[int, int],
+    truth_mask: np.ndarray | None = None,
+    radius_factors=RADIUS_FACTORS,
+) -> MicrographScore:
     """Score one micrograph; ``diameter`` is the labelled diameter in the file's pixels."""
     p = picks[["x", "y"]].to_numpy(float)
     t = truth[["x", "y"]].to_numpy(float)
@@ -119,8 +126,10 @@ def score_micrograph(name: str, picks: pd.DataFrame, truth: pd.DataFrame, diamet
     if truth_mask is None:
         truth_mask = disc_mask(shape, t[:, 0], t[:, 1], diameter)
     elif truth_mask.shape != tuple(shape):
-        raise ValueError(f"{name}: ground-truth mask shape {truth_mask.shape} differs from the "
-                         f"micrograph shape {tuple(shape)}")
+        raise ValueError(
+            f"{name}: ground-truth mask shape {truth_mask.shape} differs from the "
+            f"micrograph shape {tuple(shape)}"
+        )
     pick_mask = disc_mask(shape, p[:, 0], p[:, 1], diameter)
     return MicrographScore(name, len(p), len(t), tps, dice(pick_mask, truth_mask))
 
@@ -144,8 +153,10 @@ def read_label_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
 
     mask = read_micrograph(path).image > 0 if _not_empty_mask(path) else np.zeros(shape, bool)
     if mask.shape != tuple(shape):
-        raise InputError(f"{path}: label mask shape {mask.shape} differs from the micrograph "
-                         f"shape {tuple(shape)}")
+        raise InputError(
+            f"{path}: label mask shape {mask.shape} differs from the micrograph "
+            f"shape {tuple(shape)}"
+        )
     return mask
 
 
@@ -158,10 +169,16 @@ def _not_empty_mask(path: str) -> bool:
         return bool(np.asarray(img).any())
 
 
-def evaluate_dataset(micrographs: list[str], stage_picks: dict[str, list[str]],
-                     denoised: list[str], diameter_angstrom: float, truth_folder: str,
-                     mask_folder: str | None = None, missing: str = "error",
-                     log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_dataset(
+    micrographs: list[str],
+    stage_picks: dict[str, list[str]],
+    denoised: list[str],
+    diameter_angstrom: float,
+    truth_folder: str,
+    mask_folder: str | None = None,
+    missing: str = "error",
+    log=print,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every picking stage of one data set.
 
     ``stage_picks[stage][i]`` and ``denoised[i]`` belong to ``micrographs[i]``. Returns the
@@ -178,7 +195,8 @@ def evaluate_dataset(micrographs: list[str], stage_picks: dict[str, list[str]],
     if absent and missing == "error":
         raise InputError(
             f"{truth_folder}: no ground-truth file (.csv, .star or .box) for {len(absent)} "
-            f"micrograph(s): {', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}")
+            f"micrograph(s): {', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}"
+        )
     for name in absent:
         log(f"skipped {name}: no ground-truth file in {truth_folder}")
     rows = []
@@ -197,8 +215,14 @@ def evaluate_dataset(micrographs: list[str], stage_picks: dict[str, list[str]],
             score = score_micrograph(name, picks, truth, diameter, shape, mask)
             rows.append({"stage": stage, **score.row()})
     per_micrograph = pd.DataFrame(rows)
-    summary = pd.DataFrame([
-        {"stage": stage, **summarise(per_micrograph[per_micrograph["stage"] == stage])}
-        for stage in stage_picks
-    ]) if rows else pd.DataFrame({"stage": list(stage_picks)})
+    summary = (
+        pd.DataFrame(
+            [
+                {"stage": stage, **summarise(per_micrograph[per_micrograph["stage"] == stage])}
+                for stage in stage_picks
+            ]
+        )
+        if rows
+        else pd.DataFrame({"stage": list(stage_picks)})
+    )
     return per_micrograph, summary

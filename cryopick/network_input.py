@@ -64,8 +64,10 @@ def _binned(micrograph_path: str, frame: Frame, invert: bool) -> np.ndarray:
     """The micrograph binned into the frame's canvas (float32), particles dark."""
     image = read_micrograph(micrograph_path).image
     if image.shape != (frame.original_height, frame.original_width):
-        raise InputError(f"{micrograph_path}: shape {image.shape} differs from its denoised "
-                         f"frame ({frame.original_height}, {frame.original_width})")
+        raise InputError(
+            f"{micrograph_path}: shape {image.shape} differs from its denoised "
+            f"frame ({frame.original_height}, {frame.original_width})"
+        )
     return bin_to_frame(-image if invert else image, frame)
 
 
@@ -76,8 +78,9 @@ def binned_canvas(micrograph_path: str, frame: Frame, invert: bool = False) -> n
     return to_uint8(_binned(micrograph_path, frame, invert), frame.content_mask)
 
 
-def normalised_canvas(micrograph_path: str, frame: Frame, diameter_px: float,
-                      invert: bool = False) -> np.ndarray:
+def normalised_canvas(
+    micrograph_path: str, frame: Frame, diameter_px: float, invert: bool = False
+) -> np.ndarray:
     """The "normalised" network input: what the network sees independent of pixel size,
     particle size, dose and of whether the file was filtered before it reached us.
 
@@ -87,12 +90,14 @@ def normalised_canvas(micrograph_path: str, frame: Frame, diameter_px: float,
     shot noise and a denoising chain's texture both give way to particle-sized structure, has a
     smooth background of ``BACKGROUND_SIGMA`` diameters removed, and is scaled by its median
     absolute deviation (robust to contamination and empty areas) and clipped."""
-    return normalise_particle_scale(_binned(micrograph_path, frame, invert),
-                                    frame.content_mask, diameter_px)
+    return normalise_particle_scale(
+        _binned(micrograph_path, frame, invert), frame.content_mask, diameter_px
+    )
 
 
-def normalise_particle_scale(canvas: np.ndarray, content: np.ndarray,
-                             diameter_px: float) -> np.ndarray:
+def normalise_particle_scale(
+    canvas: np.ndarray, content: np.ndarray, diameter_px: float
+) -> np.ndarray:
     """Low-pass, background removal and robust scaling of a canvas (see normalised_canvas);
     float32, 0 outside ``content``."""
     content = np.asarray(content, bool)
@@ -108,9 +113,13 @@ def normalise_particle_scale(canvas: np.ndarray, content: np.ndarray,
     return image.astype(np.float32)
 
 
-def input_canvas(kind: str, denoised_path: str, micrograph_path: str | None = None,
-                 invert: bool = False, diameter_px: float | None = None
-                 ) -> tuple[np.ndarray, Frame]:
+def input_canvas(
+    kind: str,
+    denoised_path: str,
+    micrograph_path: str | None = None,
+    invert: bool = False,
+    diameter_px: float | None = None,
+) -> tuple[np.ndarray, Frame]:
     """(network input, frame) of one micrograph for a model with input ``kind``: a uint8
     canvas ("binned", "denoised") or a float32 one ("normalised", which needs the particle
     diameter in canvas pixels)."""
@@ -118,11 +127,15 @@ def input_canvas(kind: str, denoised_path: str, micrograph_path: str | None = No
     if kind == "denoised":
         return denoised.image, denoised.frame
     if not micrograph_path:
-        raise InputError(f"{denoised_path}: a U-Net with input {kind!r} needs the micrograph "
-                         "file, not only its denoised canvas")
+        raise InputError(
+            f"{denoised_path}: a U-Net with input {kind!r} needs the micrograph "
+            "file, not only its denoised canvas"
+        )
     if kind == "normalised":
         if not diameter_px:
             raise ValueError("the 'normalised' input needs the particle diameter")
-        return (normalised_canvas(micrograph_path, denoised.frame, diameter_px, invert),
-                denoised.frame)
+        return (
+            normalised_canvas(micrograph_path, denoised.frame, diameter_px, invert),
+            denoised.frame,
+        )
     return binned_canvas(micrograph_path, denoised.frame, invert), denoised.frame

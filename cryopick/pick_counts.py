@@ -45,8 +45,10 @@ class EmptyDatasetError(InputError):
 
 def count_picks(picks_files: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
     """Micrograph name -> number of picks in its final .star file, in the given order."""
-    rows = [{"micrograph": name, "n_picks": len(read_coordinates(path))}
-            for name, path in picks_files.items()]
+    rows = [
+        {"micrograph": name, "n_picks": len(read_coordinates(path))}
+        for name, path in picks_files.items()
+    ]
     return pd.DataFrame(rows, columns=["micrograph", "n_picks"]).astype({"n_picks": "int64"})
 
 
@@ -70,13 +72,16 @@ def flagged_messages(flagged: pd.DataFrame, dataset: str) -> list[str]:
         if row.flag == NO_PICKS:
             lines.append(f"dataset {dataset!r}: micrograph {row.micrograph!r} has no picks")
         elif row.flag == FEW_PICKS:
-            lines.append(f"dataset {dataset!r}: micrograph {row.micrograph!r} has {row.n_picks} "
-                         f"picks, far fewer than the data set's median of {median:g}")
+            lines.append(
+                f"dataset {dataset!r}: micrograph {row.micrograph!r} has {row.n_picks} "
+                f"picks, far fewer than the data set's median of {median:g}"
+            )
     return lines
 
 
-def check_dataset(flagged: pd.DataFrame, dataset: str, checks: CountChecks,
-                  settings: Mapping[str, object]) -> None:
+def check_dataset(
+    flagged: pd.DataFrame, dataset: str, checks: CountChecks, settings: Mapping[str, object]
+) -> None:
     """Raise EmptyDatasetError when more than max_empty_fraction of the micrographs have no
     picks; the message names what to check, with the values the data set was run with."""
     if flagged.empty:
@@ -84,13 +89,16 @@ def check_dataset(flagged: pd.DataFrame, dataset: str, checks: CountChecks,
     empty = int((flagged["flag"] == NO_PICKS).sum())
     if empty / len(flagged) <= checks.max_empty_fraction:
         return
-    given = ", ".join(f"{key} {settings.get(key)!r}" for key in
-                      ("particle_diameter", "pixel_size", "particle_contrast"))
+    given = ", ".join(
+        f"{key} {settings.get(key)!r}"
+        for key in ("particle_diameter", "pixel_size", "particle_contrast")
+    )
     raise EmptyDatasetError(
         f"dataset {dataset!r}: {empty} of {len(flagged)} micrographs have no picks. Check "
         f"particle_diameter (Angstrom, the particle's longest dimension), pixel_size (Angstrom "
         f"per pixel of the files as given, after any binning) and particle_contrast (dark for "
-        f"unprocessed cryo-EM, bright if the images were inverted); this run used: {given}")
+        f"unprocessed cryo-EM, bright if the images were inverted); this run used: {given}"
+    )
 
 
 def write_counts(flagged: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -104,17 +112,26 @@ def read_flagged(path: str | os.PathLike) -> pd.DataFrame:
     return table[table["flag"] != ""].reset_index(drop=True)
 
 
-def check_pick_counts(picks_files: Mapping[str, str | os.PathLike], dataset: str,
-                      checks: CountChecks, settings: Mapping[str, object],
-                      table_path: str | os.PathLike, log: logging.Logger) -> pd.DataFrame:
+def check_pick_counts(
+    picks_files: Mapping[str, str | os.PathLike],
+    dataset: str,
+    checks: CountChecks,
+    settings: Mapping[str, object],
+    table_path: str | os.PathLike,
+    log: logging.Logger,
+) -> pd.DataFrame:
     """Count, flag, warn and write the table; then fail the data set if most are empty."""
     flagged = flag_counts(count_picks(picks_files), checks)
     for line in flagged_messages(flagged, dataset):
         log.warning("%s", line)
-    log.info("dataset %r: %d picks on %d micrographs (median %g), %d flagged", dataset,
-             int(flagged["n_picks"].sum()), len(flagged),
-             float(flagged["n_picks"].median()) if len(flagged) else 0.0,
-             int((flagged["flag"] != "").sum()))
+    log.info(
+        "dataset %r: %d picks on %d micrographs (median %g), %d flagged",
+        dataset,
+        int(flagged["n_picks"].sum()),
+        len(flagged),
+        float(flagged["n_picks"].median()) if len(flagged) else 0.0,
+        int((flagged["flag"] != "").sum()),
+    )
     check_dataset(flagged, dataset, checks, settings)
     write_counts(flagged, table_path)
     return flagged

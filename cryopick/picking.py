@@ -20,8 +20,9 @@ from cryopick.io import COORDINATE_COLUMNS, read_coordinates, write_coordinates,
 from cryopick.settings import config_values
 
 
-def suppress_close(x: np.ndarray, y: np.ndarray, score: np.ndarray,
-                   min_distance: float) -> np.ndarray:
+def suppress_close(
+    x: np.ndarray, y: np.ndarray, score: np.ndarray, min_distance: float
+) -> np.ndarray:
     """Greedy non-maximum suppression: indices of points kept, best score first, so that no two
     kept points are closer than ``min_distance``. Ties are broken by position for determinism."""
     n = len(x)
@@ -43,8 +44,9 @@ def suppress_close(x: np.ndarray, y: np.ndarray, score: np.ndarray,
     return np.asarray(kept, dtype=np.int64)
 
 
-def find_peaks(score: np.ndarray, min_distance: float, threshold: float,
-               valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def find_peaks(
+    score: np.ndarray, min_distance: float, threshold: float, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local maxima of ``score`` above ``threshold``, at least ``min_distance`` apart.
 
     Candidates are the pixels equal to the maximum of their 3x3 neighbourhood (cheap, keeps
@@ -68,13 +70,14 @@ def edge_valid_mask(frame: Frame, margin: float) -> np.ndarray:
     m = int(np.ceil(max(margin, 0)))
     h, w = frame.content_height, frame.content_width
     if h > 2 * m and w > 2 * m:
-        valid[m: h - m, m: w - m] = True
+        valid[m : h - m, m : w - m] = True
     return valid
 
 
 # ----------------------------------------------------------------------------------------------
 # baseline: scale-matched difference of Gaussians
 # ----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BlobSettings:
@@ -91,8 +94,9 @@ class BlobSettings:
         return cls(**config_values(cls, config, "baseline"))
 
 
-def blob_response(image: np.ndarray, diameter: float, settings: BlobSettings,
-                  content: np.ndarray | None = None) -> np.ndarray:
+def blob_response(
+    image: np.ndarray, diameter: float, settings: BlobSettings, content: np.ndarray | None = None
+) -> np.ndarray:
     """Difference-of-Gaussians response at the scale of ``diameter`` pixels, normalised to robust
     z-scores over the micrograph content, positive at dark blobs (the denoise stage makes
     particles dark whatever their contrast in the input)."""
@@ -107,21 +111,35 @@ def blob_response(image: np.ndarray, diameter: float, settings: BlobSettings,
     return (response - median) / mad
 
 
-def pick_blobs(denoised: Denoised, diameter_px: float, settings: BlobSettings,
-               exclusion: np.ndarray | None = None) -> pd.DataFrame:
+def pick_blobs(
+    denoised: Denoised,
+    diameter_px: float,
+    settings: BlobSettings,
+    exclusion: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Baseline picks for one denoised micrograph; ``diameter_px`` in network pixels."""
     frame = denoised.frame
     response = blob_response(denoised.image, diameter_px, settings, frame.content_mask)
     return picks_from_score_map(
-        response, frame, diameter_px, threshold=settings.threshold,
-        min_distance=settings.min_distance, edge_margin=settings.edge_margin,
+        response,
+        frame,
+        diameter_px,
+        threshold=settings.threshold,
+        min_distance=settings.min_distance,
+        edge_margin=settings.edge_margin,
         exclusion=exclusion,
     )
 
 
-def picks_from_score_map(score: np.ndarray, frame: Frame, diameter_px: float, threshold: float,
-                         min_distance: float, edge_margin: float,
-                         exclusion: np.ndarray | None = None) -> pd.DataFrame:
+def picks_from_score_map(
+    score: np.ndarray,
+    frame: Frame,
+    diameter_px: float,
+    threshold: float,
+    min_distance: float,
+    edge_margin: float,
+    exclusion: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Peaks of any score map (blob response, U-Net centre map, ...) as picks in the file frame.
 
     ``min_distance`` and ``edge_margin`` are in units of the particle diameter; ``exclusion`` is
@@ -147,12 +165,12 @@ def diameter_in_network_pixels(denoised: Denoised, diameter_angstrom: float) -> 
     return diameter_angstrom / denoised.pixel_size
 
 
-def pick_baseline_file(denoised_path: str, output_path: str, settings: BlobSettings,
-                       diameter_angstrom: float) -> pd.DataFrame:
+def pick_baseline_file(
+    denoised_path: str, output_path: str, settings: BlobSettings, diameter_angstrom: float
+) -> pd.DataFrame:
     """Blob-detector picks for one denoised micrograph, written as RELION STAR."""
     denoised = load_denoised(denoised_path)
-    picks = pick_blobs(denoised, diameter_in_network_pixels(denoised, diameter_angstrom),
-                       settings)
+    picks = pick_blobs(denoised, diameter_in_network_pixels(denoised, diameter_angstrom), settings)
     write_star(output_path, picks)
     return picks
 
@@ -171,8 +189,9 @@ class FinalSettings:
         return cls(**config_values(cls, config, "picks", accepted=("source",)))
 
 
-def finalize_picks(picks: pd.DataFrame, frame: Frame, diameter_px: float,
-                   settings: FinalSettings) -> pd.DataFrame:
+def finalize_picks(
+    picks: pd.DataFrame, frame: Frame, diameter_px: float, settings: FinalSettings
+) -> pd.DataFrame:
     """Score threshold, edge margin and de-duplication in the file's pixel frame; sorted by
     figure of merit (best first) so that users can cut the list at any length."""
     picks = picks.copy()
@@ -180,30 +199,44 @@ def finalize_picks(picks: pd.DataFrame, frame: Frame, diameter_px: float,
         picks = picks[picks["score"] >= settings.min_score]
     margin = settings.edge_margin * diameter_px
     inside = (
-        (picks["x"] >= margin - 0.5) & (picks["x"] <= frame.original_width - 0.5 - margin)
-        & (picks["y"] >= margin - 0.5) & (picks["y"] <= frame.original_height - 0.5 - margin)
+        (picks["x"] >= margin - 0.5)
+        & (picks["x"] <= frame.original_width - 0.5 - margin)
+        & (picks["y"] >= margin - 0.5)
+        & (picks["y"] <= frame.original_height - 0.5 - margin)
     )
     picks = picks[inside]
-    keep = suppress_close(picks["x"].to_numpy(float), picks["y"].to_numpy(float),
-                          picks["score"].to_numpy(float), settings.min_distance * diameter_px)
+    keep = suppress_close(
+        picks["x"].to_numpy(float),
+        picks["y"].to_numpy(float),
+        picks["score"].to_numpy(float),
+        settings.min_distance * diameter_px,
+    )
     picks = picks.iloc[keep].reset_index(drop=True)
     picks["diameter"] = diameter_px
     return picks
 
 
-def finalize_picks_file(stage_picks_path: str, denoised_path: str, output_path: str,
-                        settings: FinalSettings, diameter_angstrom: float) -> pd.DataFrame:
+def finalize_picks_file(
+    stage_picks_path: str,
+    denoised_path: str,
+    output_path: str,
+    settings: FinalSettings,
+    diameter_angstrom: float,
+) -> pd.DataFrame:
     denoised = load_denoised(denoised_path)
     diameter_px = diameter_angstrom / denoised.original_pixel_size
-    picks = finalize_picks(read_coordinates(stage_picks_path), denoised.frame, diameter_px,
-                           settings)
+    picks = finalize_picks(
+        read_coordinates(stage_picks_path), denoised.frame, diameter_px, settings
+    )
     write_star(output_path, picks)
     return picks
 
 
-def convert_picks_file(star_path: str, denoised_path: str, output_path: str,
-                       diameter_angstrom: float) -> None:
+def convert_picks_file(
+    star_path: str, denoised_path: str, output_path: str, diameter_angstrom: float
+) -> None:
     """Final picks in another format (CryoPPP .csv or EMAN .box, box side = diameter)."""
     denoised = load_denoised(denoised_path)
-    write_coordinates(output_path, read_coordinates(star_path),
-                      diameter_angstrom / denoised.original_pixel_size)
+    write_coordinates(
+        output_path, read_coordinates(star_path), diameter_angstrom / denoised.original_pixel_size
+    )

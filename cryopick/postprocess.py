@@ -77,9 +77,11 @@ def box_mode(values: np.ndarray) -> float:
     return float(candidates[np.argmin(np.abs(candidates - median))])
 
 
-def masks_to_picks(records: Sequence[MaskRecord], frame: Frame,
-                   settings: PostprocessSettings = PostprocessSettings()
-                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
+def masks_to_picks(
+    records: Sequence[MaskRecord],
+    frame: Frame,
+    settings: PostprocessSettings = PostprocessSettings(),
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Picks (x, y, score, diameter in the micrograph file's pixels) from SAM mask records.
 
     Returns the picks by decreasing score and a dict of counts after each step and the modes,
@@ -116,25 +118,32 @@ def masks_to_picks(records: Sequence[MaskRecord], frame: Frame,
     else:
         diameter = 0.5 * (extent_w + extent_h)
     score = iou * stability
-    merged = suppress_close(cx[idx], cy[idx], score[idx],
-                            settings.min_distance * 0.5 * (mode_w + mode_h))
+    merged = suppress_close(
+        cx[idx], cy[idx], score[idx], settings.min_distance * 0.5 * (mode_w + mode_h)
+    )
     idx = idx[merged]
     stats["picks"] = len(idx)
 
     x, y = frame.to_original(cx[idx], cy[idx])
-    picks = pd.DataFrame({
-        "x": x, "y": y, "score": score[idx],
-        "diameter": diameter[idx] * frame.scale,
-    })
+    picks = pd.DataFrame(
+        {
+            "x": x,
+            "y": y,
+            "score": score[idx],
+            "diameter": diameter[idx] * frame.scale,
+        }
+    )
     return picks.reset_index(drop=True), stats
 
 
-def sam_picks_file(masks_path: str, denoised_path: str, output_path: str,
-                   settings: PostprocessSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+def sam_picks_file(
+    masks_path: str, denoised_path: str, output_path: str, settings: PostprocessSettings
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Picks of one micrograph's SAM masks, written as RELION STAR (the frame comes from the
     denoised artifact)."""
-    picks, stats = masks_to_picks(load_masks(masks_path), load_denoised(denoised_path).frame,
-                                  settings)
+    picks, stats = masks_to_picks(
+        load_masks(masks_path), load_denoised(denoised_path).frame, settings
+    )
     write_star(output_path, picks)
     return picks, stats
 

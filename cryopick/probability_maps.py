@@ -29,8 +29,12 @@ def to_uint8_map(prob: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(prob, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def save_prediction(path: str | os.PathLike, prediction: dict[str, np.ndarray], frame: Frame,
-                    metadata: dict | None = None) -> None:
+def save_prediction(
+    path: str | os.PathLike,
+    prediction: dict[str, np.ndarray],
+    frame: Frame,
+    metadata: dict | None = None,
+) -> None:
     """A U-Net map file: ``probability`` (mask head), ``centre`` when the model has that head,
     ``frame`` and ``metadata``."""
     arrays = {"frame": json.dumps(asdict(frame)), "metadata": json.dumps(metadata or {})}
@@ -53,8 +57,9 @@ def _probability(path: Path, name: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def load_prediction(path: str | os.PathLike, require: Sequence[str] = ()
-                    ) -> tuple[dict[str, np.ndarray], Frame | None, dict]:
+def load_prediction(
+    path: str | os.PathLike, require: Sequence[str] = ()
+) -> tuple[dict[str, np.ndarray], Frame | None, dict]:
     """(maps as float32 in [0, 1] keyed by head name, frame, metadata) of a map file.
 
     ``probability`` is the ``mask`` head. The frame is None and the metadata empty in a file

@@ -31,9 +31,14 @@ def stage_timings(benchmark_root: str) -> pd.DataFrame:
             except (ValueError, KeyError, IndexError, pd.errors.EmptyDataError):
                 continue
         if seconds:
-            rows.append({"rule": os.path.basename(rule_dir), "jobs": len(seconds),
-                         "seconds_per_job": sum(seconds) / len(seconds),
-                         "seconds_total": sum(seconds)})
+            rows.append(
+                {
+                    "rule": os.path.basename(rule_dir),
+                    "jobs": len(seconds),
+                    "seconds_per_job": sum(seconds) / len(seconds),
+                    "seconds_total": sum(seconds),
+                }
+            )
     return pd.DataFrame(rows, columns=["rule", "jobs", "seconds_per_job", "seconds_total"])
 
 
@@ -61,37 +66,52 @@ def flagged_micrographs(pick_counts: dict[str, str]) -> pd.DataFrame:
 def _html_table(table: pd.DataFrame) -> str:
     if table.empty:
         return "<p>(nothing to show)</p>"
-    return table.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0,
-                         classes="table", escape=True)
+    return table.to_html(
+        index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="table", escape=True
+    )
 
 
-def write_report(summaries: dict[str, str], benchmark_roots: dict[str, str], tsv_path: str,
-                 html_path: str, title: str, settings: dict | None = None,
-                 pick_counts: dict[str, str] | None = None) -> pd.DataFrame:
+def write_report(
+    summaries: dict[str, str],
+    benchmark_roots: dict[str, str],
+    tsv_path: str,
+    html_path: str,
+    title: str,
+    settings: dict | None = None,
+    pick_counts: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Write the benchmark TSV and the HTML page; returns the score table. ``pick_counts``
     (data set -> pick_counts.tsv) adds the micrographs with no or far too few picks."""
     scores = build_benchmark_table(summaries)
     with atomic_path(tsv_path) as tmp:
         scores.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             "<p>Pick-level scores: one-to-one (Hungarian) matching of pick centres to label "
-             "centres within 0.5 x diameter (precision, recall, f1) and 0.25 x diameter "
-             "(*_r025), pooled over all micrographs of a data set. Dice: discs of the labelled "
-             "diameter at the picks against the label mask, mean over micrographs.</p>",
-             "<h2>Scores per data set and stage</h2>", _html_table(scores)]
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<p>Pick-level scores: one-to-one (Hungarian) matching of pick centres to label "
+        "centres within 0.5 x diameter (precision, recall, f1) and 0.25 x diameter "
+        "(*_r025), pooled over all micrographs of a data set. Dice: discs of the labelled "
+        "diameter at the picks against the label mask, mean over micrographs.</p>",
+        "<h2>Scores per data set and stage</h2>",
+        _html_table(scores),
+    ]
     if pick_counts is not None:
-        parts += ["<h2>Micrographs with no or far too few picks</h2>",
-                  _html_table(flagged_micrographs(pick_counts))]
+        parts += [
+            "<h2>Micrographs with no or far too few picks</h2>",
+            _html_table(flagged_micrographs(pick_counts)),
+        ]
     for dataset, root in benchmark_roots.items():
-        parts += [f"<h2>Seconds per job: {html.escape(dataset)}</h2>",
-                  _html_table(stage_timings(root))]
+        parts += [
+            f"<h2>Seconds per job: {html.escape(dataset)}</h2>",
+            _html_table(stage_timings(root)),
+        ]
     if settings:
-        parts += ["<h2>Settings</h2>",
-                  "<pre>" + html.escape(_format_settings(settings)) + "</pre>"]
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-            f"{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
-            "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
-            "text-align:right}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
+        parts += ["<h2>Settings</h2>", "<pre>" + html.escape(_format_settings(settings)) + "</pre>"]
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
+        "text-align:right}</style></head><body>" + "\n".join(parts) + "</body></html>\n"
+    )
     with atomic_path(html_path) as tmp:
         tmp.write_text(page)
     return scores

@@ -40,8 +40,9 @@ MASKS_FORMAT = "cryopick-sam-masks/1"
 
 # Image-encoder (embedding width, depth) of each model type: a checkpoint's shapes say which
 # model it holds. "tiny" is the random-weight test model of build_tiny_sam, useless for picking.
-TINY = dict(img_size=64, patch_size=8, embed_dim=48, depth=2, num_heads=2, window_size=4,
-            prompt_dim=32)
+TINY = dict(
+    img_size=64, patch_size=8, embed_dim=48, depth=2, num_heads=2, window_size=4, prompt_dim=32
+)
 ENCODER_SHAPES = {
     "vit_b": (768, 12),
     "vit_l": (1024, 24),
@@ -106,8 +107,11 @@ def checkpoint_available(checkpoint: str | os.PathLike | None) -> bool:
 
 def unavailable_message(checkpoint: str | os.PathLike | None) -> str:
     """What the workflow says, once, when the SAM stage is skipped."""
-    where = f"sam.checkpoint ({checkpoint!s}) is not a file" if checkpoint else \
-        "sam.checkpoint is not set"
+    where = (
+        f"sam.checkpoint ({checkpoint!s}) is not a file"
+        if checkpoint
+        else "sam.checkpoint is not set"
+    )
     return (
         f"cryopick: the Segment Anything stage is skipped: {where}. Picks come from the other "
         f"stages. To use SAM, download {CHECKPOINT_FILES['vit_h']} (or the vit_l/vit_b "
@@ -120,6 +124,7 @@ def unavailable_message(checkpoint: str | os.PathLike | None) -> str:
 # model
 # ----------------------------------------------------------------------------------------------
 
+
 def _build(model_type: str):
     sa = segment_anything()
     if model_type == "tiny":
@@ -131,27 +136,41 @@ def _build_tiny(sa):
     import torch
 
     encoder = sa.modeling.ImageEncoderViT(
-        img_size=TINY["img_size"], patch_size=TINY["patch_size"], embed_dim=TINY["embed_dim"],
-        depth=TINY["depth"], num_heads=TINY["num_heads"], mlp_ratio=2.0,
-        out_chans=TINY["prompt_dim"], qkv_bias=True,
-        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
-        window_size=TINY["window_size"], global_attn_indexes=(TINY["depth"] - 1,),
+        img_size=TINY["img_size"],
+        patch_size=TINY["patch_size"],
+        embed_dim=TINY["embed_dim"],
+        depth=TINY["depth"],
+        num_heads=TINY["num_heads"],
+        mlp_ratio=2.0,
+        out_chans=TINY["prompt_dim"],
+        qkv_bias=True,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        use_rel_pos=True,
+        window_size=TINY["window_size"],
+        global_attn_indexes=(TINY["depth"] - 1,),
     )
     grid = TINY["img_size"] // TINY["patch_size"]
     prompt = sa.modeling.PromptEncoder(
-        embed_dim=TINY["prompt_dim"], image_embedding_size=(grid, grid),
-        input_image_size=(TINY["img_size"], TINY["img_size"]), mask_in_chans=4,
+        embed_dim=TINY["prompt_dim"],
+        image_embedding_size=(grid, grid),
+        input_image_size=(TINY["img_size"], TINY["img_size"]),
+        mask_in_chans=4,
     )
     decoder = sa.modeling.MaskDecoder(
         num_multimask_outputs=3,
         transformer=sa.modeling.TwoWayTransformer(
             depth=2, embedding_dim=TINY["prompt_dim"], mlp_dim=64, num_heads=2
         ),
-        transformer_dim=TINY["prompt_dim"], iou_head_depth=3, iou_head_hidden_dim=32,
+        transformer_dim=TINY["prompt_dim"],
+        iou_head_depth=3,
+        iou_head_hidden_dim=32,
     )
     return sa.modeling.Sam(
-        image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder,
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375],
+        image_encoder=encoder,
+        prompt_encoder=prompt,
+        mask_decoder=decoder,
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
     )
 
 
@@ -255,8 +274,7 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike, device: Any = "cpu"
         raise InputError(
             f"{path}: weights do not fit a {model_type} SAM ({' '.join(first[:2])[:300]})"
         ) from exc
-    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers())
-            if t.is_meta]
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
     if left:
         raise InputError(f"{path}: checkpoint lacks {', '.join(left[:5])}")
     return model.to(device).eval()
@@ -265,13 +283,15 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike, device: Any = "cpu"
 def make_generator(model, settings: SamSettings):
     """SAM's automatic mask generator with every setting from config; masks come back as RLE."""
     sa = segment_anything()
-    return sa.SamAutomaticMaskGenerator(model, output_mode="uncompressed_rle",
-                                        **settings.generator_kwargs())
+    return sa.SamAutomaticMaskGenerator(
+        model, output_mode="uncompressed_rle", **settings.generator_kwargs()
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # masks
 # ----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MaskRecord:
@@ -332,36 +352,49 @@ def generate_masks(generator, image: np.ndarray) -> list[MaskRecord]:
     records = []
     for ann in generator.generate(image):
         rle = ann["segmentation"]
-        records.append(MaskRecord(
-            bbox=tuple(float(v) for v in ann["bbox"]),
-            area=int(ann["area"]),
-            predicted_iou=float(ann["predicted_iou"]),
-            stability_score=float(ann["stability_score"]),
-            point=tuple(float(v) for v in ann["point_coords"][0]),
-            counts=tuple(int(c) for c in rle["counts"]),
-            size=(int(rle["size"][0]), int(rle["size"][1])),
-        ))
+        records.append(
+            MaskRecord(
+                bbox=tuple(float(v) for v in ann["bbox"]),
+                area=int(ann["area"]),
+                predicted_iou=float(ann["predicted_iou"]),
+                stability_score=float(ann["stability_score"]),
+                point=tuple(float(v) for v in ann["point_coords"][0]),
+                counts=tuple(int(c) for c in rle["counts"]),
+                size=(int(rle["size"][0]), int(rle["size"][1])),
+            )
+        )
     return records
 
 
-def save_masks(path: str | os.PathLike, records: Sequence[MaskRecord], size: Sequence[int],
-               info: dict[str, Any] | None = None) -> None:
+def save_masks(
+    path: str | os.PathLike,
+    records: Sequence[MaskRecord],
+    size: Sequence[int],
+    info: dict[str, Any] | None = None,
+) -> None:
     """Write a gzipped JSON mask file (byte-stable: no timestamp in the gzip header)."""
     payload = {
         "format": MASKS_FORMAT,
         "size": [int(size[0]), int(size[1])],
         "info": info or {},
         "masks": [
-            {"bbox": list(r.bbox), "area": r.area, "predicted_iou": r.predicted_iou,
-             "stability_score": r.stability_score, "point": list(r.point),
-             "counts": list(r.counts)}
+            {
+                "bbox": list(r.bbox),
+                "area": r.area,
+                "predicted_iou": r.predicted_iou,
+                "stability_score": r.stability_score,
+                "point": list(r.point),
+                "counts": list(r.counts),
+            }
             for r in records
         ],
     }
     data = json.dumps(payload, separators=(",", ":")).encode()
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                   filename="") as handle:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle,
+        ):
             handle.write(data)
 
 
@@ -377,24 +410,31 @@ def load_masks(path: str | os.PathLike) -> list[MaskRecord]:
         raise InputError(f"{path}: not a {MASKS_FORMAT} file")
     size = (int(payload["size"][0]), int(payload["size"][1]))
     return [
-        MaskRecord(bbox=tuple(m["bbox"]), area=int(m["area"]),
-                   predicted_iou=float(m["predicted_iou"]),
-                   stability_score=float(m["stability_score"]), point=tuple(m["point"]),
-                   counts=tuple(m["counts"]), size=size)
+        MaskRecord(
+            bbox=tuple(m["bbox"]),
+            area=int(m["area"]),
+            predicted_iou=float(m["predicted_iou"]),
+            stability_score=float(m["stability_score"]),
+            point=tuple(m["point"]),
+            counts=tuple(m["counts"]),
+            size=size,
+        )
         for m in payload["masks"]
     ]
 
 
-def run_sam(probabilities: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike],
-            settings: SamSettings, threads: int | None = None) -> dict[str, Any]:
+def run_sam(
+    probabilities: Sequence[str | os.PathLike],
+    outputs: Sequence[str | os.PathLike],
+    settings: SamSettings,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Load the model once, then write one mask file per probability map (zipped lists).
 
     Returns timings (seconds) so the caller can log them.
     """
     if len(probabilities) != len(outputs):
-        raise InputError(
-            f"{len(probabilities)} probability maps but {len(outputs)} mask outputs"
-        )
+        raise InputError(f"{len(probabilities)} probability maps but {len(outputs)} mask outputs")
     import torch
 
     if not checkpoint_available(settings.checkpoint):
@@ -406,10 +446,18 @@ def run_sam(probabilities: Sequence[str | os.PathLike], outputs: Sequence[str | 
     model = load_sam(settings.model_type, settings.checkpoint, device)
     generator = make_generator(model, settings)
     load_s = time.perf_counter() - start
-    log.info("SAM %s from %s loaded on %s in %.1f s", settings.model_type, settings.checkpoint,
-             device, load_s)
-    info = {"model_type": settings.model_type, "checkpoint": Path(settings.checkpoint).name,
-            **settings.generator_kwargs()}
+    log.info(
+        "SAM %s from %s loaded on %s in %.1f s",
+        settings.model_type,
+        settings.checkpoint,
+        device,
+        load_s,
+    )
+    info = {
+        "model_type": settings.model_type,
+        "checkpoint": Path(settings.checkpoint).name,
+        **settings.generator_kwargs(),
+    }
     total = 0.0
     for src, dst in zip(probabilities, outputs):
         t0 = time.perf_counter()

@@ -14,8 +14,9 @@ from typing import Any, Iterable, Mapping
 from cryopick.io import InputError
 
 
-def config_values(cls: type, config: Mapping[str, Any], section: str,
-                  accepted: Iterable[str] = ()) -> dict[str, Any]:
+def config_values(
+    cls: type, config: Mapping[str, Any], section: str, accepted: Iterable[str] = ()
+) -> dict[str, Any]:
     """The values in ``config`` of the dataclass ``cls``'s fields, for ``cls(**values)``.
 
     ``section`` names the settings in the message (e.g. ``crf``); ``accepted`` lists keys that
@@ -24,6 +25,7 @@ def config_values(cls: type, config: Mapping[str, Any], section: str,
     allowed = set(names) | set(accepted)
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise InputError(f"unknown {section} setting(s): unknown keys {unknown}; allowed keys: "
-                         f"{sorted(allowed)}")
+        raise InputError(
+            f"unknown {section} setting(s): unknown keys {unknown}; allowed keys: {sorted(allowed)}"
+        )
     return {name: config[name] for name in names if name in config}

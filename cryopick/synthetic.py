@@ -47,8 +47,17 @@ from scipy.spatial.transform import Rotation
 from cryopick.ctf import CTFParams, ctf_rfft, interaction_constant
 from cryopick.io import InputError, atomic_path, write_mrc, write_star
 from cryopick.settings import config_values
-from cryopick.volumes import (ALL_VOLUME_KINDS, MAX_DIAMETER_A, MIN_DIAMETER_A, VOLUME_KINDS,
-                              Volume, make_volume, project, random_rotations, volume_from_mrc)
+from cryopick.volumes import (
+    ALL_VOLUME_KINDS,
+    MAX_DIAMETER_A,
+    MIN_DIAMETER_A,
+    VOLUME_KINDS,
+    Volume,
+    make_volume,
+    project,
+    random_rotations,
+    volume_from_mrc,
+)
 
 NOISE_MODELS = ("dose", "snr", "none")
 RENDERINGS = ("raw", "filtered_8bit")
@@ -120,8 +129,14 @@ class SyntheticSettings:
     rendering: str = "raw"  # raw | filtered_8bit
 
     def __post_init__(self) -> None:
-        for name in ("defocus_range", "ice_thickness_range", "contaminant_size_range",
-                     "carbon_fraction_range", "volume_kinds", "volume_files"):
+        for name in (
+            "defocus_range",
+            "ice_thickness_range",
+            "contaminant_size_range",
+            "carbon_fraction_range",
+            "volume_kinds",
+            "volume_files",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         problems = []
         if self.height < 64 or self.width < 64:
@@ -138,20 +153,28 @@ class SyntheticSettings:
             problems.append(f"dose must be > 0 (got {self.dose})")
         if self.particles_per_micrograph < 0:
             problems.append("particles_per_micrograph must be >= 0")
-        if not MIN_DIAMETER_A <= self.particle_diameter <= MAX_DIAMETER_A and not \
-                self.volume_files:
-            problems.append(f"particle_diameter must lie in {MIN_DIAMETER_A:g}..{MAX_DIAMETER_A:g}"
-                            f" A (got {self.particle_diameter})")
+        if not MIN_DIAMETER_A <= self.particle_diameter <= MAX_DIAMETER_A and not self.volume_files:
+            problems.append(
+                f"particle_diameter must lie in {MIN_DIAMETER_A:g}..{MAX_DIAMETER_A:g}"
+                f" A (got {self.particle_diameter})"
+            )
         unknown = set(self.volume_kinds) - set(ALL_VOLUME_KINDS)
         if unknown or not self.volume_kinds:
-            problems.append(f"volume_kinds must be a non-empty subset of {ALL_VOLUME_KINDS} "
-                            f"(got {list(self.volume_kinds)})")
-        for name in ("defocus_range", "ice_thickness_range", "contaminant_size_range",
-                     "carbon_fraction_range"):
+            problems.append(
+                f"volume_kinds must be a non-empty subset of {ALL_VOLUME_KINDS} "
+                f"(got {list(self.volume_kinds)})"
+            )
+        for name in (
+            "defocus_range",
+            "ice_thickness_range",
+            "contaminant_size_range",
+            "carbon_fraction_range",
+        ):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
-                problems.append(f"{name} must be [low, high] with 0 <= low <= high (got "
-                                f"{list(lo_hi)})")
+                problems.append(
+                    f"{name} must be [low, high] with 0 <= low <= high (got {list(lo_hi)})"
+                )
         if not 0 <= self.amplitude_contrast < 1:
             problems.append("amplitude_contrast must lie in [0, 1)")
         if self.n_volumes < 1 or self.atoms_per_volume < 10:
@@ -203,15 +226,20 @@ class SyntheticMicrograph:
     def coordinates(self) -> pd.DataFrame:
         """Ground-truth picks (x, y, score, diameter) of particles centred inside the image."""
         inside = self.particles[self.particles["in_image"]]
-        return pd.DataFrame({
-            "x": inside["x"].to_numpy(float), "y": inside["y"].to_numpy(float),
-            "score": np.ones(len(inside)), "diameter": inside["diameter"].to_numpy(float),
-        })
+        return pd.DataFrame(
+            {
+                "x": inside["x"].to_numpy(float),
+                "y": inside["y"].to_numpy(float),
+                "score": np.ones(len(inside)),
+                "diameter": inside["diameter"].to_numpy(float),
+            }
+        )
 
 
 # ----------------------------------------------------------------------------------------------
 # seeds and names
 # ----------------------------------------------------------------------------------------------
+
 
 def synthetic_micrograph_names(prefix: str, n: int) -> list[str]:
     """Names of a synthetic set, known from the config alone (before any file exists)."""
@@ -235,21 +263,26 @@ def _rng(seed: int, stream: int, index: int | None = None) -> np.random.Generato
 # building blocks
 # ----------------------------------------------------------------------------------------------
 
+
 def volume_family(settings: SyntheticSettings, seed: int) -> list[Volume]:
     """The data set's volumes: users' maps, or ``n_volumes`` shapes cycling through the kinds."""
     if settings.volume_files:
-        return [volume_from_mrc(p, threshold=settings.volume_file_threshold,
-                                max_atoms=max(settings.atoms_per_volume, 10),
-                                contrast_v=settings.protein_contrast)
-                for p in settings.volume_files]
+        return [
+            volume_from_mrc(
+                p,
+                threshold=settings.volume_file_threshold,
+                max_atoms=max(settings.atoms_per_volume, 10),
+                contrast_v=settings.protein_contrast,
+            )
+            for p in settings.volume_files
+        ]
     rng = _rng(seed, 0)
     out = []
     for i in range(settings.n_volumes):
         kind = settings.volume_kinds[i % len(settings.volume_kinds)]
         d = settings.particle_diameter * (1 + settings.diameter_spread * rng.uniform(-1, 1))
         d = float(np.clip(d, MIN_DIAMETER_A, MAX_DIAMETER_A))
-        out.append(make_volume(rng, kind, d, settings.atoms_per_volume,
-                               settings.protein_contrast))
+        out.append(make_volume(rng, kind, d, settings.atoms_per_volume, settings.protein_contrast))
     return out
 
 
@@ -261,10 +294,11 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -
     """
     grid = rng.standard_normal((cells + 2, cells + 2)).astype(np.float32)
     lh, lw = min(shape[0], 256), min(shape[1], 256)
-    big = cv2.resize(grid, (lw + 2 * lw // cells, lh + 2 * lh // cells),
-                     interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(
+        grid, (lw + 2 * lw // cells, lh + 2 * lh // cells), interpolation=cv2.INTER_CUBIC
+    )
     oy, ox = lh // cells, lw // cells
-    low = big[oy: oy + lh, ox: ox + lw]
+    low = big[oy : oy + lh, ox : ox + lw]
     low = (low - float(low.mean())) / (float(low.std()) or 1.0)
     if (lh, lw) == tuple(shape):
         return np.ascontiguousarray(low, dtype=np.float32)
@@ -282,8 +316,11 @@ def water_structure_filter(shape: tuple[int, int], pixel_size: float) -> np.ndar
     nyquist_diag = math.sqrt(2) * 0.5 / pixel_size
     table_k = np.linspace(0, nyquist_diag, 4097)
     peak = 1 / 3.7
-    table = np.sqrt(0.02 + 0.98 / (1 + np.exp(-(table_k - peak) / 0.015))
-                    + 1.2 * np.exp(-0.5 * ((table_k - peak) / 0.02) ** 2)).astype(np.float32)
+    table = np.sqrt(
+        0.02
+        + 0.98 / (1 + np.exp(-(table_k - peak) / 0.015))
+        + 1.2 * np.exp(-0.5 * ((table_k - peak) / 0.02) ** 2)
+    ).astype(np.float32)
     ky = scipy.fft.fftfreq(shape[0], d=pixel_size).astype(np.float32)[:, None]
     kx = scipy.fft.rfftfreq(shape[1], d=pixel_size).astype(np.float32)[None, :]
     index = np.sqrt(kx * kx + ky * ky)
@@ -330,12 +367,17 @@ def _carbon(rng, s: SyntheticSettings) -> tuple[np.ndarray, dict]:
     cy = h / 2 + uy * (offset - radius)
     xs, ys = _disc_grid((h, w), cx, cy)
     mask = xs * xs + ys * ys > np.float32(radius * radius)
-    return mask, {"carbon": True, "carbon_fraction": float(mask.mean()),
-                  "hole_centre": [cx, cy], "hole_radius_px": radius}
+    return mask, {
+        "carbon": True,
+        "carbon_fraction": float(mask.mean()),
+        "hole_centre": [cx, cy],
+        "hole_radius_px": radius,
+    }
 
 
-def _contaminants(rng, s: SyntheticSettings, optical_density: np.ndarray,
-                  phase: np.ndarray, mask: np.ndarray) -> list[dict]:
+def _contaminants(
+    rng, s: SyntheticSettings, optical_density: np.ndarray, phase: np.ndarray, mask: np.ndarray
+) -> list[dict]:
     """Crystalline-ice contaminants: dark irregular domes, some with hexagonal lattice fringes.
 
     Adds to ``optical_density`` (transmission exp(-od)), ``phase`` and ``mask`` in place.
@@ -352,8 +394,12 @@ def _contaminants(rng, s: SyntheticSettings, optical_density: np.ndarray,
         od_peak = rng.uniform(0.6, 1.5) if crystalline else rng.uniform(1.0, 3.0)
         half = int(math.ceil(radius * 1.6)) + 2
         x0, y0 = int(cx) - half, int(cy) - half
-        xa, xb, ya, yb = max(x0, 0), min(x0 + 2 * half + 1, w), max(y0, 0), min(
-            y0 + 2 * half + 1, h)
+        xa, xb, ya, yb = (
+            max(x0, 0),
+            min(x0 + 2 * half + 1, w),
+            max(y0, 0),
+            min(y0 + 2 * half + 1, h),
+        )
         if xa >= xb or ya >= yb:
             continue
         xs = np.arange(xa, xb, dtype=np.float32)[None, :] - np.float32(cx)
@@ -386,8 +432,16 @@ def _contaminants(rng, s: SyntheticSettings, optical_density: np.ndarray,
                     ky = math.sin(a) / d * s.pixel_size
                     fringes += np.cos(2 * math.pi * (kx * gx + ky * gy) + rng.uniform(0, 6.3))
                 phase[ya:yb, xa:xb] += 0.15 * fringes * (dome > 0.05)
-        out.append({"x": cx, "y": cy, "radius_px": radius, "crystalline": crystalline,
-                    "lattice_spacings_A": spacings, "optical_density": od_peak})
+        out.append(
+            {
+                "x": cx,
+                "y": cy,
+                "radius_px": radius,
+                "crystalline": crystalline,
+                "lattice_spacings_A": spacings,
+                "optical_density": od_peak,
+            }
+        )
     return out
 
 
@@ -401,14 +455,16 @@ def _paste(target: np.ndarray, box: np.ndarray, x0: int, y0: int):
     return (slice(ya, yb), slice(xa, xb)), (slice(ya - y0, yb - y0), slice(xa - x0, xb - x0))
 
 
-def _aggregates(rng, s: SyntheticSettings, sigma_e: float, phase: np.ndarray,
-                mask: np.ndarray) -> list[dict]:
+def _aggregates(
+    rng, s: SyntheticSettings, sigma_e: float, phase: np.ndarray, mask: np.ndarray
+) -> list[dict]:
     n = int(rng.poisson(s.aggregates_per_um2 * s.area_um2))
     out = []
     for _ in range(n):
         diameter = s.particle_diameter * rng.uniform(1.5, 4.0)
-        vol = make_volume(rng, "aggregate", diameter, max(s.atoms_per_volume, 2000),
-                          s.protein_contrast)
+        vol = make_volume(
+            rng, "aggregate", diameter, max(s.atoms_per_volume, 2000), s.protein_contrast
+        )
         rot = random_rotations(rng, 1).as_matrix()[0]
         cx, cy = rng.uniform(0, s.width), rng.uniform(0, s.height)
         box, x0, y0 = project(vol, rot, s.pixel_size, (cx, cy))
@@ -422,8 +478,9 @@ def _aggregates(rng, s: SyntheticSettings, sigma_e: float, phase: np.ndarray,
     return out
 
 
-def _place_particles(rng, s: SyntheticSettings, radii_px: np.ndarray, excluded: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def _place_particles(
+    rng, s: SyntheticSettings, radii_px: np.ndarray, excluded: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Centres for particles of the given radii: an inhomogeneous process with hard cores.
 
     Density is a log-normal smooth field (``clustering``) with its lowest ``empty_fraction``
@@ -483,18 +540,25 @@ def _place_particles(rng, s: SyntheticSettings, radii_px: np.ndarray, excluded: 
 # the generator
 # ----------------------------------------------------------------------------------------------
 
+
 def _draw_optics(rng: np.random.Generator, s: SyntheticSettings) -> CTFParams:
     """The micrograph's CTF: defocus drawn in ``defocus_range``, astigmatism and its angle."""
     mean_defocus = rng.uniform(*s.defocus_range) * 1e4
     half_astig = rng.uniform(0, s.astigmatism) * 1e4
-    return CTFParams(voltage_kv=s.voltage, cs_mm=s.spherical_aberration,
-                     amplitude_contrast=s.amplitude_contrast,
-                     defocus_u=mean_defocus + half_astig, defocus_v=mean_defocus - half_astig,
-                     astigmatism_angle=rng.uniform(0, 180), b_factor=s.b_factor)
+    return CTFParams(
+        voltage_kv=s.voltage,
+        cs_mm=s.spherical_aberration,
+        amplitude_contrast=s.amplitude_contrast,
+        defocus_u=mean_defocus + half_astig,
+        defocus_v=mean_defocus - half_astig,
+        astigmatism_angle=rng.uniform(0, 180),
+        b_factor=s.b_factor,
+    )
 
 
-def _draw_ice(rng: np.random.Generator, s: SyntheticSettings
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def _draw_ice(
+    rng: np.random.Generator, s: SyntheticSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Ice thickness (A; a smooth gradient, sometimes a patch of much thicker ice), the mask
     of thick ice, the optical density of the ice (transmission exp(-od)) and what was drawn."""
     h, w = s.height, s.width
@@ -507,14 +571,17 @@ def _draw_ice(rng: np.random.Generator, s: SyntheticSettings
     np.maximum(thickness, 0.2 * t_mean, out=thickness)
     ice_mask = thickness > s.thick_ice_threshold * t_mean
     optical_density = thickness / np.float32(s.ice_mean_free_path)
-    info = {"ice_thickness_mean_A": t_mean, "thick_ice_patch": thick_patch,
-            "thick_ice_fraction": float(ice_mask.mean())}
+    info = {
+        "ice_thickness_mean_A": t_mean,
+        "thick_ice_patch": thick_patch,
+        "thick_ice_fraction": float(ice_mask.mean()),
+    }
     return thickness, ice_mask, optical_density, info
 
 
-def _draw_obstacles(rng: np.random.Generator, s: SyntheticSettings, sigma_e: float,
-                    optical_density: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+def _draw_obstacles(
+    rng: np.random.Generator, s: SyntheticSettings, sigma_e: float, optical_density: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """Carbon film, crystalline-ice contaminants and protein aggregates: their masks (carbon,
     contamination, aggregates), their deterministic phase and what was drawn. Carbon and
     contaminants also darken ``optical_density`` (in place)."""
@@ -534,13 +601,29 @@ def _draw_obstacles(rng: np.random.Generator, s: SyntheticSettings, sigma_e: flo
     return carbon_mask, contamination_mask, aggregate_mask, phase, info
 
 
-PARTICLE_COLUMNS = ["label", "x", "y", "diameter", "volume", "kind", "rot", "tilt", "psi",
-                    "in_image"]
+PARTICLE_COLUMNS = [
+    "label",
+    "x",
+    "y",
+    "diameter",
+    "volume",
+    "kind",
+    "rot",
+    "tilt",
+    "psi",
+    "in_image",
+]
 
 
-def _draw_particles(rng: np.random.Generator, s: SyntheticSettings, volumes: list[Volume],
-                    sigma_e: float, excluded: np.ndarray, pad: int, canvas: tuple[int, int]
-                    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
+def _draw_particles(
+    rng: np.random.Generator,
+    s: SyntheticSettings,
+    volumes: list[Volume],
+    sigma_e: float,
+    excluded: np.ndarray,
+    pad: int,
+    canvas: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
     """Particles placed outside ``excluded`` and projected at random orientations.
 
     Returns their phase on the padded FFT ``canvas`` (micrograph at offset ``pad``), the
@@ -577,29 +660,52 @@ def _draw_particles(rng: np.random.Generator, s: SyntheticSettings, volumes: lis
         instances[dst][better] = label
         best[dst][better] = sub[better]
         rot, tilt, psi = Rotation.from_matrix(matrices[i]).as_euler("ZYZ", degrees=True)
-        rows.append({"label": label, "x": float(x), "y": float(y),
-                     "diameter": vol.diameter / px, "volume": int(choice[c]), "kind": vol.kind,
-                     "rot": rot, "tilt": tilt, "psi": psi,
-                     "in_image": bool(0 <= x <= w - 1 and 0 <= y <= h - 1)})
+        rows.append(
+            {
+                "label": label,
+                "x": float(x),
+                "y": float(y),
+                "diameter": vol.diameter / px,
+                "volume": int(choice[c]),
+                "kind": vol.kind,
+                "rot": rot,
+                "tilt": tilt,
+                "psi": psi,
+                "in_image": bool(0 <= x <= w - 1 and 0 <= y <= h - 1),
+            }
+        )
     particles = pd.DataFrame(rows, columns=PARTICLE_COLUMNS)
     if len(particles):
         visible = np.bincount(instances.ravel(), minlength=len(particles) + 1)[1:]
         particles["visible_pixels"] = visible[: len(particles)]
     else:
         particles["visible_pixels"] = pd.Series(dtype=int)
-    info = {"particles_requested": n_target, "particles_placed": int(len(particles)),
-            "particles_in_image": int(particles["in_image"].sum())}
+    info = {
+        "particles_requested": n_target,
+        "particles_placed": int(len(particles)),
+        "particles_in_image": int(particles["in_image"].sum()),
+    }
     return phase, instances, particles, info
 
 
-def _ice_texture(rng: np.random.Generator, s: SyntheticSettings, sigma_e: float,
-                 thickness: np.ndarray, carbon_mask: np.ndarray | None, pad: int,
-                 canvas: tuple[int, int]) -> np.ndarray:
+def _ice_texture(
+    rng: np.random.Generator,
+    s: SyntheticSettings,
+    sigma_e: float,
+    thickness: np.ndarray,
+    carbon_mask: np.ndarray | None,
+    pad: int,
+    canvas: tuple[int, int],
+) -> np.ndarray:
     """Amorphous-ice (and carbon) phase texture on the padded canvas: white noise scaled by
     the local thickness (its water spectrum comes with the CTF)."""
     h, w, px = s.height, s.width, s.pixel_size
-    ice_sigma = s.ice_texture * sigma_e * WATER_POTENTIAL_V * np.sqrt(
-        thickness / (WATER_MOLECULES_PER_A3 * px * px)).astype(np.float32)
+    ice_sigma = (
+        s.ice_texture
+        * sigma_e
+        * WATER_POTENTIAL_V
+        * np.sqrt(thickness / (WATER_MOLECULES_PER_A3 * px * px)).astype(np.float32)
+    )
     if carbon_mask is not None:
         ice_sigma[carbon_mask] *= 3.0
     texture = rng.standard_normal(canvas, dtype=np.float32)
@@ -612,8 +718,9 @@ def _pad_width(pad: int, canvas: tuple[int, int], h: int, w: int):
     return ((pad, canvas[0] - h - pad), (pad, canvas[1] - w - pad))
 
 
-def _through_ctf(spectrum: np.ndarray, ctf_f: np.ndarray, canvas: tuple[int, int], pad: int,
-                 h: int, w: int) -> np.ndarray:
+def _through_ctf(
+    spectrum: np.ndarray, ctf_f: np.ndarray, canvas: tuple[int, int], pad: int, h: int, w: int
+) -> np.ndarray:
     """Contrast of a phase given by its ``spectrum`` (consumed) on the padded canvas, cropped
     to the micrograph; ``ctf_f`` is 2 x CTF (the weak-phase approximation)."""
     spectrum *= ctf_f
@@ -628,21 +735,31 @@ def _ctf_filter(s: SyntheticSettings, ctf: CTFParams, canvas: tuple[int, int]) -
     return ctf_f
 
 
-def _background_contrast(s: SyntheticSettings, texture_spectrum: np.ndarray,
-                         obstacle_phase: np.ndarray, ctf_f: np.ndarray, pad: int,
-                         canvas: tuple[int, int]) -> np.ndarray:
+def _background_contrast(
+    s: SyntheticSettings,
+    texture_spectrum: np.ndarray,
+    obstacle_phase: np.ndarray,
+    ctf_f: np.ndarray,
+    pad: int,
+    canvas: tuple[int, int],
+) -> np.ndarray:
     """Contrast of the specimen background: the ice texture (its spectrum, consumed) with the
     water structure factor, plus the phase of carbon, contaminants and aggregates."""
     h, w, px = s.height, s.width, s.pixel_size
     texture_spectrum *= water_structure_filter(canvas, px)
-    texture_spectrum += scipy.fft.rfft2(np.pad(obstacle_phase, _pad_width(pad, canvas, h, w),
-                                               mode="edge"))
+    texture_spectrum += scipy.fft.rfft2(
+        np.pad(obstacle_phase, _pad_width(pad, canvas, h, w), mode="edge")
+    )
     return _through_ctf(texture_spectrum, ctf_f, canvas, pad, h, w)
 
 
-def _intensity(rng: np.random.Generator, s: SyntheticSettings, background: np.ndarray,
-               particle: np.ndarray, optical_density: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _intensity(
+    rng: np.random.Generator,
+    s: SyntheticSettings,
+    background: np.ndarray,
+    particle: np.ndarray,
+    optical_density: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Intensity ``T * g * (1 + contrast)`` with the transmission ``T = exp(-od)`` and a smooth
     gain drift ``g``; returns it and the particle signal in intensity units (both computed in
     place of ``background`` and ``particle``)."""
@@ -657,8 +774,13 @@ def _intensity(rng: np.random.Generator, s: SyntheticSettings, background: np.nd
     return clean, particle
 
 
-def _add_noise(noise_rng: np.random.Generator, s: SyntheticSettings, clean: np.ndarray,
-               particle: np.ndarray, particle_mask: np.ndarray) -> tuple[np.ndarray, dict]:
+def _add_noise(
+    noise_rng: np.random.Generator,
+    s: SyntheticSettings,
+    clean: np.ndarray,
+    particle: np.ndarray,
+    particle_mask: np.ndarray,
+) -> tuple[np.ndarray, dict]:
     """The recorded image: shot noise at the dose (``clean`` and ``particle`` are scaled to
     counts in place), Gaussian noise at the SNR, or none; and the noise drawn. SNR is the
     particle signal's variance over the particle mask divided by the noise variance."""
@@ -670,8 +792,9 @@ def _add_noise(noise_rng: np.random.Generator, s: SyntheticSettings, clean: np.n
         clean *= scale
         particle *= scale
         image = _shot_noise(noise_rng, clean, s.exact_poisson_below)
-        info["snr_estimate"] = signal_var * float(scale) ** 2 / max(
-            float(clean[inside].mean()), 1e-12)
+        info["snr_estimate"] = (
+            signal_var * float(scale) ** 2 / max(float(clean[inside].mean()), 1e-12)
+        )
         info["mean_counts_per_pixel"] = float(clean.mean())
     elif s.noise == "snr":
         noise_sigma = math.sqrt(signal_var / s.snr)
@@ -684,9 +807,14 @@ def _add_noise(noise_rng: np.random.Generator, s: SyntheticSettings, clean: np.n
     return image, info
 
 
-def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
-                        keep_components: bool = False,
-                        volumes: list[Volume] | None = None) -> SyntheticMicrograph:
+def generate_micrograph(
+    settings: SyntheticSettings,
+    index: int,
+    seed: int,
+    *,
+    keep_components: bool = False,
+    volumes: list[Volume] | None = None,
+) -> SyntheticMicrograph:
     """Micrograph ``index`` of the data set with ``seed``; see the module docstring.
 
     ``volumes`` may pass a precomputed :func:`volume_family` (same settings and seed) to save
@@ -700,29 +828,37 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
     if volumes is None:
         volumes = volume_family(s, seed)
     sigma_e = interaction_constant(s.voltage)
-    info: dict = {"index": int(index), "seed": int(seed),
-                  "content_seed_sequence": [int(seed), 1, int(index)],
-                  "noise_seed_sequence": [int(seed), 2, int(index)]}
+    info: dict = {
+        "index": int(index),
+        "seed": int(seed),
+        "content_seed_sequence": [int(seed), 1, int(index)],
+        "noise_seed_sequence": [int(seed), 2, int(index)],
+    }
 
     ctf = _draw_optics(rng, s)
     thickness, ice_mask, optical_density, drawn = _draw_ice(rng, s)
     info.update(drawn)
     carbon_mask, contamination_mask, aggregate_mask, obstacle_phase, drawn = _draw_obstacles(
-        rng, s, sigma_e, optical_density)
+        rng, s, sigma_e, optical_density
+    )
     info.update(drawn)
     # the CTF spreads each point over a disc of radius ~ lambda dz k + Cs lambda^3 k^3: render
     # phases on a canvas padded by that much so that nothing wraps round the edges in the FFT
     pad, canvas = _fft_padding(ctf, px, h, w)
     excluded = ice_mask | contamination_mask | carbon_mask | aggregate_mask
     particle_phase, instances, particles, drawn = _draw_particles(
-        rng, s, volumes, sigma_e, excluded, pad, canvas)
+        rng, s, volumes, sigma_e, excluded, pad, canvas
+    )
     info.update(drawn)
     del excluded
     particle_mask = instances > 0
     # texture, then one CTF for everything, in Fourier space
     ctf_f = _ctf_filter(s, ctf, canvas)
-    spectrum = scipy.fft.rfft2(_ice_texture(rng, s, sigma_e, thickness,
-                                            carbon_mask if info["carbon"] else None, pad, canvas))
+    spectrum = scipy.fft.rfft2(
+        _ice_texture(
+            rng, s, sigma_e, thickness, carbon_mask if info["carbon"] else None, pad, canvas
+        )
+    )
     del thickness
     background = _background_contrast(s, spectrum, obstacle_phase, ctf_f, pad, canvas)
     del spectrum, obstacle_phase
@@ -742,13 +878,21 @@ def generate_micrograph(settings: SyntheticSettings, index: int, seed: int, *,
         image = render_filtered_8bit(image)
     info.update(ctf=asdict(ctf), rendering=s.rendering)
     return SyntheticMicrograph(
-        image=image.astype(np.float32, copy=False), pixel_size=px, particles=particles,
-        instances=instances, particle_mask=particle_mask, ice_mask=ice_mask,
-        contamination_mask=contamination_mask, carbon_mask=carbon_mask,
-        aggregate_mask=aggregate_mask, ctf=ctf, info=info,
+        image=image.astype(np.float32, copy=False),
+        pixel_size=px,
+        particles=particles,
+        instances=instances,
+        particle_mask=particle_mask,
+        ice_mask=ice_mask,
+        contamination_mask=contamination_mask,
+        carbon_mask=carbon_mask,
+        aggregate_mask=aggregate_mask,
+        ctf=ctf,
+        info=info,
         noise_free=clean if keep_components else None,
         particle_signal=particle if keep_components else None,
-        particle_phase=particle_phase)
+        particle_phase=particle_phase,
+    )
 
 
 def render_filtered_8bit(image: np.ndarray) -> np.ndarray:
@@ -763,27 +907,27 @@ def render_filtered_8bit(image: np.ndarray) -> np.ndarray:
     size = max(image.shape)
     frame = frame_for(image.shape, size)
     canvas = denoise_image(image, DenoiseSettings(size=size), frame)
-    return canvas[:image.shape[0], :image.shape[1]].astype(np.float32)
+    return canvas[: image.shape[0], : image.shape[1]].astype(np.float32)
 
 
-def _fft_padding(ctf: CTFParams, pixel_size: float, h: int, w: int
-                 ) -> tuple[int, tuple[int, int]]:
+def _fft_padding(ctf: CTFParams, pixel_size: float, h: int, w: int) -> tuple[int, tuple[int, int]]:
     """Margin (px) covering the CTF's delocalisation at Nyquist, and a fast FFT canvas size."""
     k = 0.5 / pixel_size
     lam = ctf.wavelength
     reach = lam * max(ctf.defocus_u, ctf.defocus_v) * k + ctf.cs_mm * 1e7 * lam**3 * k**3
     pad = min(int(math.ceil(reach / pixel_size)) + 8, max(h, w) // 2)
-    canvas = (scipy.fft.next_fast_len(h + 2 * pad, real=True),
-              scipy.fft.next_fast_len(w + 2 * pad, real=True))
+    canvas = (
+        scipy.fft.next_fast_len(h + 2 * pad, real=True),
+        scipy.fft.next_fast_len(w + 2 * pad, real=True),
+    )
     return pad, canvas
 
 
 def _crop(image: np.ndarray, pad: int, h: int, w: int) -> np.ndarray:
-    return np.ascontiguousarray(image[pad: pad + h, pad: pad + w])
+    return np.ascontiguousarray(image[pad : pad + h, pad : pad + w])
 
 
-def _shot_noise(rng: np.random.Generator, expected: np.ndarray, exact_below: float
-                ) -> np.ndarray:
+def _shot_noise(rng: np.random.Generator, expected: np.ndarray, exact_below: float) -> np.ndarray:
     """Electron counts: Poisson where few are expected, the Gaussian limit elsewhere.
 
     For a mean above ~30 the Poisson distribution is Gaussian with variance = mean to well
@@ -805,8 +949,16 @@ def _shot_noise(rng: np.random.Generator, expected: np.ndarray, exact_below: flo
 # writing a data set
 # ----------------------------------------------------------------------------------------------
 
-DATASET_FOLDERS = ("micrographs", "coordinates", "coordinates_star", "masks", "instances",
-                   "ice_masks", "particles", "parameters")
+DATASET_FOLDERS = (
+    "micrographs",
+    "coordinates",
+    "coordinates_star",
+    "masks",
+    "instances",
+    "ice_masks",
+    "particles",
+    "parameters",
+)
 
 
 def micrograph_outputs(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
@@ -843,28 +995,33 @@ def _json_default(value):
 
 def _write_json(path: Path, payload: dict) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, sort_keys=True, default=_json_default)
-                       + "\n")
+        tmp.write_text(json.dumps(payload, indent=1, sort_keys=True, default=_json_default) + "\n")
 
 
-def write_micrograph(settings: SyntheticSettings, out_dir: str | os.PathLike, name: str,
-                     index: int, seed: int, volumes: list[Volume] | None = None
-                     ) -> SyntheticMicrograph:
+def write_micrograph(
+    settings: SyntheticSettings,
+    out_dir: str | os.PathLike,
+    name: str,
+    index: int,
+    seed: int,
+    volumes: list[Volume] | None = None,
+) -> SyntheticMicrograph:
     """Generate micrograph ``index`` and write all of its files (see micrograph_outputs)."""
     m = generate_micrograph(settings, index, seed, volumes=volumes)
     write_micrograph_files(m, out_dir, name)
     return m
 
 
-def write_micrograph_files(m: SyntheticMicrograph, out_dir: str | os.PathLike, name: str
-                           ) -> None:
+def write_micrograph_files(m: SyntheticMicrograph, out_dir: str | os.PathLike, name: str) -> None:
     """Write a generated micrograph and its ground truth in the data-set layout."""
     paths = micrograph_outputs(out_dir, name)
     write_mrc(paths["micrograph"], m.image, m.pixel_size, label="cryopick synthetic micrograph")
     coords = m.coordinates
     lines = ["X-Coordinate,Y-Coordinate,Diameter"]
-    lines += [f"{round(x)},{round(y)},{round(d)}"
-              for x, y, d in zip(coords["x"], coords["y"], coords["diameter"])]
+    lines += [
+        f"{round(x)},{round(y)},{round(d)}"
+        for x, y, d in zip(coords["x"], coords["y"], coords["diameter"])
+    ]
     with atomic_path(paths["coordinates"]) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     write_star(paths["coordinates_star"], coords)
@@ -873,16 +1030,21 @@ def write_micrograph_files(m: SyntheticMicrograph, out_dir: str | os.PathLike, n
     _write_png(paths["exclusion"], m.exclusion_mask.astype(np.uint8) * 255)
     with atomic_path(paths["exclusion_classes"]) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, thick_ice=m.ice_mask,
-                                contamination=m.contamination_mask, carbon=m.carbon_mask,
-                                aggregate=m.aggregate_mask)
+            np.savez_compressed(
+                handle,
+                thick_ice=m.ice_mask,
+                contamination=m.contamination_mask,
+                carbon=m.carbon_mask,
+                aggregate=m.aggregate_mask,
+            )
     with atomic_path(paths["particles"]) as tmp:
         m.particles.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
     _write_json(paths["parameters"], {"name": name, **m.info})
 
 
-def dataset_parameters(settings: SyntheticSettings, n_micrographs: int, seed: int,
-                       name_prefix: str) -> dict:
+def dataset_parameters(
+    settings: SyntheticSettings, n_micrographs: int, seed: int, name_prefix: str
+) -> dict:
     """What parameters.json holds: every setting, the seed and how seeds are derived."""
     from cryopick import __version__
 
@@ -899,19 +1061,29 @@ def dataset_parameters(settings: SyntheticSettings, n_micrographs: int, seed: in
             "micrograph noise": "numpy SeedSequence([seed, 2, index])",
         },
         "snr_definition": "variance of the noise-free particle image over the union particle "
-                          "mask / noise variance (expected counts for shot noise)",
+        "mask / noise variance (expected counts for shot noise)",
     }
 
 
-def write_parameters(settings: SyntheticSettings, out_dir: str | os.PathLike,
-                     n_micrographs: int, seed: int, name_prefix: str) -> Path:
+def write_parameters(
+    settings: SyntheticSettings,
+    out_dir: str | os.PathLike,
+    n_micrographs: int,
+    seed: int,
+    name_prefix: str,
+) -> Path:
     path = Path(out_dir) / "parameters.json"
     _write_json(path, dataset_parameters(settings, n_micrographs, seed, name_prefix))
     return path
 
 
-def write_dataset(settings: SyntheticSettings, out_dir: str | os.PathLike, n_micrographs: int,
-                  seed: int, name_prefix: str = "synthetic") -> list[str]:
+def write_dataset(
+    settings: SyntheticSettings,
+    out_dir: str | os.PathLike,
+    n_micrographs: int,
+    seed: int,
+    name_prefix: str = "synthetic",
+) -> list[str]:
     """A complete synthetic data set in the layout of a real one; returns the names."""
     names = synthetic_micrograph_names(name_prefix, n_micrographs)
     volumes = volume_family(settings, seed)

@@ -34,8 +34,9 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def _greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
-                categories: torch.Tensor | None) -> torch.Tensor:
+def _greedy_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, categories: torch.Tensor | None
+) -> torch.Tensor:
     """Greedy NMS; boxes of different categories never suppress each other.
 
     The "IoU above threshold" relation is computed in blocks of rows on the boxes' device
@@ -55,8 +56,10 @@ def _greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
     for start in range(0, n, block):
         stop = min(n, start + block)
         rows, cols = boxes[start:stop, None, :], boxes[None, start:, :]
-        wh = (torch.minimum(rows[..., 2:], cols[..., 2:])
-              - torch.maximum(rows[..., :2], cols[..., :2])).clamp(min=0)
+        wh = (
+            torch.minimum(rows[..., 2:], cols[..., 2:])
+            - torch.maximum(rows[..., :2], cols[..., :2])
+        ).clamp(min=0)
         inter = wh[..., 0] * wh[..., 1]
         iou = inter / (areas[start:stop, None] + areas[None, start:] - inter)
         # "greater than" is False for a NaN IoU (two empty boxes), which then suppress
@@ -79,8 +82,9 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     return _greedy_nms(boxes, scores, float(iou_threshold), None)
 
 
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor,
-                iou_threshold: float) -> torch.Tensor:
+def batched_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float
+) -> torch.Tensor:
     """torchvision.ops.batched_nms in pure torch: NMS within each category of ``idxs``.
 
     Compares categories directly instead of torchvision's coordinate-offset trick, so it is
@@ -153,14 +157,18 @@ def ensure_torchvision() -> bool:
         return True
     except Exception as exc:  # ImportError, or RuntimeError from a mismatched wheel
         _drop_partial_torchvision()
-        log.info("torchvision unavailable (%s: %s); using cryopick's pure-torch stand-ins",
-                 type(exc).__name__, exc)
-    boxes = _module("torchvision.ops.boxes", batched_nms=batched_nms, nms=nms,
-                    box_area=box_area)
-    ops = _module("torchvision.ops", boxes=boxes, batched_nms=batched_nms, nms=nms,
-                  box_area=box_area)
-    functional = _module("torchvision.transforms.functional", resize=resize,
-                         to_pil_image=to_pil_image)
+        log.info(
+            "torchvision unavailable (%s: %s); using cryopick's pure-torch stand-ins",
+            type(exc).__name__,
+            exc,
+        )
+    boxes = _module("torchvision.ops.boxes", batched_nms=batched_nms, nms=nms, box_area=box_area)
+    ops = _module(
+        "torchvision.ops", boxes=boxes, batched_nms=batched_nms, nms=nms, box_area=box_area
+    )
+    functional = _module(
+        "torchvision.transforms.functional", resize=resize, to_pil_image=to_pil_image
+    )
     transforms = _module("torchvision.transforms", functional=functional)
     root = _module("torchvision", ops=ops, transforms=transforms, __version__="0+cryopick")
     for module in (root, ops, boxes, transforms, functional):

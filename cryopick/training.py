@@ -25,21 +25,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cryopick.checkpoint import (ModelError, file_sha256, load_model, new_checkpoint,
-                                 save_checkpoint)
+from cryopick.checkpoint import ModelError, file_sha256, load_model, new_checkpoint, save_checkpoint
 from cryopick.denoise import Frame, load_denoised, load_frame
 from cryopick.device import resolve_device
 from cryopick.inference import picks_from_prediction, predict
 from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph
 from cryopick.metrics import match_count, precision_recall_f1
-from cryopick.network_input import (INPUT_KINDS, input_canvas, network_image, rescale_factor,
-                                    resize_canvas)
+from cryopick.network_input import (
+    INPUT_KINDS,
+    input_canvas,
+    network_image,
+    rescale_factor,
+    resize_canvas,
+)
 from cryopick.settings import config_values
 from cryopick.unet import Architecture, AttentionUNet, count_parameters
 
 # ----------------------------------------------------------------------------------------------
 # settings
 # ----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -94,13 +99,15 @@ class TrainingConfig:
                 raise InputError(f"unet training setting {name} needs at least one value")
             object.__setattr__(self, name, values)
         if self.input not in INPUT_KINDS:
-            raise InputError(f"unet training input must be one of {INPUT_KINDS}, "
-                             f"got {self.input!r}")
+            raise InputError(
+                f"unet training input must be one of {INPUT_KINDS}, got {self.input!r}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"unet training device must be auto, cpu or cuda, got {self.device!r}")
         if self.crop % 2**self.depth:
-            raise InputError(f"unet training crop {self.crop} must be a multiple of "
-                             f"2**depth = {2**self.depth}")
+            raise InputError(
+                f"unet training crop {self.crop} must be a multiple of 2**depth = {2**self.depth}"
+            )
 
     @property
     def architecture(self) -> Architecture:
@@ -128,6 +135,7 @@ def seed_everything(seed: int) -> None:
 # data
 # ----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LabelledMicrograph:
     """One training micrograph: its denoised canvas (.npz, which also fixes the frame), the
@@ -147,8 +155,12 @@ def data_identity(items: list[LabelledMicrograph]) -> dict:
     always gives the same identity, any changed image or label a different one."""
     entries = []
     for item in sorted(items, key=lambda i: i.name):
-        entry = {"name": item.name, "denoised": file_sha256(item.denoised),
-                 "labels": file_sha256(item.labels), "diameter": float(item.diameter)}
+        entry = {
+            "name": item.name,
+            "denoised": file_sha256(item.denoised),
+            "labels": file_sha256(item.labels),
+            "diameter": float(item.diameter),
+        }
         if item.mask:
             entry["mask"] = file_sha256(item.mask)
         if item.micrograph:
@@ -156,12 +168,16 @@ def data_identity(items: list[LabelledMicrograph]) -> dict:
             entry["invert"] = bool(item.invert)
         entries.append(entry)
     blob = json.dumps(entries, sort_keys=True).encode()
-    return {"sha256": hashlib.sha256(blob).hexdigest(), "n_micrographs": len(entries),
-            "micrographs": [e["name"] for e in entries]}
+    return {
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "n_micrographs": len(entries),
+        "micrographs": [e["name"] for e in entries],
+    }
 
 
-def draw_targets(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter_px: float,
-                 centre_sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+def draw_targets(
+    shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter_px: float, centre_sigma_px: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Disc mask (float 0/1) and Gaussian centre heat-map (max over particles) on a canvas."""
     height, width = shape
     mask = np.zeros(shape, dtype=np.float32)
@@ -175,11 +191,12 @@ def draw_targets(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter_
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1]
         d2 = (xx - cx) ** 2 + (yy - cy) ** 2
-        np.maximum(mask[y0:y1, x0:x1], (d2 <= radius**2).astype(np.float32),
-                   out=mask[y0:y1, x0:x1])
-        np.maximum(centre[y0:y1, x0:x1],
-                   np.exp(-d2 / (2.0 * centre_sigma_px**2)).astype(np.float32),
-                   out=centre[y0:y1, x0:x1])
+        np.maximum(mask[y0:y1, x0:x1], (d2 <= radius**2).astype(np.float32), out=mask[y0:y1, x0:x1])
+        np.maximum(
+            centre[y0:y1, x0:x1],
+            np.exp(-d2 / (2.0 * centre_sigma_px**2)).astype(np.float32),
+            out=centre[y0:y1, x0:x1],
+        )
     return mask, centre
 
 
@@ -212,11 +229,16 @@ def canvas_diameter(item: LabelledMicrograph) -> float:
     return item.diameter / load_denoised(item.denoised).frame.scale
 
 
-def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diameter_px: float,
-                 heads: tuple[str, ...]) -> Example:
+def load_example(
+    item: LabelledMicrograph,
+    config: TrainingConfig,
+    model_diameter_px: float,
+    heads: tuple[str, ...],
+) -> Example:
     diameter_px = canvas_diameter(item)
-    canvas, frame = input_canvas(config.input, item.denoised, item.micrograph, item.invert,
-                                 diameter_px)
+    canvas, frame = input_canvas(
+        config.input, item.denoised, item.micrograph, item.invert, diameter_px
+    )
     labels = read_coordinates(item.labels)
     truth = labels[["x", "y"]].to_numpy(float)
     factor = rescale_factor(diameter_px, model_diameter_px)
@@ -229,28 +251,41 @@ def load_example(item: LabelledMicrograph, config: TrainingConfig, model_diamete
     mask, centre = draw_targets(image.shape, xs, ys, d_model, config.centre_sigma * d_model)
     if item.mask:
         file_mask = read_micrograph(item.mask).image > 0
-        binned = cv2.resize(file_mask.astype(np.float32), (frame.content_width,
-                            frame.content_height), interpolation=cv2.INTER_AREA)
+        binned = cv2.resize(
+            file_mask.astype(np.float32),
+            (frame.content_width, frame.content_height),
+            interpolation=cv2.INTER_AREA,
+        )
         mask_canvas = np.zeros((frame.size, frame.size), np.float32)
         mask_canvas[: frame.content_height, : frame.content_width] = binned > 0.5
         mask = resize_canvas(mask_canvas, factor, cv2.INTER_NEAREST)
     by_head = {"mask": mask, "centre": centre}
     targets = np.stack([by_head[h] for h in heads]).astype(np.float32)
     valid = border_valid(content, config.ignore_border * d_model).astype(np.float32)
-    return Example(item.name, image.astype(np.float32), targets, valid, frame, factor, truth,
-                   item.diameter, canvas)
+    return Example(
+        item.name,
+        image.astype(np.float32),
+        targets,
+        valid,
+        frame,
+        factor,
+        truth,
+        item.diameter,
+        canvas,
+    )
 
 
-def split_validation(items: list[LabelledMicrograph], fraction: float, seed: int,
-                     datasets: tuple[str, ...] = ()
-                     ) -> tuple[list[LabelledMicrograph], list[LabelledMicrograph]]:
+def split_validation(
+    items: list[LabelledMicrograph], fraction: float, seed: int, datasets: tuple[str, ...] = ()
+) -> tuple[list[LabelledMicrograph], list[LabelledMicrograph]]:
     """Hold out whole micrographs (seeded), at least one when there are two or more and the
     fraction is positive, so validation never sees a training micrograph. With ``datasets``
     only micrographs of those data sets (name prefix before "/") are candidates, and the
     fraction is of them."""
     items = sorted(items, key=lambda i: i.name)
-    candidates = [i for i, it in enumerate(items)
-                  if not datasets or it.name.split("/", 1)[0] in datasets]
+    candidates = [
+        i for i, it in enumerate(items) if not datasets or it.name.split("/", 1)[0] in datasets
+    ]
     if datasets and not candidates:
         raise InputError(f"validation_datasets {list(datasets)} match no training micrograph")
     if fraction <= 0 or len(candidates) < 2:
@@ -263,9 +298,12 @@ def split_validation(items: list[LabelledMicrograph], fraction: float, seed: int
     return train, val
 
 
-def sample_batch(examples: list[Example], config: TrainingConfig, rng: np.random.Generator,
-                 diameter_px: float = 27.0
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sample_batch(
+    examples: list[Example],
+    config: TrainingConfig,
+    rng: np.random.Generator,
+    diameter_px: float = 27.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random crops with the 8 square symmetries, blur, gain/offset and noise jitter."""
     crop = config.crop
     images, targets, valids = [], [], []
@@ -278,9 +316,9 @@ def sample_batch(examples: list[Example], config: TrainingConfig, rng: np.random
         y0 = int(rng.integers(0, max(h - crop, 0) + 1))
         x0 = int(rng.integers(0, max(w - crop, 0) + 1))
         ch, cw = min(crop, h - y0), min(crop, w - x0)
-        img[:ch, :cw] = ex.image[y0:y0 + ch, x0:x0 + cw]
-        tgt[:, :ch, :cw] = ex.targets[:, y0:y0 + ch, x0:x0 + cw]
-        val[:ch, :cw] = ex.valid[y0:y0 + ch, x0:x0 + cw]
+        img[:ch, :cw] = ex.image[y0 : y0 + ch, x0 : x0 + cw]
+        tgt[:, :ch, :cw] = ex.targets[:, y0 : y0 + ch, x0 : x0 + cw]
+        val[:ch, :cw] = ex.valid[y0 : y0 + ch, x0 : x0 + cw]
         if config.flips:
             k = int(rng.integers(4))
             img, tgt, val = (np.rot90(a, k, axes=(-2, -1)) for a in (img, tgt, val))
@@ -289,8 +327,7 @@ def sample_batch(examples: list[Example], config: TrainingConfig, rng: np.random
         if config.blur_jitter > 0:
             sigma = rng.uniform(0, config.blur_jitter * diameter_px)
             if sigma > 0.3:
-                img = cv2.GaussianBlur(np.ascontiguousarray(img, dtype=np.float32), (0, 0),
-                                       sigma)
+                img = cv2.GaussianBlur(np.ascontiguousarray(img, dtype=np.float32), (0, 0), sigma)
                 # as if the whole image had been filtered, then normalised: unit std again
                 # (at most 5x gain, so a flat crop's faint texture is not blown up)
                 img = img * min(1.0 / max(float(img.std()), 1e-6), 5.0)
@@ -302,15 +339,21 @@ def sample_batch(examples: list[Example], config: TrainingConfig, rng: np.random
         images.append(np.ascontiguousarray(img, dtype=np.float32))
         targets.append(np.ascontiguousarray(tgt))
         valids.append(np.ascontiguousarray(val))
-    return (torch.from_numpy(np.stack(images))[:, None], torch.from_numpy(np.stack(targets)),
-            torch.from_numpy(np.stack(valids))[:, None])
+    return (
+        torch.from_numpy(np.stack(images))[:, None],
+        torch.from_numpy(np.stack(targets)),
+        torch.from_numpy(np.stack(valids))[:, None],
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # loss
 # ----------------------------------------------------------------------------------------------
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
     prob = torch.sigmoid(logits) * weight
     target = target * weight
     intersection = (prob * target).sum()
@@ -322,14 +365,19 @@ def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return (bce * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def loss_terms(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor,
-               heads: tuple[str, ...], centre_weight: float) -> dict[str, torch.Tensor]:
+def loss_terms(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    valid: torch.Tensor,
+    heads: tuple[str, ...],
+    centre_weight: float,
+) -> dict[str, torch.Tensor]:
     """Mask head: (BCE + Dice) / 2 as CryoSegNet; centre head: BCE on the soft heat-map.
     ``valid`` (N, 1, H, W) zeroes the loss where labels are unknown."""
     terms = {}
     total = logits.new_zeros(())
     for i, head in enumerate(heads):
-        lg, tg = logits[:, i:i + 1], targets[:, i:i + 1]
+        lg, tg = logits[:, i : i + 1], targets[:, i : i + 1]
         if head == "mask":
             term = 0.5 * (weighted_bce(lg, tg, valid) + soft_dice_loss(lg, tg, valid))
         else:
@@ -344,15 +392,20 @@ def loss_terms(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor,
 # validation: loss, and the picking threshold that maximises F1 on validation micrographs
 # ----------------------------------------------------------------------------------------------
 
-def _full_prediction(model: AttentionUNet, example: Example,
-                     device: torch.device) -> np.ndarray:
+
+def _full_prediction(model: AttentionUNet, example: Example, device: torch.device) -> np.ndarray:
     with torch.inference_mode():
         x = torch.from_numpy(example.image)[None, None].to(device)
         return model(x)[0].float().cpu().numpy()
 
 
-def tune_picking(predictions: list[dict[str, np.ndarray]], examples: list[Example],
-                 thresholds, min_distances, edge_margins) -> dict:
+def tune_picking(
+    predictions: list[dict[str, np.ndarray]],
+    examples: list[Example],
+    thresholds,
+    min_distances,
+    edge_margins,
+) -> dict:
     """Picking settings with the best pooled F1 at 0.5 x diameter on ``examples`` (a grid);
     ``predictions`` hold probabilities on the denoised canvas. Ties go to the first setting.
 
@@ -365,38 +418,64 @@ def tune_picking(predictions: list[dict[str, np.ndarray]], examples: list[Exampl
         for min_distance in min_distances:
             counts = np.zeros((len(thresholds), 3), dtype=np.int64)  # tp, picks, truth
             for pred, ex in zip(predictions, examples):
-                picks = picks_from_prediction(pred, ex.frame, ex.diameter / ex.frame.scale,
-                                              thresholds[0], min_distance, edge_margin)
+                picks = picks_from_prediction(
+                    pred,
+                    ex.frame,
+                    ex.diameter / ex.frame.scale,
+                    thresholds[0],
+                    min_distance,
+                    edge_margin,
+                )
                 for k, threshold in enumerate(thresholds):
                     kept = picks[picks["score"] > threshold] if k else picks
                     p = kept[["x", "y"]].to_numpy(float)
-                    counts[k] += (match_count(p, ex.truth, 0.5 * ex.diameter), len(p),
-                                  len(ex.truth))
+                    counts[k] += (
+                        match_count(p, ex.truth, 0.5 * ex.diameter),
+                        len(p),
+                        len(ex.truth),
+                    )
             for k, threshold in enumerate(thresholds):
                 precision, recall, f1 = precision_recall_f1(*(int(c) for c in counts[k]))
-                rows.append({"threshold": threshold, "min_distance": min_distance,
-                             "edge_margin": edge_margin, "precision": precision,
-                             "recall": recall, "f1": f1})
+                rows.append(
+                    {
+                        "threshold": threshold,
+                        "min_distance": min_distance,
+                        "edge_margin": edge_margin,
+                        "precision": precision,
+                        "recall": recall,
+                        "f1": f1,
+                    }
+                )
                 if best is None or f1 > best["f1"]:
                     best = rows[-1]
     return {"best": best, "grid": rows}
 
 
-def final_tuning(model: AttentionUNet, examples: list[Example], config: TrainingConfig,
-                 device: torch.device) -> dict:
+def final_tuning(
+    model: AttentionUNet, examples: list[Example], config: TrainingConfig, device: torch.device
+) -> dict:
     """Picking settings tuned on maps made exactly as the workflow makes them: inference with
     ``config.symmetries`` and the 8-bit rounding of the map files."""
     predictions = []
     for ex in examples:
-        maps = predict(model, [ex.raw], [ex.frame.content_mask], batch_size=1, scale=ex.factor,
-                       device=device, symmetries=config.symmetries)[0]
+        maps = predict(
+            model,
+            [ex.raw],
+            [ex.frame.content_mask],
+            batch_size=1,
+            scale=ex.factor,
+            device=device,
+            symmetries=config.symmetries,
+        )[0]
         predictions.append({k: np.round(v * 255.0) / 255.0 for k, v in maps.items()})
-    return tune_picking(predictions, examples, config.thresholds, config.min_distances,
-                        config.edge_margins)["best"]
+    return tune_picking(
+        predictions, examples, config.thresholds, config.min_distances, config.edge_margins
+    )["best"]
 
 
-def canvas_probabilities(logits: np.ndarray, example: Example,
-                         heads: tuple[str, ...]) -> dict[str, np.ndarray]:
+def canvas_probabilities(
+    logits: np.ndarray, example: Example, heads: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     """Head probabilities resampled back to the denoised canvas (what inference produces)."""
     out = {}
     size = example.frame.size
@@ -411,6 +490,7 @@ def canvas_probabilities(logits: np.ndarray, example: Example,
 # ----------------------------------------------------------------------------------------------
 # the training loop
 # ----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class TrainingResult:
@@ -451,16 +531,22 @@ def _learning_rate(config: TrainingConfig, step: int, elapsed_s: float) -> float
 def prepare_data(items: list[LabelledMicrograph], config: TrainingConfig) -> TrainingData:
     """Model diameter (configured, else the median labelled one), validation split, examples."""
     diameter = config.diameter_px or float(np.median([canvas_diameter(i) for i in items]))
-    train_items, val_items = split_validation(items, config.validation_fraction, config.seed,
-                                              config.validation_datasets)
+    train_items, val_items = split_validation(
+        items, config.validation_fraction, config.seed, config.validation_datasets
+    )
     train_ex = [load_example(i, config, diameter, config.heads) for i in train_items]
     val_ex = [load_example(i, config, diameter, config.heads) for i in val_items]
     return TrainingData(diameter, train_items, val_items, train_ex, val_ex, data_identity(items))
 
 
-def fit_step(model: AttentionUNet, optimiser: torch.optim.Optimizer,
-             batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], config: TrainingConfig,
-             device: torch.device, lr: float) -> dict[str, float]:
+def fit_step(
+    model: AttentionUNet,
+    optimiser: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    config: TrainingConfig,
+    device: torch.device,
+    lr: float,
+) -> dict[str, float]:
     """One optimiser step on ``batch`` (images, targets, valid) at learning rate ``lr``; the
     loss terms before the step."""
     for group in optimiser.param_groups:
@@ -477,9 +563,16 @@ def fit_step(model: AttentionUNet, optimiser: torch.optim.Optimizer,
     return {key: float(value.detach()) for key, value in terms.items()}
 
 
-def fit_epoch(model: AttentionUNet, optimiser: torch.optim.Optimizer, data: TrainingData,
-              config: TrainingConfig, rng: np.random.Generator, device: torch.device,
-              step: int, start: float) -> EpochFit:
+def fit_epoch(
+    model: AttentionUNet,
+    optimiser: torch.optim.Optimizer,
+    data: TrainingData,
+    config: TrainingConfig,
+    rng: np.random.Generator,
+    device: torch.device,
+    step: int,
+    start: float,
+) -> EpochFit:
     """Optimiser steps from ``step`` to the epoch's end: the next multiple of
     ``steps_per_epoch``, the last step, or ``max_minutes`` after ``start`` (monotonic clock).
     Time that has run out before a step ends the epoch without terms."""
@@ -504,8 +597,9 @@ def fit_epoch(model: AttentionUNet, optimiser: torch.optim.Optimizer, data: Trai
     return EpochFit({k: v / n for k, v in running.items()}, step, lr)
 
 
-def evaluate_model(model: AttentionUNet, examples: list[Example], config: TrainingConfig,
-                   device: torch.device) -> dict[str, float]:
+def evaluate_model(
+    model: AttentionUNet, examples: list[Example], config: TrainingConfig, device: torch.device
+) -> dict[str, float]:
     """Validation: the loss terms (``val_<term>``, mean over ``examples``) and, for a model with
     a centre head, the picking settings of the best pooled F1 on the grid (``val_f1``,
     ``val_threshold``, ``val_min_distance``, ``val_edge_margin``)."""
@@ -515,19 +609,30 @@ def evaluate_model(model: AttentionUNet, examples: list[Example], config: Traini
     preds = []
     for ex in examples:
         logits = _full_prediction(model, ex, device)
-        terms = loss_terms(torch.from_numpy(logits)[None], torch.from_numpy(ex.targets)[None],
-                           torch.from_numpy(ex.valid)[None, None], heads, config.centre_weight)
+        terms = loss_terms(
+            torch.from_numpy(logits)[None],
+            torch.from_numpy(ex.targets)[None],
+            torch.from_numpy(ex.valid)[None, None],
+            heads,
+            config.centre_weight,
+        )
         for key, value in terms.items():
             val_terms[key] = val_terms.get(key, 0.0) + float(value) / len(examples)
         if "centre" in heads:
             preds.append(canvas_probabilities(logits, ex, heads))
     row = {f"val_{k}": v for k, v in val_terms.items()}
     if preds:
-        tuned = tune_picking(preds, examples, config.thresholds, config.min_distances,
-                             config.edge_margins)["best"]
-        row.update({"val_f1": tuned["f1"], "val_threshold": tuned["threshold"],
-                    "val_min_distance": tuned["min_distance"],
-                    "val_edge_margin": tuned["edge_margin"]})
+        tuned = tune_picking(
+            preds, examples, config.thresholds, config.min_distances, config.edge_margins
+        )["best"]
+        row.update(
+            {
+                "val_f1": tuned["f1"],
+                "val_threshold": tuned["threshold"],
+                "val_min_distance": tuned["min_distance"],
+                "val_edge_margin": tuned["edge_margin"],
+            }
+        )
     return row
 
 
@@ -545,35 +650,55 @@ def _weights(model: AttentionUNet) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def picking_settings(model: AttentionUNet, best_state: dict[str, torch.Tensor],
-                     data: TrainingData, config: TrainingConfig, device: torch.device) -> dict:
+def picking_settings(
+    model: AttentionUNet,
+    best_state: dict[str, torch.Tensor],
+    data: TrainingData,
+    config: TrainingConfig,
+    device: torch.device,
+) -> dict:
     """The checkpoint's picking settings: tuned on the validation micrographs with the best
     weights (loaded into ``model``) when there are some and a centre head, else defaults."""
-    picking = {"threshold": 0.5, "min_distance": config.min_distances[0],
-               "edge_margin": config.edge_margins[0], "symmetries": config.symmetries,
-               "tuned_on": []}
+    picking = {
+        "threshold": 0.5,
+        "min_distance": config.min_distances[0],
+        "edge_margin": config.edge_margins[0],
+        "symmetries": config.symmetries,
+        "tuned_on": [],
+    }
     if data.val and "centre" in config.heads:
         model.load_state_dict(best_state)
         final = final_tuning(model, data.val, config, device)
         picking.update({k: final[k] for k in ("threshold", "min_distance", "edge_margin")})
-        picking.update(tuned_on=[i.name for i in data.val_items], validation_f1=final["f1"],
-                       validation_precision=final["precision"],
-                       validation_recall=final["recall"])
+        picking.update(
+            tuned_on=[i.name for i in data.val_items],
+            validation_f1=final["f1"],
+            validation_precision=final["precision"],
+            validation_recall=final["recall"],
+        )
     return picking
 
 
-def training_checkpoint(config: TrainingConfig, state: dict[str, torch.Tensor],
-                        data: TrainingData, picking: dict, metrics: dict) -> dict:
+def training_checkpoint(
+    config: TrainingConfig,
+    state: dict[str, torch.Tensor],
+    data: TrainingData,
+    picking: dict,
+    metrics: dict,
+) -> dict:
     """The checkpoint of a training run (see :mod:`cryopick.checkpoint`)."""
     return new_checkpoint(
-        config.architecture, state,
+        config.architecture,
+        state,
         config=config.to_dict(),
-        data={**data.identity, "validation": [i.name for i in data.val_items],
-              **initial_model_identity(config)},
+        data={
+            **data.identity,
+            "validation": [i.name for i in data.val_items],
+            **initial_model_identity(config),
+        },
         diameter_px=data.diameter_px,
         input=config.input,
-        normalisation="per-image z-score over the content "
-                      "(cryopick.network_input.normalise_image)",
+        normalisation="per-image z-score over the content (cryopick.network_input.normalise_image)",
         picking=picking,
         metrics=metrics,
     )
@@ -586,9 +711,13 @@ def initial_model_identity(config: TrainingConfig) -> dict:
     from cryopick.checkpoint import read_checkpoint
 
     start = read_checkpoint(config.initial_model)
-    return {"initial_model": {"path": str(config.initial_model),
-                              "sha256": file_sha256(config.initial_model),
-                              "data_sha256": start["data"]["sha256"]}}
+    return {
+        "initial_model": {
+            "path": str(config.initial_model),
+            "sha256": file_sha256(config.initial_model),
+            "data_sha256": start["data"]["sha256"],
+        }
+    }
 
 
 def initial_network(config: TrainingConfig, data: TrainingData, log=print) -> AttentionUNet:
@@ -597,26 +726,29 @@ def initial_network(config: TrainingConfig, data: TrainingData, log=print) -> At
     if not config.initial_model:
         return AttentionUNet.from_architecture(config.architecture)
     model, checkpoint = load_model(config.initial_model, config.architecture)
-    given = {"input": checkpoint.get("input", "denoised"),
-             "diameter_px": float(checkpoint.get("diameter_px") or 0.0)}
+    given = {
+        "input": checkpoint.get("input", "denoised"),
+        "diameter_px": float(checkpoint.get("diameter_px") or 0.0),
+    }
     wanted = {"input": config.input, "diameter_px": float(data.diameter_px)}
     for key, value in given.items():
         if value != wanted[key]:
-            raise ModelError(f"{config.initial_model}: unet.train.initial_model has {key} "
-                             f"{value!r}, the training config {wanted[key]!r}; set "
-                             f"unet.train.{key} to the model's value")
-    log(f"fine-tuning from {config.initial_model} (data sha256 "
-        f"{checkpoint['data']['sha256'][:12]})")
+            raise ModelError(
+                f"{config.initial_model}: unet.train.initial_model has {key} "
+                f"{value!r}, the training config {wanted[key]!r}; set "
+                f"unet.train.{key} to the model's value"
+            )
+    log(
+        f"fine-tuning from {config.initial_model} (data sha256 {checkpoint['data']['sha256'][:12]})"
+    )
     return model.train()
 
 
 def _log_row(row: dict) -> str:
-    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                     for k, v in row.items())
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
 
 
-def train(items: list[LabelledMicrograph], config: TrainingConfig,
-          log=print) -> TrainingResult:
+def train(items: list[LabelledMicrograph], config: TrainingConfig, log=print) -> TrainingResult:
     """Train a model on ``items``; returns the checkpoint of the best validation epoch (the last
     epoch when there is no validation micrograph) and the per-epoch history."""
     if not items:
@@ -627,12 +759,15 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
     data = prepare_data(items, config)
     model = initial_network(config, data, log).to(device, memory_format=torch.channels_last)
     n_params = count_parameters(model)
-    log(f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
+    log(
+        f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
         f"{len(data.train)} training / {len(data.val)} validation micrographs, "
         f"{n_params:,} parameters, particle diameter {data.diameter_px:.1f} px on the model "
-        f"canvas, data sha256 {data.identity['sha256'][:12]}")
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+        f"canvas, data sha256 {data.identity['sha256'][:12]}"
+    )
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     rng = np.random.default_rng(config.seed)
     history: list[dict] = []
     best_state, best_score, best_metrics = None, -math.inf, {}
@@ -645,8 +780,12 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
         if fit.terms is None:
             stopped_by = "max_minutes"
             break
-        row = {"epoch": len(history) + 1, "step": step, "lr": fit.lr,
-               "minutes": (time.monotonic() - start) / 60.0}
+        row = {
+            "epoch": len(history) + 1,
+            "step": step,
+            "lr": fit.lr,
+            "minutes": (time.monotonic() - start) / 60.0,
+        }
         row.update({f"train_{k}": v for k, v in fit.terms.items()})
         if data.val:
             row.update(evaluate_model(model, data.val, config, device))
@@ -662,11 +801,23 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
         best_state = _weights(model)
     picking = picking_settings(model, best_state, data, config, device)
     checkpoint = training_checkpoint(
-        config, best_state, data, picking,
-        {"best_epoch": best_metrics, "n_parameters": n_params, "steps": step,
-         "minutes": minutes, "stopped_by": stopped_by, "device": str(device)})
-    log(f"unet training done: {step} steps in {minutes:.1f} min (stopped by {stopped_by}); "
-        f"best epoch {best_metrics.get('epoch')}, picking threshold {picking['threshold']}")
+        config,
+        best_state,
+        data,
+        picking,
+        {
+            "best_epoch": best_metrics,
+            "n_parameters": n_params,
+            "steps": step,
+            "minutes": minutes,
+            "stopped_by": stopped_by,
+            "device": str(device),
+        },
+    )
+    log(
+        f"unet training done: {step} steps in {minutes:.1f} min (stopped by {stopped_by}); "
+        f"best epoch {best_metrics.get('epoch')}, picking threshold {picking['threshold']}"
+    )
     return TrainingResult(checkpoint, history)
 
 
@@ -674,14 +825,19 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig,
 # training log
 # ----------------------------------------------------------------------------------------------
 
+
 def _loss_columns(table) -> list[str]:
-    return [c for c in table.columns if c.startswith(("train_", "val_"))
-            and not c.startswith(("val_f1", "val_threshold", "val_min_distance",
-                                  "val_edge_margin"))]
+    return [
+        c
+        for c in table.columns
+        if c.startswith(("train_", "val_"))
+        and not c.startswith(("val_f1", "val_threshold", "val_min_distance", "val_edge_margin"))
+    ]
 
 
-def write_history(history: list[dict], tsv_path: str | os.PathLike,
-                  png_path: str | os.PathLike | None = None) -> None:
+def write_history(
+    history: list[dict], tsv_path: str | os.PathLike, png_path: str | os.PathLike | None = None
+) -> None:
     """Per-epoch table (TSV) and loss curves (PNG: training and validation loss per head, and
     validation F1 when there is one)."""
     import pandas as pd
@@ -697,8 +853,9 @@ def write_history(history: list[dict], tsv_path: str | os.PathLike,
     import matplotlib.pyplot as plt
 
     has_f1 = "val_f1" in table
-    fig, axes = plt.subplots(1, 2 if has_f1 else 1, figsize=(10 if has_f1 else 5.5, 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if has_f1 else 1, figsize=(10 if has_f1 else 5.5, 4), squeeze=False
+    )
     ax = axes[0, 0]
     for column in _loss_columns(table):
         style = "-" if column.startswith("train_") else "--"
@@ -724,20 +881,38 @@ def write_history(history: list[dict], tsv_path: str | os.PathLike,
 # files: what the workflow's train_unet rule calls
 # ----------------------------------------------------------------------------------------------
 
-def labelled_micrograph(name: str, denoised_path: str, labels_path: str,
-                        diameter_angstrom: float, mask_path: str | None = None,
-                        micrograph_path: str | None = None, invert: bool = False
-                        ) -> LabelledMicrograph:
+
+def labelled_micrograph(
+    name: str,
+    denoised_path: str,
+    labels_path: str,
+    diameter_angstrom: float,
+    mask_path: str | None = None,
+    micrograph_path: str | None = None,
+    invert: bool = False,
+) -> LabelledMicrograph:
     """A training item whose labelled diameter (file pixels) comes from the data set's
     particle diameter and the pixel size recorded by the denoise stage."""
     _, file_pixel_size = load_frame(denoised_path)
-    return LabelledMicrograph(name, str(denoised_path), str(labels_path),
-                              diameter_angstrom / file_pixel_size, mask_path,
-                              str(micrograph_path) if micrograph_path else None, bool(invert))
+    return LabelledMicrograph(
+        name,
+        str(denoised_path),
+        str(labels_path),
+        diameter_angstrom / file_pixel_size,
+        mask_path,
+        str(micrograph_path) if micrograph_path else None,
+        bool(invert),
+    )
 
 
-def train_files(items: list[LabelledMicrograph], config: TrainingConfig, model_path: str,
-                history_path: str, plot_path: str, log=print) -> dict:
+def train_files(
+    items: list[LabelledMicrograph],
+    config: TrainingConfig,
+    model_path: str,
+    history_path: str,
+    plot_path: str,
+    log=print,
+) -> dict:
     """Train, then write the checkpoint, the per-epoch table and the loss curves."""
     result = train(items, config, log)
     save_checkpoint(model_path, result.checkpoint)

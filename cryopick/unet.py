@@ -87,10 +87,12 @@ class AttentionGate(nn.Module):
 
     def __init__(self, gate_channels: int, skip_channels: int, inter_channels: int):
         super().__init__()
-        self.w_gate = nn.Sequential(nn.Conv2d(gate_channels, inter_channels, 1),
-                                    nn.BatchNorm2d(inter_channels))
-        self.w_skip = nn.Sequential(nn.Conv2d(skip_channels, inter_channels, 1),
-                                    nn.BatchNorm2d(inter_channels))
+        self.w_gate = nn.Sequential(
+            nn.Conv2d(gate_channels, inter_channels, 1), nn.BatchNorm2d(inter_channels)
+        )
+        self.w_skip = nn.Sequential(
+            nn.Conv2d(skip_channels, inter_channels, 1), nn.BatchNorm2d(inter_channels)
+        )
         self.psi = nn.Conv2d(inter_channels, inter_channels, 1)
 
     def forward(self, gate: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -114,8 +116,13 @@ class DecoderLevel(nn.Module):
 class AttentionUNet(nn.Module):
     """Attention-gated U-Net returning logits of shape (N, len(heads), H, W)."""
 
-    def __init__(self, in_channels: int = 1, base_width: int = 16, depth: int = 4,
-                 heads: tuple[str, ...] | list[str] = ("mask", "centre")):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_width: int = 16,
+        depth: int = 4,
+        heads: tuple[str, ...] | list[str] = ("mask", "centre"),
+    ):
         super().__init__()
         self.architecture = Architecture(in_channels, base_width, depth, tuple(heads))
         widths = [base_width * 2**level for level in range(depth + 1)]
@@ -141,8 +148,12 @@ class AttentionUNet(nn.Module):
 
     @classmethod
     def from_architecture(cls, architecture: Architecture) -> "AttentionUNet":
-        return cls(architecture.in_channels, architecture.base_width, architecture.depth,
-                   architecture.heads)
+        return cls(
+            architecture.in_channels,
+            architecture.base_width,
+            architecture.depth,
+            architecture.heads,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []

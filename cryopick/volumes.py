@@ -55,6 +55,7 @@ class Volume:
 # shapes as unions of ellipsoids
 # ----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Ellipsoid:
     centre: np.ndarray  # (3,)
@@ -138,9 +139,14 @@ def _oligomer(rng: np.random.Generator) -> list[_Ellipsoid]:
     return parts
 
 
-def _clump(rng: np.random.Generator, root_axes: tuple[float, float, float],
-           n_children: tuple[int, int], radius: tuple[float, float], gap: float,
-           third_axis: tuple[float, float]) -> list[_Ellipsoid]:
+def _clump(
+    rng: np.random.Generator,
+    root_axes: tuple[float, float, float],
+    n_children: tuple[int, int],
+    radius: tuple[float, float],
+    gap: float,
+    third_axis: tuple[float, float],
+) -> list[_Ellipsoid]:
     """A root ellipsoid and ``n_children`` (drawn in that range) more, each of a radius drawn in
     ``radius`` and attached in a random direction to a random earlier part, its centre at the
     parent's mean semi-axis plus ``gap`` x its radius."""
@@ -151,8 +157,13 @@ def _clump(rng: np.random.Generator, root_axes: tuple[float, float, float],
         d /= np.linalg.norm(d)
         r = rng.uniform(*radius)
         reach = float(parent.axes.mean()) + gap * r
-        parts.append(_ellipsoid(rng, parent.centre + reach * d,
-                                (r, r * rng.uniform(0.6, 1.0), r * rng.uniform(*third_axis))))
+        parts.append(
+            _ellipsoid(
+                rng,
+                parent.centre + reach * d,
+                (r, r * rng.uniform(0.6, 1.0), r * rng.uniform(*third_axis)),
+            )
+        )
     return parts
 
 
@@ -170,8 +181,9 @@ def _shell(rng: np.random.Generator) -> list[_Ellipsoid]:
     k = np.arange(n) + 0.5
     polar = np.arccos(1 - 2 * k / n)
     azimuth = math.pi * (1 + math.sqrt(5)) * k
-    normals = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth),
-                        np.cos(polar)], axis=1)
+    normals = np.stack(
+        [np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], axis=1
+    )
     half_spacing = radius * math.sqrt(math.pi / n) * rng.uniform(1.05, 1.25)
     parts = []
     for normal in normals:
@@ -210,8 +222,9 @@ def _cover_count(points: np.ndarray, parts: list[_Ellipsoid]) -> np.ndarray:
     return count
 
 
-def _fill(rng: np.random.Generator, parts: list[_Ellipsoid], n_atoms: int
-          ) -> tuple[np.ndarray, float]:
+def _fill(
+    rng: np.random.Generator, parts: list[_Ellipsoid], n_atoms: int
+) -> tuple[np.ndarray, float]:
     """Sample ``n_atoms`` points uniformly inside the union; return them and its volume.
 
     Points are drawn from the ellipsoids in proportion to their volumes and kept with
@@ -241,8 +254,13 @@ def _fill(rng: np.random.Generator, parts: list[_Ellipsoid], n_atoms: int
     return np.concatenate(points), total * weights_sum / drawn
 
 
-def make_volume(rng: np.random.Generator, kind: str, diameter: float, n_atoms: int = 3000,
-                contrast_v: float = 2.3) -> Volume:
+def make_volume(
+    rng: np.random.Generator,
+    kind: str,
+    diameter: float,
+    n_atoms: int = 3000,
+    contrast_v: float = 2.3,
+) -> Volume:
     """A pseudo-atomic volume of ``kind`` whose largest extent is ``diameter`` A.
 
     Atoms fill the shape uniformly; their width follows the mean atom spacing, so that the
@@ -265,12 +283,22 @@ def make_volume(rng: np.random.Generator, kind: str, diameter: float, n_atoms: i
     volume_a3 = unit_volume * scale**3
     weights = contrast_v * (volume_a3 / n_atoms) * texture
     spacing = (volume_a3 / n_atoms) ** (1 / 3)
-    return Volume(coords=coords.astype(np.float32), weights=weights.astype(np.float32),
-                  sigma=0.55 * spacing, kind=kind, diameter=float(diameter))
+    return Volume(
+        coords=coords.astype(np.float32),
+        weights=weights.astype(np.float32),
+        sigma=0.55 * spacing,
+        kind=kind,
+        diameter=float(diameter),
+    )
 
 
-def volume_from_mrc(path: str | os.PathLike, *, threshold: float = 0.05, max_atoms: int = 6000,
-                    contrast_v: float = 2.3) -> Volume:
+def volume_from_mrc(
+    path: str | os.PathLike,
+    *,
+    threshold: float = 0.05,
+    max_atoms: int = 6000,
+    contrast_v: float = 2.3,
+) -> Volume:
     """Turn a user's density map (MRC, voxel size in the header) into a pseudo-atomic volume.
 
     Voxels above ``threshold`` x the maximum become atoms weighted by their density, scaled so
@@ -288,8 +316,9 @@ def volume_from_mrc(path: str | os.PathLike, *, threshold: float = 0.05, max_ato
     except Exception as exc:
         raise InputError(f"{path}: not a readable MRC volume ({exc})") from exc
     if data is None or data.ndim != 3 or min(data.shape) < 4:
-        raise InputError(f"{path}: expected a 3D density map, got shape "
-                         f"{None if data is None else data.shape}")
+        raise InputError(
+            f"{path}: expected a 3D density map, got shape {None if data is None else data.shape}"
+        )
     if not voxel > 0:
         raise InputError(f"{path}: MRC header has no voxel size")
     if not np.isfinite(data).all() or float(data.max()) <= 0:
@@ -299,8 +328,9 @@ def volume_from_mrc(path: str | os.PathLike, *, threshold: float = 0.05, max_ato
     if factor > 1:
         crop = [s - s % factor for s in data.shape]
         data = data[: crop[0], : crop[1], : crop[2]]
-        data = data.reshape(crop[0] // factor, factor, crop[1] // factor, factor,
-                            crop[2] // factor, factor).mean(axis=(1, 3, 5))
+        data = data.reshape(
+            crop[0] // factor, factor, crop[1] // factor, factor, crop[2] // factor, factor
+        ).mean(axis=(1, 3, 5))
         voxel *= factor
         support = data > threshold * float(data.max())
     if int(support.sum()) < 4:
@@ -311,8 +341,13 @@ def volume_from_mrc(path: str | os.PathLike, *, threshold: float = 0.05, max_ato
     coords -= np.average(coords, axis=0, weights=values)
     weights = values / values.mean() * contrast_v * voxel**3
     diameter = 2.0 * float(np.sqrt((coords**2).sum(axis=1)).max()) + voxel
-    return Volume(coords=coords.astype(np.float32), weights=weights.astype(np.float32),
-                  sigma=0.5 * voxel, kind="file", diameter=diameter)
+    return Volume(
+        coords=coords.astype(np.float32),
+        weights=weights.astype(np.float32),
+        sigma=0.5 * voxel,
+        kind="file",
+        diameter=diameter,
+    )
 
 
 def random_rotations(rng: np.random.Generator, n: int) -> Rotation:
@@ -320,8 +355,9 @@ def random_rotations(rng: np.random.Generator, n: int) -> Rotation:
     return Rotation.random(n, random_state=rng)
 
 
-def project(volume: Volume, rotation: np.ndarray, pixel_size: float, centre: tuple[float, float]
-            ) -> tuple[np.ndarray, int, int]:
+def project(
+    volume: Volume, rotation: np.ndarray, pixel_size: float, centre: tuple[float, float]
+) -> tuple[np.ndarray, int, int]:
     """Projection along z of the rotated volume, in V*A per pixel, into a box.
 
     ``rotation`` is a 3x3 matrix applied to the atom coordinates; ``centre`` (x, y) is where

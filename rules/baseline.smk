@@ -5,19 +5,19 @@ rule pick_baseline:
         denoised=paths.DENOISED,
     output:
         directory(stage_picks("baseline")),
-    params:
-        micrographs=batch_micrographs,
-        settings=config["baseline"],
-        diameter=dataset_diameter,
     log:
         paths.log("pick_baseline", paths.BATCH),
     benchmark:
         paths.benchmark("pick_baseline", paths.BATCH)
+    conda:
+        "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=PICK_BATCH_RUNTIME,
-    conda:
-        "../envs/cryopick.yaml"
+    params:
+        micrographs=batch_micrographs,
+        settings=config["baseline"],
+        diameter=dataset_diameter,
     script:
         "../scripts/pick_baseline.py"

@@ -113,8 +113,10 @@ def stage_outputs(pattern, dataset):
 def metrics_inputs(wildcards):
     """Picks of every stage, the denoised artifacts (frames) and the label files."""
     dataset = wildcards.dataset
-    inputs = {stage_input_name(stage): stage_outputs(pattern, dataset)
-              for stage, pattern in PLAN.picking_stages(dataset).items()}
+    inputs = {
+        stage_input_name(stage): stage_outputs(pattern, dataset)
+        for stage, pattern in PLAN.picking_stages(dataset).items()
+    }
     inputs["denoised"] = BATCHES.expand(paths.DENOISED, dataset)
     names = set(PLAN.micrograph_names(dataset))
     for key, masks in (("labels", False), ("masks", True)):

@@ -11,18 +11,18 @@ rule crf:
         denoised=denoise_batch_of_micrograph,
     output:
         paths.CRF_MAP,
-    params:
-        settings=crf_settings(config),
     log:
         paths.log("crf"),
     benchmark:
         paths.benchmark("crf")
+    conda:
+        "../envs/crf.yaml"
     threads: 1
     resources:
         mem_mb=CRF_MEM_MB,
         runtime=10,
-    conda:
-        "../envs/crf.yaml"
+    params:
+        settings=crf_settings(config),
     script:
         "../scripts/crf_refine.py"
 
@@ -36,18 +36,18 @@ rule pick_crf:
         denoised=denoise_batch_of_micrograph,
     output:
         stage_picks("unet+crf"),
-    params:
-        diameter=dataset_diameter,
-        settings=config["crf_picks"],
     log:
         paths.log("pick_crf"),
     benchmark:
         paths.benchmark("pick_crf")
+    conda:
+        "../envs/unet.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/unet.yaml"
+    params:
+        diameter=dataset_diameter,
+        settings=config["crf_picks"],
     script:
         "../scripts/pick_crf.py"

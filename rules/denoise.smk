@@ -5,20 +5,20 @@ rule denoise:
         micrographs=batch_micrograph_paths,
     output:
         directory(paths.DENOISED),
+    log:
+        paths.log("denoise", paths.BATCH),
+    benchmark:
+        paths.benchmark("denoise", paths.BATCH)
+    conda:
+        "../envs/cryopick.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=DENOISE_BATCH_RUNTIME,
     params:
         micrographs=batch_micrographs,
         settings=config["denoise"],
         pixel_size=dataset_pixel_size,
         invert=dataset_invert,
-    log:
-        paths.log("denoise", paths.BATCH),
-    benchmark:
-        paths.benchmark("denoise", paths.BATCH)
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=DENOISE_BATCH_RUNTIME,
-    conda:
-        "../envs/cryopick.yaml"
     script:
         "../scripts/denoise.py"

@@ -9,19 +9,19 @@ rule label_maps:
         labels=label_file,
     output:
         paths.LABEL_MAP,
-    params:
-        settings=config["labels"],
-        diameter=dataset_diameter,
     log:
         paths.log("label_maps"),
     benchmark:
         paths.benchmark("label_maps")
+    conda:
+        "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/cryopick.yaml"
+    params:
+        settings=config["labels"],
+        diameter=dataset_diameter,
     script:
         "../scripts/label_maps.py"
 

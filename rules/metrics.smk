@@ -10,6 +10,16 @@ rule metrics:
             category="Metrics",
             subcategory="{dataset}",
         ),
+    log:
+        paths.log("metrics", None),
+    benchmark:
+        paths.benchmark("metrics", "metrics")
+    conda:
+        "../envs/cryopick.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         micrographs=dataset_micrograph_names,
         stages=dataset_picking_stages,
@@ -17,15 +27,5 @@ rule metrics:
         ground_truth=dataset_ground_truth,
         ground_truth_masks=dataset_ground_truth_masks,
         missing=config["metrics"]["missing_ground_truth"],
-    log:
-        paths.log("metrics", None),
-    benchmark:
-        paths.benchmark("metrics", "metrics")
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../envs/cryopick.yaml"
     script:
         "../scripts/metrics.py"

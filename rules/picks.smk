@@ -5,19 +5,19 @@ rule picks:
         denoised=denoise_batch_of_micrograph,
     output:
         paths.FINAL_PICKS,
-    params:
-        settings=final_picks_settings(config),
-        diameter=dataset_diameter,
     log:
         paths.log("picks"),
     benchmark:
         paths.benchmark("picks")
+    conda:
+        "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/cryopick.yaml"
+    params:
+        settings=final_picks_settings(config),
+        diameter=dataset_diameter,
     script:
         "../scripts/picks.py"
 
@@ -29,16 +29,16 @@ rule picks_format:
         denoised=denoise_batch_of_micrograph,
     output:
         paths.FORMATTED_PICKS,
-    params:
-        diameter=dataset_diameter,
     log:
         paths.log("picks_{format}"),
+    conda:
+        "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/cryopick.yaml"
+    params:
+        diameter=dataset_diameter,
     script:
         "../scripts/picks_format.py"
 
@@ -50,19 +50,19 @@ rule pick_counts:
         picks=dataset_final_picks,
     output:
         paths.PICK_COUNTS,
-    params:
-        micrographs=dataset_micrograph_names,
-        checks=config["checks"],
-        settings=dataset_scale_settings,
     log:
         paths.log("pick_counts", None),
     benchmark:
         paths.benchmark("pick_counts", "pick_counts")
+    conda:
+        "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/cryopick.yaml"
+    params:
+        micrographs=dataset_micrograph_names,
+        checks=config["checks"],
+        settings=dataset_scale_settings,
     script:
         "../scripts/pick_counts.py"

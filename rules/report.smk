@@ -10,20 +10,20 @@ rule report:
             caption="../report/benchmark.rst",
             category="Benchmark",
         ),
+    log:
+        paths.log("report", None, paths.RESULTS),
+    benchmark:
+        paths.benchmark("report", None, paths.RESULTS)
+    conda:
+        "../envs/cryopick.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     params:
         datasets=PLAN.scored_datasets(),
         all_datasets=list(DATASETS),
         title=config["report"]["title"],
         settings={k: config[k] for k in ("denoise", "baseline", "picks")},
-    log:
-        paths.log("report", None, paths.RESULTS),
-    benchmark:
-        paths.benchmark("report", None, paths.RESULTS)
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        "../envs/cryopick.yaml"
     script:
         "../scripts/report.py"

@@ -24,19 +24,19 @@ rule sam_masks:
         checkpoint=SAM_CHECKPOINT_INPUT,
     output:
         masks=directory(paths.SAM_MASKS),
-    params:
-        micrographs=batch_micrographs,
-        settings=config["sam"],
     log:
         paths.log("sam_masks", paths.BATCH),
     benchmark:
         paths.benchmark("sam_masks", paths.BATCH)
+    conda:
+        "../envs/sam.yaml"
     threads: 4
     resources:
         mem_mb=SAM_MEM_MB[config["sam"]["model_type"]],
         runtime=SAM_BATCH_RUNTIME,
-    conda:
-        "../envs/sam.yaml"
+    params:
+        micrographs=batch_micrographs,
+        settings=config["sam"],
     script:
         "../scripts/sam_masks.py"
 
@@ -49,18 +49,18 @@ rule pick_sam:
         denoised=denoise_batch_of_micrograph,
     output:
         stage_picks("sam+postprocessing"),
-    params:
-        settings=config["postprocess"],
     log:
         paths.log("pick_sam"),
     benchmark:
         paths.benchmark("pick_sam")
+    conda:
+        "../envs/sam.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/sam.yaml"
+    params:
+        settings=config["postprocess"],
     script:
         "../scripts/pick_sam.py"
 
@@ -77,11 +77,11 @@ rule pick_sam_raw:
         paths.log("pick_sam_raw"),
     benchmark:
         paths.benchmark("pick_sam_raw")
+    conda:
+        "../envs/sam.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/sam.yaml"
     script:
         "../scripts/pick_sam_raw.py"

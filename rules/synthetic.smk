@@ -10,20 +10,20 @@ rule synthesize:
         volumes=synthetic_volume_files,
     output:
         **paths.synthetic_files(),
-    params:
-        settings=synthetic_settings,
-        seed=synthetic_seed,
-        index=synthetic_index,
     log:
         paths.log("synthesize", root=paths.SYNTHETIC_SET),
     benchmark:
         paths.benchmark("synthesize", root=paths.SYNTHETIC_SET)
+    conda:
+        "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/cryopick.yaml"
+    params:
+        settings=synthetic_settings,
+        seed=synthetic_seed,
+        index=synthetic_index,
     script:
         "../scripts/synthesize.py"
 
@@ -34,21 +34,21 @@ rule synthetic_parameters:
         volumes=synthetic_volume_files,
     output:
         paths.SYNTHETIC_PARAMETERS,
+    log:
+        paths.log("parameters", None, paths.SYNTHETIC_SET),
+    benchmark:
+        paths.benchmark("parameters", None, paths.SYNTHETIC_SET)
+    conda:
+        "../envs/cryopick.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
     params:
         settings=synthetic_settings,
         seed=synthetic_seed,
         n_micrographs=synthetic_set_size,
         name_prefix=synthetic_prefix,
-    log:
-        paths.log("parameters", None, paths.SYNTHETIC_SET),
-    benchmark:
-        paths.benchmark("parameters", None, paths.SYNTHETIC_SET)
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    conda:
-        "../envs/cryopick.yaml"
     script:
         "../scripts/synthesize.py"
 

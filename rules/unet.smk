@@ -20,20 +20,20 @@ rule train_unet:
         model=f"{UNET_TRAINING}/model.pt",
         history=f"{UNET_TRAINING}/history.tsv",
         plot=f"{UNET_TRAINING}/loss.png",
-    params:
-        training_items=unet_training_params,
-        settings=unet_train_settings(config, workflow.basedir),
     log:
         f"{UNET_TRAINING}/train_unet.log",
     benchmark:
         f"{UNET_TRAINING}/benchmark.tsv"
-    threads: UNET["train"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=UNET_TRAIN_RUNTIME,
-        **UNET_TRAIN_GPU,
     conda:
         "../envs/unet.yaml"
+    threads: UNET["train"]["threads"]
+    resources:
+        **UNET_TRAIN_GPU,
+        mem_mb=8000,
+        runtime=UNET_TRAIN_RUNTIME,
+    params:
+        training_items=unet_training_params,
+        settings=unet_train_settings(config, workflow.basedir),
     script:
         "../scripts/train_unet.py"
 
@@ -47,6 +47,17 @@ rule unet_predict:
         model=unet_model(config, workflow.basedir),
     output:
         maps=directory(paths.UNET_MAPS),
+    log:
+        paths.log("unet_predict", paths.BATCH),
+    benchmark:
+        paths.benchmark("unet_predict", paths.BATCH)
+    conda:
+        "../envs/unet.yaml"
+    threads: UNET["threads"]
+    resources:
+        **UNET_GPU,
+        mem_mb=3000,
+        runtime=UNET_BATCH_RUNTIME,
     params:
         micrographs=batch_micrographs,
         diameter=dataset_diameter,
@@ -54,17 +65,6 @@ rule unet_predict:
         device=UNET["device"],
         batch_size=UNET["batch_size"],
         symmetries=UNET["symmetries"],
-    log:
-        paths.log("unet_predict", paths.BATCH),
-    benchmark:
-        paths.benchmark("unet_predict", paths.BATCH)
-    threads: UNET["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=UNET_BATCH_RUNTIME,
-        **UNET_GPU,
-    conda:
-        "../envs/unet.yaml"
     script:
         "../scripts/unet_predict.py"
 
@@ -77,19 +77,19 @@ rule pick_unet:
         denoised=paths.DENOISED,
     output:
         directory(stage_picks("unet")),
-    params:
-        micrographs=batch_micrographs,
-        diameter=dataset_diameter,
-        settings=unet_pick_settings(config),
     log:
         paths.log("pick_unet", paths.BATCH),
     benchmark:
         paths.benchmark("pick_unet", paths.BATCH)
+    conda:
+        "../envs/unet.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=PICK_BATCH_RUNTIME,
-    conda:
-        "../envs/unet.yaml"
+    params:
+        micrographs=batch_micrographs,
+        diameter=dataset_diameter,
+        settings=unet_pick_settings(config),
     script:
         "../scripts/pick_unet.py"

@@ -9,8 +9,17 @@ micrograph = snakemake.wildcards.micrograph
 with logged_job(snakemake.log[0], f"crf {micrograph}") as log:
     probabilities = batch_input(snakemake.input.probabilities, micrograph)
     denoised = batch_input(snakemake.input.denoised, micrograph)
-    stats = run_crf([str(probabilities)], [str(denoised)], [snakemake.output[0]],
-                    CrfSettings.from_config(snakemake.params.settings))
+    stats = run_crf(
+        [str(probabilities)],
+        [str(denoised)],
+        [snakemake.output[0]],
+        CrfSettings.from_config(snakemake.params.settings),
+    )
     for row in stats:
-        log.info("%s: particle fraction %.4f -> %.4f in %.2f s", row["input"],
-                 row["fraction_before"], row["fraction_after"], row["seconds"])
+        log.info(
+            "%s: particle fraction %.4f -> %.4f in %.2f s",
+            row["input"],
+            row["fraction_before"],
+            row["fraction_after"],
+            row["seconds"],
+        )

@@ -14,14 +14,23 @@ settings = DenoiseSettings.from_config(snakemake.params.settings)
 
 
 def denoise_one(micrograph: str) -> str:
-    denoise_file(paths[micrograph], str(batch_artifact(folder, micrograph)), settings,
-                 pixel_size=snakemake.params.pixel_size, invert=snakemake.params.invert)
+    denoise_file(
+        paths[micrograph],
+        str(batch_artifact(folder, micrograph)),
+        settings,
+        pixel_size=snakemake.params.pixel_size,
+        invert=snakemake.params.invert,
+    )
     return f"denoised {paths[micrograph]}"
 
 
-with logged_job(snakemake.log[0], f"denoise batch {snakemake.wildcards.batch} "
-                                  f"({len(micrographs)} micrographs)") as log:
+with logged_job(
+    snakemake.log[0], f"denoise batch {snakemake.wildcards.batch} ({len(micrographs)} micrographs)"
+) as log:
     failed = run_batch(micrographs, folder, denoise_one, log=log.info)
     if failed:
-        log.error("%d of %d micrographs failed (their final picks fail with the message)",
-                  len(failed), len(micrographs))
+        log.error(
+            "%d of %d micrographs failed (their final picks fail with the message)",
+            len(failed),
+            len(micrographs),
+        )

@@ -16,8 +16,10 @@ def per_micrograph(entry, suffix: str) -> list[str]:
 with logged_job(snakemake.log[0], "metrics") as log:
     per_micrograph_table, summary = evaluate_dataset(
         micrographs,
-        {stage: per_micrograph(snakemake.input[stage_input_name(stage)], ".star")
-         for stage in snakemake.params.stages},
+        {
+            stage: per_micrograph(snakemake.input[stage_input_name(stage)], ".star")
+            for stage in snakemake.params.stages
+        },
         per_micrograph(snakemake.input.denoised, ".npz"),
         snakemake.params.diameter,
         snakemake.params.ground_truth,

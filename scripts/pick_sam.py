@@ -9,6 +9,10 @@ micrograph = snakemake.wildcards.micrograph
 with logged_job(snakemake.log[0], f"sam picks {micrograph}") as log:
     masks = batch_input(snakemake.input.masks, micrograph, ".json.gz")
     denoised = batch_input(snakemake.input.denoised, micrograph)
-    picks, stats = sam_picks_file(str(masks), str(denoised), snakemake.output[0],
-                                  PostprocessSettings.from_config(snakemake.params.settings))
+    picks, stats = sam_picks_file(
+        str(masks),
+        str(denoised),
+        snakemake.output[0],
+        PostprocessSettings.from_config(snakemake.params.settings),
+    )
     log.info("%s", stats)

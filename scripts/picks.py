@@ -7,8 +7,9 @@ from cryopick.picking import FinalSettings, finalize_picks_file
 from cryopick.workflow import logged_job
 
 micrograph = snakemake.wildcards.micrograph
-with logged_job(snakemake.log[0], f"final picks of {micrograph} from {snakemake.input.stage}"
-                ) as log:
+with logged_job(
+    snakemake.log[0], f"final picks of {micrograph} from {snakemake.input.stage}"
+) as log:
     stage = Path(snakemake.input.stage)
     picks = finalize_picks_file(
         # a batched stage's directory (or a per-micrograph file); a micrograph that failed
@@ -22,5 +23,9 @@ with logged_job(snakemake.log[0], f"final picks of {micrograph} from {snakemake.
     if len(picks):
         log.info("%d picks", len(picks))
     else:  # an empty .star shows as nothing in RELION: say so where the user looks
-        log.warning("%s: no picks (check particle_diameter, pixel_size and particle_contrast "
-                    "of data set %r)", micrograph, snakemake.wildcards.dataset)
+        log.warning(
+            "%s: no picks (check particle_diameter, pixel_size and particle_contrast "
+            "of data set %r)",
+            micrograph,
+            snakemake.wildcards.dataset,
+        )

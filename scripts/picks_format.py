@@ -6,5 +6,6 @@ from cryopick.workflow import logged_job
 
 with logged_job(snakemake.log[0], f"convert {snakemake.input.star}"):
     denoised = batch_input(snakemake.input.denoised, snakemake.wildcards.micrograph)
-    convert_picks_file(snakemake.input.star, str(denoised), snakemake.output[0],
-                       snakemake.params.diameter)
+    convert_picks_file(
+        snakemake.input.star, str(denoised), snakemake.output[0], snakemake.params.diameter
+    )

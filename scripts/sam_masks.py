@@ -8,17 +8,23 @@ from cryopick.batching import batch_artifacts, pass_on_errors
 from cryopick.sam import SamSettings, run_sam
 from cryopick.workflow import as_list, logged_job
 
-
 micrographs = as_list(snakemake.params.micrographs)
 maps = Path(snakemake.input.probabilities)
 folder = Path(snakemake.output.masks)
-with logged_job(snakemake.log[0], f"sam on batch {snakemake.wildcards.batch} "
-                                  f"({len(micrographs)} micrographs)") as log:
+with logged_job(
+    snakemake.log[0], f"sam on batch {snakemake.wildcards.batch} ({len(micrographs)} micrographs)"
+) as log:
     good = pass_on_errors(maps, folder, micrographs, log=log.error)
     if good:
-        timings = run_sam([str(p) for p in batch_artifacts(maps, good)],
-                          [str(p) for p in batch_artifacts(folder, good, ".json.gz")],
-                          SamSettings.from_config(snakemake.params.settings),
-                          threads=snakemake.threads)
-        log.info("device %s, model load %.1f s, mask generation %.1f s", timings["device"],
-                 timings["load_s"], timings["generate_s"])
+        timings = run_sam(
+            [str(p) for p in batch_artifacts(maps, good)],
+            [str(p) for p in batch_artifacts(folder, good, ".json.gz")],
+            SamSettings.from_config(snakemake.params.settings),
+            threads=snakemake.threads,
+        )
+        log.info(
+            "device %s, model load %.1f s, mask generation %.1f s",
+            timings["device"],
+            timings["load_s"],
+            timings["generate_s"],
+        )

@@ -7,11 +7,15 @@ from cryopick.workflow import logged_job
 
 with logged_job(snakemake.log[0], "train_unet") as log:
     items = [
-        labelled_micrograph(item["name"],
-                            str(batch_input(item["denoised_batch"], item["name"].split("/", 1)[1])),
-                            item["labels"],
-                            item["diameter"], item.get("mask"), item["micrograph"],
-                            item["invert"])
+        labelled_micrograph(
+            item["name"],
+            str(batch_input(item["denoised_batch"], item["name"].split("/", 1)[1])),
+            item["labels"],
+            item["diameter"],
+            item.get("mask"),
+            item["micrograph"],
+            item["invert"],
+        )
         for item in snakemake.params.training_items
     ]
     settings = dict(snakemake.params.settings)

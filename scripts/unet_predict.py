@@ -8,26 +8,30 @@ from cryopick.batching import batch_artifact, pass_on_errors
 from cryopick.inference import predict_files
 from cryopick.workflow import as_list, logged_job
 
-
 micrographs = as_list(snakemake.params.micrographs)
 raw = dict(zip(micrographs, as_list(snakemake.input.micrographs)))
 denoised = Path(snakemake.input.denoised)
 folder = Path(snakemake.output.maps)
 
-with logged_job(snakemake.log[0], f"unet on batch {snakemake.wildcards.batch} "
-                                  f"({len(micrographs)} micrographs)") as log:
+with logged_job(
+    snakemake.log[0], f"unet on batch {snakemake.wildcards.batch} ({len(micrographs)} micrographs)"
+) as log:
     good = pass_on_errors(denoised, folder, micrographs, log=log.error)
-    device = predict_files(
-        snakemake.input.model,
-        [str(batch_artifact(denoised, name)) for name in good],
-        [str(batch_artifact(folder, name)) for name in good],
-        snakemake.params.diameter,
-        micrograph_paths=[raw[name] for name in good],
-        invert=snakemake.params.invert,
-        device=snakemake.params.device,
-        batch_size=snakemake.params.batch_size,
-        symmetries=snakemake.params.symmetries,
-        threads=snakemake.threads,
-        log=log.info,
-    ) if good else "none (no micrograph to predict)"
+    device = (
+        predict_files(
+            snakemake.input.model,
+            [str(batch_artifact(denoised, name)) for name in good],
+            [str(batch_artifact(folder, name)) for name in good],
+            snakemake.params.diameter,
+            micrograph_paths=[raw[name] for name in good],
+            invert=snakemake.params.invert,
+            device=snakemake.params.device,
+            batch_size=snakemake.params.batch_size,
+            symmetries=snakemake.params.symmetries,
+            threads=snakemake.threads,
+            log=log.info,
+        )
+        if good
+        else "none (no micrograph to predict)"
+    )
     log.info("device used: %s", device)

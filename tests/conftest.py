@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def disc_micrograph(shape=(600, 800), n=25, diameter=40.0, seed=0, noise=0.35,
-                    margin=None) -> tuple[np.ndarray, np.ndarray]:
+def disc_micrograph(
+    shape=(600, 800), n=25, diameter=40.0, seed=0, noise=0.35, margin=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Dark soft-edged discs on a noisy, slightly sloped background; returns (image, centres)
     with centres as (x, y) in pixels, at least 1.2 diameters apart and away from the edge."""
     rng = np.random.default_rng(seed)
@@ -43,11 +44,19 @@ def write_cryoppp(path: Path, centres: np.ndarray, diameter: float) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def make_dataset(root: Path, n_micrographs=2, shape=(600, 800), diameter_px=40.0,
-                 pixel_size=2.0, seed=0, fmt="mrc") -> dict:
+def make_dataset(
+    root: Path,
+    n_micrographs=2,
+    shape=(600, 800),
+    diameter_px=40.0,
+    pixel_size=2.0,
+    seed=0,
+    fmt="mrc",
+) -> dict:
     """A data set of disc micrographs with CryoPPP labels; returns its config entry."""
-    from cryopick.io import write_mrc
     from PIL import Image
+
+    from cryopick.io import write_mrc
 
     (root / "micrographs").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(exist_ok=True)
@@ -81,20 +90,38 @@ def baseline_only(config: dict) -> dict:
     return merged
 
 
-def run_workflow(workdir: Path, config: dict, *extra: str, check=True,
-                 timeout=900) -> subprocess.CompletedProcess:
+def run_workflow(
+    workdir: Path, config: dict, *extra: str, check=True, timeout=900
+) -> subprocess.CompletedProcess:
     """Run the real workflow with ``config`` in ``workdir`` (outputs under workdir/results);
     the U-Net stage is off unless ``config`` turns it on (``baseline_only``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(baseline_only(config)))
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(config_path), "--cores", "2", *extra]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_path),
+        "--cores",
+        "2",
+        *extra,
+    ]
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}"
-                             f"\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}"
+            f"\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -122,7 +149,11 @@ def small_dataset(tmp_path_factory) -> dict:
 def workflow_run(tmp_path_factory, small_dataset):
     """One end-to-end run of the workflow on the small MRC data set, shared by several tests."""
     workdir = tmp_path_factory.mktemp("run")
-    config = {"datasets": {"small": small_dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE, "picks": {"formats": ["csv", "box"]}}
+    config = {
+        "datasets": {"small": small_dataset},
+        "denoise": SMALL_DENOISE,
+        "baseline": SPARSE_BASELINE,
+        "picks": {"formats": ["csv", "box"]},
+    }
     result = run_workflow(workdir, config)
     return workdir, config, result

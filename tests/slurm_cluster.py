@@ -25,13 +25,30 @@ REPO = Path(__file__).resolve().parents[1]
 START = REPO / ".ci" / "slurm" / "start.sh"
 STOP = REPO / ".ci" / "slurm" / "stop.sh"
 REQUIRED_PROGRAMS = (
-    "munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd",
-    "sbatch", "srun", "sacct", "sacctmgr", "sinfo", "scontrol",
+    "munged",
+    "mariadbd",
+    "mariadb-install-db",
+    "slurmdbd",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "srun",
+    "sacct",
+    "sacctmgr",
+    "sinfo",
+    "scontrol",
 )
 APT_LINE = "apt-get install -y munge slurmctld slurmd slurm-client slurmdbd mariadb-server"
 TERMINAL_STATES = {
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-    "BOOT_FAIL", "DEADLINE", "PREEMPTED",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
 }
 
 
@@ -47,7 +64,7 @@ def read_env_file(path: Path, base: dict[str, str]) -> dict[str, str]:
     env = dict(base)
     for line in path.read_text().splitlines():
         if line.startswith("export ") and "=" in line:
-            name, value = line[len("export "):].split("=", 1)
+            name, value = line[len("export ") :].split("=", 1)
             env[name] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), value)
     return env
 
@@ -84,7 +101,9 @@ class SlurmCluster:
         """Submit a batch job; its job id."""
         return self.run("sbatch", "--parsable", *args, cwd=cwd).strip().split(";")[0]
 
-    def sacct(self, jobid: str, fields: str = "JobID,JobName,State,AllocTRES,ReqTRES") -> list[dict]:
+    def sacct(
+        self, jobid: str, fields: str = "JobID,JobName,State,AllocTRES,ReqTRES"
+    ) -> list[dict]:
         """The job's allocation rows (``sacct -X``) as dicts, from the accounting database."""
         out = self.run("sacct", "-X", "-n", "-P", "-j", jobid, "-o", fields)
         names = fields.split(",")
@@ -100,11 +119,15 @@ class SlurmCluster:
             time.sleep(1)
         raise TimeoutError(f"job {jobid} not finished after {timeout} s: {self.sacct(jobid)}")
 
-    def jobs_since(self, start: str, fields: str = "JobID,JobName,Comment,State,AllocTRES") -> list[dict]:
+    def jobs_since(
+        self, start: str, fields: str = "JobID,JobName,Comment,State,AllocTRES"
+    ) -> list[dict]:
         """All allocation rows of jobs submitted since ``start`` (sacct's time format)."""
         out = self.run("sacct", "-X", "-n", "-P", "-a", "-S", start, "-o", fields)
         names = fields.split(",")
-        return [dict(zip(names, line.split("|", len(names) - 1))) for line in out.splitlines() if line]
+        return [
+            dict(zip(names, line.split("|", len(names) - 1))) for line in out.splitlines() if line
+        ]
 
 
 def _unavailable(reason: str) -> None:

@@ -111,7 +111,9 @@ def test_manifest_round_trip_and_write_only_on_change(tmp_path: Path) -> None:
 
     update_batches(manifest, names(7), batch_size=2)
     assert read_manifest(manifest)["mic_000006"] == "00003"
-    assert sorted(p.name for p in manifest.parent.iterdir()) == ["batches.tsv"]  # no temp files left
+    assert sorted(p.name for p in manifest.parent.iterdir()) == [
+        "batches.tsv"
+    ]  # no temp files left
 
 
 def test_update_without_write_gives_the_same_batches_and_leaves_no_file(tmp_path: Path) -> None:
@@ -171,8 +173,13 @@ def test_plan_writes_nothing_until_saved_and_then_only_changed_manifests(tmp_pat
 
 
 def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: Path) -> None:
-    from cryopick.batching import (artifacts_by_micrograph, batch_error, batch_input,
-                                   pass_on_errors, run_batch)
+    from cryopick.batching import (
+        artifacts_by_micrograph,
+        batch_error,
+        batch_input,
+        pass_on_errors,
+        run_batch,
+    )
     from cryopick.io import InputError
 
     folder = tmp_path / "denoise" / "batch_00000"
@@ -211,6 +218,9 @@ def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: P
     other = tmp_path / "other.npz"
     other.write_bytes(b"artifact")
     assert artifacts_by_micrograph([folder, other], ["c", "other", "a"], ".npz") == [
-        folder / "c.npz", other, folder / "a.npz"]
+        folder / "c.npz",
+        other,
+        folder / "a.npz",
+    ]
     with pytest.raises(InputError, match="no .npz artifact for micrograph bad"):
         artifacts_by_micrograph([folder], ["a", "bad"], ".npz")

@@ -6,7 +6,6 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from cryopick.crf import CrfSettings
 from cryopick.denoise import DenoiseSettings
 from cryopick.instances import MaskPickSettings
 from cryopick.picking import BlobSettings, FinalSettings
@@ -36,9 +35,15 @@ def test_schema_is_valid_and_default_config_passes():
     assert not errors, errors
 
 
-@pytest.mark.parametrize("section, settings", [
-    ("denoise", DenoiseSettings), ("baseline", BlobSettings), ("picks", FinalSettings),
-    ("crf_picks", MaskPickSettings)])
+@pytest.mark.parametrize(
+    "section, settings",
+    [
+        ("denoise", DenoiseSettings),
+        ("baseline", BlobSettings),
+        ("picks", FinalSettings),
+        ("crf_picks", MaskPickSettings),
+    ],
+)
 def test_schema_defaults_match_the_package(section, settings):
     props = SCHEMA["properties"][section]["properties"]
     for field in dataclasses.fields(settings):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cryopick.crf import CrfSettings, crf_refine, run_crf, save_refined
-from cryopick.probability_maps import load_probability
 from cryopick.denoise import frame_for, save_denoised
 from cryopick.io import InputError
+from cryopick.probability_maps import load_probability
 
 N = 96
 
@@ -49,8 +49,9 @@ def test_crf_sharpens_a_blurry_map_towards_the_true_discs(noise: float) -> None:
 def test_constant_inputs_do_not_crash() -> None:
     flat = crf_refine(np.full((32, 40), 0.5, np.float32), np.full((32, 40), 128, np.uint8))
     assert flat.shape == (32, 40) and np.isfinite(flat).all()
-    certain = crf_refine(np.ones((16, 16), np.float32), np.zeros((16, 16), np.uint8),
-                         CrfSettings(gaussian_compat=3))
+    certain = crf_refine(
+        np.ones((16, 16), np.float32), np.zeros((16, 16), np.uint8), CrfSettings(gaussian_compat=3)
+    )
     assert (certain > 0.5).all()
     with pytest.raises(InputError, match="one shape"):
         crf_refine(np.zeros((8, 8)), np.zeros((8, 9), np.uint8))
@@ -69,11 +70,13 @@ def test_run_crf_reads_unet_and_denoised_canvases(tmp_path) -> None:
     truth, prob, image = scene(4.0)
     frame = frame_for((4 * N, 4 * N), N)
     save_denoised(tmp_path / "mic.denoised.npz", image, frame, pixel_size=4.0)
-    np.savez_compressed(tmp_path / "mic.unet.npz",
-                        probability=np.round(prob * 255).astype(np.uint8))
+    np.savez_compressed(
+        tmp_path / "mic.unet.npz", probability=np.round(prob * 255).astype(np.uint8)
+    )
     out = tmp_path / "crf" / "mic.npz"
-    stats = run_crf([tmp_path / "mic.unet.npz"], [tmp_path / "mic.denoised.npz"], [out],
-                    CrfSettings())
+    stats = run_crf(
+        [tmp_path / "mic.unet.npz"], [tmp_path / "mic.denoised.npz"], [out], CrfSettings()
+    )
     assert stats[0]["fraction_after"] < stats[0]["fraction_before"]
     with np.load(out) as data:
         assert data["probability"].dtype == np.uint8 and data["mask"].dtype == bool
@@ -93,8 +96,12 @@ def test_probability_files_are_checked(tmp_path) -> None:
     np.savez(tmp_path / "wrong_key.npz", prob=np.zeros((4, 4)))
     np.savez(tmp_path / "out_of_range.npz", probability=np.full((4, 4), 3.0))
     (tmp_path / "text.npz").write_text("hello")
-    for name, message in [("wrong_key", "no 'probability'"), ("out_of_range", r"\[0, 1\]"),
-                          ("text", "not a readable"), ("missing", "not a readable")]:
+    for name, message in [
+        ("wrong_key", "no 'probability'"),
+        ("out_of_range", r"\[0, 1\]"),
+        ("text", "not a readable"),
+        ("missing", "not a readable"),
+    ]:
         with pytest.raises(InputError, match=message):
             load_probability(tmp_path / f"{name}.npz")
     save_refined(tmp_path / "r.npz", np.array([[0.2, 0.9]]), CrfSettings())

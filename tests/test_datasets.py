@@ -18,8 +18,10 @@ def test_list_file_with_relative_and_absolute_paths(tmp_path):
     listing_file = tmp_path / "list.txt"
     listing_file.write_text(f"# micrographs\nraw/m1.mrc\n\n{tmp_path / 'elsewhere.mrc'}\n")
     listing = list_micrographs(str(listing_file), "set")
-    assert listing == {"m1": str(tmp_path / "raw" / "m1.mrc"),
-                       "elsewhere": str(tmp_path / "elsewhere.mrc")}
+    assert listing == {
+        "m1": str(tmp_path / "raw" / "m1.mrc"),
+        "elsewhere": str(tmp_path / "elsewhere.mrc"),
+    }
 
 
 def test_duplicate_names_and_empty_sets_are_errors(tmp_path):

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from cryopick.denoise import (DenoiseSettings, Frame, bin_to_frame, denoise_file, frame_for,
-                              load_denoised, load_frame)
+from cryopick.denoise import (
+    DenoiseSettings,
+    Frame,
+    bin_to_frame,
+    denoise_file,
+    frame_for,
+    load_denoised,
+    load_frame,
+)
 from cryopick.io import InputError, write_mrc
 from cryopick.picking import BlobSettings, pick_blobs
 from tests.conftest import disc_micrograph
@@ -46,8 +53,10 @@ def test_denoise_file_keeps_particles_where_they_are(tmp_path):
     frame, file_pixel = load_frame(out)
     assert frame == denoised.frame and file_pixel == pytest.approx(2.0)
     picks = pick_blobs(again, 40 / frame.scale, BlobSettings(threshold=2.0, edge_margin=0.5))
-    d = np.hypot(picks["x"].to_numpy()[:, None] - centres[:, 0],
-                 picks["y"].to_numpy()[:, None] - centres[:, 1])
+    d = np.hypot(
+        picks["x"].to_numpy()[:, None] - centres[:, 0],
+        picks["y"].to_numpy()[:, None] - centres[:, 1],
+    )
     assert len(picks) >= 18
     assert np.median(d.min(axis=1)) < 3.0  # pixels of the 600 x 800 file
 

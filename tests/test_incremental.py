@@ -44,13 +44,26 @@ def planned_jobs(dry_run_output: str) -> dict[str, set[str]]:
     return jobs
 
 
-def snakemake(workdir: Path, config: dict, *args: str, dry_run: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, config: dict, *args: str, dry_run: bool = True
+) -> subprocess.CompletedProcess:
     """Run (or dry-run) a workflow with ``config`` in ``workdir``; fail with its output."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-           str(config_file), "--cores", "2", *(["-n"] if dry_run else []), *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_file),
+        "--cores",
+        "2",
+        *(["-n"] if dry_run else []),
+        *args,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -81,21 +94,25 @@ MICROGRAPHS = {"mic_000", "mic_001"}
 
 def unet_settings(weights: Path) -> dict:
     """The U-Net stage on, with the weights at ``weights``, on the CPU with one thread."""
-    return {"enabled": True, "model": str(weights), "device": "cpu", "threads": 1,
-            "symmetries": 1}
+    return {"enabled": True, "model": str(weights), "device": "cpu", "threads": 1, "symmetries": 1}
 
 
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory) -> tuple[Path, dict]:
     """The real workflow (baseline and U-Net stages, final picks from the U-Net) run once to
     completion on two tiny micrographs."""
-    dataset = make_dataset(tmp_path_factory.mktemp("data"), n_micrographs=2, shape=(300, 400),
-                           diameter_px=20)
+    dataset = make_dataset(
+        tmp_path_factory.mktemp("data"), n_micrographs=2, shape=(300, 400), diameter_px=20
+    )
     weights = tmp_path_factory.mktemp("model") / "unet.pt"
     shutil.copy(SHIPPED_MODEL, weights)
-    config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE, "unet": unet_settings(weights),
-              "picks": {"source": "unet"}}
+    config = {
+        "datasets": {"small": dataset},
+        "denoise": SMALL_DENOISE,
+        "baseline": SPARSE_BASELINE,
+        "unet": unet_settings(weights),
+        "picks": {"source": "unet"},
+    }
     workdir = tmp_path_factory.mktemp("work")
     snakemake(workdir, config, dry_run=False)
     return workdir, config
@@ -111,7 +128,10 @@ def test_unchanged_rerun_plans_nothing(processed) -> None:
 def test_picking_parameter_reruns_picks_metrics_and_report_only(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, picks={"min_distance": 0.7})) == {
-        "picks": MICROGRAPHS, "pick_counts": {""}, "metrics": {""}, "report": {""},
+        "picks": MICROGRAPHS,
+        "pick_counts": {""},
+        "metrics": {""},
+        "report": {""},
     }
 
 
@@ -122,36 +142,56 @@ def test_baseline_picking_parameter_reruns_the_baseline_picks_only(processed) ->
     workdir, config = processed
     # the final picks come from the U-Net, so only the baseline's own row changes
     assert plan(workdir, with_changes(config, baseline={"threshold": 2.5})) == {
-        "pick_baseline": BATCH, "metrics": {""}, "report": {""},
+        "pick_baseline": BATCH,
+        "metrics": {""},
+        "report": {""},
     }
 
 
 def test_unet_picking_parameter_repicks_without_rerunning_the_network(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, unet={"threshold": 0.3})) == {
-        "pick_unet": BATCH, "picks": MICROGRAPHS, "pick_counts": {""}, "metrics": {""}, "report": {""},
+        "pick_unet": BATCH,
+        "picks": MICROGRAPHS,
+        "pick_counts": {""},
+        "metrics": {""},
+        "report": {""},
     }
 
 
 def test_denoise_parameter_reruns_denoise_and_everything_after(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, denoise={"nlm_h": 12})) == {
-        "denoise": BATCH, "pick_baseline": BATCH, "unet_predict": BATCH,
-        "pick_unet": BATCH, "picks": MICROGRAPHS, "pick_counts": {""}, "metrics": {""}, "report": {""},
+        "denoise": BATCH,
+        "pick_baseline": BATCH,
+        "unet_predict": BATCH,
+        "pick_unet": BATCH,
+        "picks": MICROGRAPHS,
+        "pick_counts": {""},
+        "metrics": {""},
+        "report": {""},
     }
 
 
 def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data", n_micrographs=2, shape=(300, 400), diameter_px=20)
-    config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE, "unet": {"enabled": False},
-              "picks": {"source": "baseline"}}
+    config = {
+        "datasets": {"small": dataset},
+        "denoise": SMALL_DENOISE,
+        "baseline": SPARSE_BASELINE,
+        "unet": {"enabled": False},
+        "picks": {"source": "baseline"},
+    }
     snakemake(tmp_path / "work", config, dry_run=False)
     add_micrograph(dataset, "mic_001", "mic_new")
     # a new batch for the new micrograph (batch 00000 holds the two old ones)
     assert plan(tmp_path / "work", config) == {
-        "denoise": {"00001"}, "pick_baseline": {"00001"}, "picks": {"mic_new"},
-        "pick_counts": {""}, "metrics": {""}, "report": {""},
+        "denoise": {"00001"},
+        "pick_baseline": {"00001"},
+        "picks": {"mic_new"},
+        "pick_counts": {""},
+        "metrics": {""},
+        "report": {""},
     }
 
 
@@ -164,9 +204,14 @@ def batched_workflow(tmp_path: Path) -> tuple[Path, dict, dict, Path]:
     weights.parent.mkdir()
     shutil.copy(SHIPPED_MODEL, weights)
     dataset = make_dataset(tmp_path / "data", n_micrographs=5, shape=(200, 260), diameter_px=16)
-    config = {"datasets": {"small": dataset}, "denoise": {**SMALL_DENOISE, "size": 128},
-              "baseline": SPARSE_BASELINE, "batching": {"size": 2},
-              "unet": unet_settings(weights), "picks": {"source": "unet"}}
+    config = {
+        "datasets": {"small": dataset},
+        "denoise": {**SMALL_DENOISE, "size": 128},
+        "baseline": SPARSE_BASELINE,
+        "batching": {"size": 2},
+        "unet": unet_settings(weights),
+        "picks": {"source": "unet"},
+    }
     workdir = tmp_path / "work"
     snakemake(workdir, config, dry_run=False)
     return workdir, config, dataset, weights
@@ -179,9 +224,12 @@ def test_replacing_the_weights_reruns_the_unet_stage_and_after_only(batched_work
     workdir, config, _, weights = batched_workflow
     shutil.copy(REPO / "models" / "unet_synthetic.pt", weights)
     assert plan(workdir, config) == {
-        "unet_predict": {"00000", "00001", "00002"}, "pick_unet": {"00000", "00001", "00002"},
+        "unet_predict": {"00000", "00001", "00002"},
+        "pick_unet": {"00000", "00001", "00002"},
         "picks": ALL5,
-        "pick_counts": {""}, "metrics": {""}, "report": {""},
+        "pick_counts": {""},
+        "metrics": {""},
+        "report": {""},
     }
 
 
@@ -189,17 +237,27 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     workdir, config, dataset, _ = batched_workflow
     results = workdir / "results" / "small"
     assert batch_contents(results / "unet") == {  # ceil(5 / 2) jobs, names in sorted order
-        "batch_00000": ["mic_000", "mic_001"], "batch_00001": ["mic_002", "mic_003"],
-        "batch_00002": ["mic_004"]}
-    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()
-              and "logs" not in p.parts and "benchmarks" not in p.parts}
+        "batch_00000": ["mic_000", "mic_001"],
+        "batch_00001": ["mic_002", "mic_003"],
+        "batch_00002": ["mic_004"],
+    }
+    before = {
+        p: p.stat().st_mtime_ns
+        for p in results.rglob("*")
+        if p.is_file() and "logs" not in p.parts and "benchmarks" not in p.parts
+    }
     for name in ("mic_005", "mic_006", "mic_007"):
         add_micrograph(dataset, "mic_000", name)
     new = {"mic_005", "mic_006", "mic_007"}
     # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
     assert plan(workdir, config) == {
-        "denoise": {"00003", "00004"}, "pick_baseline": {"00003", "00004"}, "picks": new,
-        "pick_counts": {""}, "metrics": {""}, "report": {""}, "unet_predict": {"00003", "00004"},
+        "denoise": {"00003", "00004"},
+        "pick_baseline": {"00003", "00004"},
+        "picks": new,
+        "pick_counts": {""},
+        "metrics": {""},
+        "report": {""},
+        "unet_predict": {"00003", "00004"},
         "pick_unet": {"00003", "00004"},
     }
     snakemake(workdir, config, dry_run=False)
@@ -208,8 +266,12 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     changed = [p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime]
     # only the data set's manifest, its pick counts and pooled metrics: no old micrograph's
     # artifact
-    assert sorted(p.name for p in changed) == ["batches.tsv", "per_micrograph.tsv", "pick_counts.tsv",
-                                              "summary.tsv"]
+    assert sorted(p.name for p in changed) == [
+        "batches.tsv",
+        "per_micrograph.tsv",
+        "pick_counts.tsv",
+        "summary.tsv",
+    ]
     assert batch_contents(results / "unet")["batch_00003"] == ["mic_005", "mic_006"]
 
 

@@ -92,8 +92,9 @@ def test_one_reader_for_unet_and_crf_map_files(tmp_path):
     assert set(maps) == {"mask"} and frame is None and metadata == {}
     with pytest.raises(InputError, match=r"crf\.npz: no 'frame' array"):
         load_prediction(tmp_path / "crf.npz", require=("frame",))
-    np.savez(tmp_path / "bad.npz", probability=np.zeros((4, 4), np.uint8),
-             centre=np.full((4, 4), 2.0))
+    np.savez(
+        tmp_path / "bad.npz", probability=np.zeros((4, 4), np.uint8), centre=np.full((4, 4), 2.0)
+    )
     with pytest.raises(InputError, match=r"float centre map must hold values in \[0, 1\]"):
         load_prediction(tmp_path / "bad.npz")
 
@@ -102,8 +103,14 @@ def test_picks_from_a_centre_map_separate_touching_particles():
     frame = frame_for((400, 400), 100)  # 4x binning
     xs, ys = np.array([40.0, 48.0, 70.0]), np.array([50.0, 50.0, 30.0])  # first two touch
     mask, centre = draw_targets((100, 100), xs, ys, 10.0, 1.25)
-    picks = picks_from_prediction({"mask": mask, "centre": centre}, frame, 10.0, threshold=0.5,
-                                  min_distance=0.5, edge_margin=0.5)
+    picks = picks_from_prediction(
+        {"mask": mask, "centre": centre},
+        frame,
+        10.0,
+        threshold=0.5,
+        min_distance=0.5,
+        edge_margin=0.5,
+    )
     assert len(picks) == 3
     got = sorted(zip(picks["x"].round(1), picks["y"].round(1)))
     want = sorted(zip(*frame.to_original(xs, ys)))
@@ -125,10 +132,21 @@ def test_mask_only_model_picks_peaks_of_the_smoothed_mask():
 # the workflow's U-Net rules, end to end on tiny data (trains a tiny model with train_unet)
 # ----------------------------------------------------------------------------------------------
 
-TINY_TRAINING = {"datasets": ["small"], "base_width": 4, "depth": 2, "crop": 32, "batch_size": 4,
-                 "steps": 30, "steps_per_epoch": 15, "max_minutes": 5, "threads": 1,
-                 "diameter_px": None, "thresholds": [0.2, 0.4], "min_distances": [0.5],
-                 "edge_margins": [0.5]}
+TINY_TRAINING = {
+    "datasets": ["small"],
+    "base_width": 4,
+    "depth": 2,
+    "crop": 32,
+    "batch_size": 4,
+    "steps": 30,
+    "steps_per_epoch": 15,
+    "max_minutes": 5,
+    "threads": 1,
+    "diameter_px": None,
+    "thresholds": [0.2, 0.4],
+    "min_distances": [0.5],
+    "edge_margins": [0.5],
+}
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +155,19 @@ def unet_workflow(tmp_path_factory):
 
     dataset = make_dataset(tmp_path_factory.mktemp("unet_data"), n_micrographs=3)
     workdir = tmp_path_factory.mktemp("unet_run")
-    config = {"datasets": {"small": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE,
-              "unet": {"enabled": True, "model": "train", "device": "cpu", "threads": 1,
-                       "batch_size": 2, "train": TINY_TRAINING}}
+    config = {
+        "datasets": {"small": dataset},
+        "denoise": SMALL_DENOISE,
+        "baseline": SPARSE_BASELINE,
+        "unet": {
+            "enabled": True,
+            "model": "train",
+            "device": "cpu",
+            "threads": 1,
+            "batch_size": 2,
+            "train": TINY_TRAINING,
+        },
+    }
     run_workflow(workdir, config)
     return workdir, config, run_workflow
 

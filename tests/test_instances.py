@@ -25,19 +25,23 @@ TOUCHING = [(60, 60), (78, 60)]  # 18 px apart: one blob once thresholded
 ALONE = [(60, 130)]
 
 
-@pytest.mark.parametrize("separation, expected", [("components", 2), ("distance", 3),
-                                                  ("centre", 3)])
+@pytest.mark.parametrize(
+    "separation, expected", [("components", 2), ("distance", 3), ("centre", 3)]
+)
 def test_touching_particles_are_separated(separation, expected):
     frame = frame_for((200, 200), 200)
     prob = discs(200, TOUCHING + ALONE, D / 2)
     centre = discs(200, TOUCHING + ALONE, 0, sigma=D / 8)
-    picks = picks_from_probability(prob, frame, D, MaskPickSettings(separation=separation),
-                                   centre=centre)
+    picks = picks_from_probability(
+        prob, frame, D, MaskPickSettings(separation=separation), centre=centre
+    )
     assert len(picks) == expected
     if expected == 3:  # every pick within a quarter diameter of a true centre
         truth = np.array(TOUCHING + ALONE, float)
-        d = np.hypot(picks["x"].to_numpy()[:, None] - truth[:, 0],
-                     picks["y"].to_numpy()[:, None] - truth[:, 1])
+        d = np.hypot(
+            picks["x"].to_numpy()[:, None] - truth[:, 0],
+            picks["y"].to_numpy()[:, None] - truth[:, 1],
+        )
         assert (d.min(axis=1) < D / 4).all() and len(set(d.argmin(axis=1))) == 3
 
 
@@ -48,14 +52,15 @@ def test_figure_of_merit_ranks_confident_particles_first():
     prob = np.maximum(discs(200, strong, D / 2, 0.95), discs(200, weak, D / 2, 0.55))
     centre = np.maximum(discs(200, strong, 0, 0.9, D / 8), discs(200, weak, 0, 0.3, D / 8))
     for separation in ("centre", "distance", "components"):
-        picks = picks_from_probability(prob, frame, D, MaskPickSettings(separation=separation,
-                                                                        edge_margin=0.5),
-                                       centre=centre)
+        picks = picks_from_probability(
+            prob, frame, D, MaskPickSettings(separation=separation, edge_margin=0.5), centre=centre
+        )
         assert len(picks) == 5
         assert (np.diff(picks["score"]) <= 0).all() and picks["score"].between(0, 1).all()
         # the three strong particles first, each scoring above every weak one
         assert set(zip(picks["x"][:3].round(), picks["y"][:3].round())) == {
-            (float(x), float(y)) for x, y in strong}
+            (float(x), float(y)) for x, y in strong
+        }
         assert picks["score"][2] > picks["score"][3] + 0.1
 
 
@@ -64,17 +69,19 @@ def test_edge_margin_and_noise_and_min_distance():
     centres = [(100, 100), (12, 100)]  # the second 12 px from the left edge
     prob = discs(200, centres, D / 2)
     prob[150:152, 150:152] = 1.0  # a speck: far below min_area
-    picks = picks_from_probability(prob, frame, D, MaskPickSettings(separation="distance",
-                                                                    edge_margin=1.0))
+    picks = picks_from_probability(
+        prob, frame, D, MaskPickSettings(separation="distance", edge_margin=1.0)
+    )
     assert len(picks) == 1 and abs(picks["x"][0] - 100) < 1
-    picks = picks_from_probability(prob, frame, D, MaskPickSettings(separation="distance",
-                                                                    edge_margin=0.5))
+    picks = picks_from_probability(
+        prob, frame, D, MaskPickSettings(separation="distance", edge_margin=0.5)
+    )
     assert len(picks) == 2
     # two centre-map peaks closer than min_distance collapse to one pick
     centre = discs(200, [(96, 100), (104, 100)], 0, sigma=1.5)
-    one = picks_from_probability(prob, frame, D, MaskPickSettings(min_distance=0.5,
-                                                                  edge_margin=1.0),
-                                 centre=centre)
+    one = picks_from_probability(
+        prob, frame, D, MaskPickSettings(min_distance=0.5, edge_margin=1.0), centre=centre
+    )
     assert len(one) == 1
 
 
@@ -91,5 +98,9 @@ def test_settings_are_checked():
     with pytest.raises(InputError, match="separation"):
         MaskPickSettings.from_config({"separation": "watershed"})
     with pytest.raises(InputError, match="centre map"):
-        picks_from_probability(np.zeros((50, 50), np.float32), frame_for((50, 50), 50), D,
-                               MaskPickSettings(separation="centre"))
+        picks_from_probability(
+            np.zeros((50, 50), np.float32),
+            frame_for((50, 50), 50),
+            D,
+            MaskPickSettings(separation="centre"),
+        )

@@ -15,8 +15,14 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import (REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, baseline_only,
-                            make_dataset)
+from tests.conftest import (
+    REPO,
+    SMALL_DENOISE,
+    SNAKEMAKE,
+    SPARSE_BASELINE,
+    baseline_only,
+    make_dataset,
+)
 from tests.test_incremental import planned_jobs
 
 pytestmark = pytest.mark.slow
@@ -27,8 +33,11 @@ def incomplete_outputs(workdir: Path) -> set[str]:
     folder = workdir / ".snakemake" / "incomplete"
     if not folder.exists():
         return set()
-    return {base64.urlsafe_b64decode(p.name).decode() for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith("@") and p.name != "migration_underway"}
+    return {
+        base64.urlsafe_b64decode(p.name).decode()
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith("@") and p.name != "migration_underway"
+    }
 
 
 def digest(path: Path) -> tuple[str, int]:
@@ -40,25 +49,47 @@ def test_killed_run_resumes_without_redoing_finished_micrographs(tmp_path: Path)
     the batch in flight is redone whole (its directory is not taken for done)."""
     dataset = make_dataset(tmp_path / "data", n_micrographs=5)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(baseline_only({"datasets": {"set": dataset},
-                                                    "denoise": SMALL_DENOISE,
-                                                    "baseline": SPARSE_BASELINE,
-                                                    "batching": {"size": 2}})))
+    config.write_text(
+        yaml.safe_dump(
+            baseline_only(
+                {
+                    "datasets": {"set": dataset},
+                    "denoise": SMALL_DENOISE,
+                    "baseline": SPARSE_BASELINE,
+                    "batching": {"size": 2},
+                }
+            )
+        )
+    )
     workdir = tmp_path / "work"
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(config), "--profile", str(REPO / "profiles" / "local"),
-           "--cores", "1"]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--profile",
+        str(REPO / "profiles" / "local"),
+        "--cores",
+        "1",
+    ]
     denoised = workdir / "results" / "set" / "denoise"
 
     def finished_batches() -> list[Path]:
         in_flight = {p for p in incomplete_outputs(workdir) if "/denoise/" in p}
-        return [d for d in denoised.glob("batch_*")
-                if str(d.relative_to(workdir)) not in in_flight and any(d.glob("*.npz"))]
+        return [
+            d
+            for d in denoised.glob("batch_*")
+            if str(d.relative_to(workdir)) not in in_flight and any(d.glob("*.npz"))
+        ]
 
     # Kill Snakemake and its running job at once, while a denoise batch is being written and
     # at least one other batch is finished.
-    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
+    run = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and run.poll() is None:
@@ -80,8 +111,9 @@ def test_killed_run_resumes_without_redoing_finished_micrographs(tmp_path: Path)
         (workdir / path).mkdir(parents=True, exist_ok=True)
         (workdir / path / "mic_999.npz").write_bytes(b"PK\x03\x04 half of a numpy archive")
 
-    planned = planned_jobs(subprocess.run([*cmd, "-n"], capture_output=True, text=True,
-                                          timeout=300).stdout)
+    planned = planned_jobs(
+        subprocess.run([*cmd, "-n"], capture_output=True, text=True, timeout=300).stdout
+    )
     finished_batch_ids = {p.parent.name.removeprefix("batch_") for p in finished}
     in_flight_ids = {Path(p).name.removeprefix("batch_") for p in in_flight}
     assert in_flight_ids <= planned["denoise"]

@@ -5,15 +5,25 @@ import pytest
 import starfile
 from PIL import Image
 
-from cryopick.io import (InputError, micrograph_name, read_coordinates, read_micrograph,
-                         write_box, write_cryoppp_csv, write_mrc, write_star)
+from cryopick.io import (
+    InputError,
+    micrograph_name,
+    read_coordinates,
+    read_micrograph,
+    write_box,
+    write_cryoppp_csv,
+    write_mrc,
+    write_star,
+)
 
 
 def _image(shape=(64, 80), seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.float32, np.uint16, np.float16, np.complex64])
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.int16, np.float32, np.uint16, np.float16, np.complex64]
+)
 def test_mrc_every_mode_reads_as_float32(tmp_path, dtype):
     data = (_image() * 20).astype(dtype)
     path = tmp_path / "a.mrc"
@@ -67,6 +77,7 @@ def test_raster_formats(tmp_path, suffix):
     path = tmp_path / f"m{suffix}"
     if suffix == ".tif":
         import tifffile
+
         tifffile.imwrite(path, data)
     else:
         Image.fromarray(data).save(path, quality=100)
@@ -107,8 +118,14 @@ def test_micrograph_name_strips_known_suffixes():
 
 
 def _picks():
-    return pd.DataFrame({"x": [10.5, 200.0, 33.25], "y": [20.0, 5.5, 400.75],
-                         "score": [0.9, 0.5, 0.1], "diameter": [50.0] * 3})
+    return pd.DataFrame(
+        {
+            "x": [10.5, 200.0, 33.25],
+            "y": [20.0, 5.5, 400.75],
+            "score": [0.9, 0.5, 0.1],
+            "diameter": [50.0] * 3,
+        }
+    )
 
 
 def test_star_roundtrip_and_relion_layout(tmp_path):

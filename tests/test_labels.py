@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 
 from cryopick.denoise import frame_for, to_uint8
-from cryopick.labels import disc_label_map, network_label_map, particle_polarity, \
-    refined_label_map
+from cryopick.labels import disc_label_map, network_label_map, particle_polarity, refined_label_map
 from cryopick.synthetic import SyntheticSettings, generate_micrograph
 
-PLAIN = dict(carbon_probability=0.0, contaminants_per_um2=0.0, aggregates_per_um2=0.0,
-             thick_ice_probability=0.0)
+PLAIN = dict(
+    carbon_probability=0.0,
+    contaminants_per_um2=0.0,
+    aggregates_per_um2=0.0,
+    thick_ice_probability=0.0,
+)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,10 +42,18 @@ def test_disc_label_map_clips_at_the_edges_and_accepts_no_particles():
 
 
 def _visible_particles(kinds):
-    settings = SyntheticSettings(height=512, width=512, pixel_size=7.08,
-                                 particles_per_micrograph=120, particle_count_spread=0.0,
-                                 volume_kinds=kinds, noise="snr", snr=1.0,
-                                 defocus_range=(1.0, 1.5), **PLAIN)
+    settings = SyntheticSettings(
+        height=512,
+        width=512,
+        pixel_size=7.08,
+        particles_per_micrograph=120,
+        particle_count_spread=0.0,
+        volume_kinds=kinds,
+        noise="snr",
+        snr=1.0,
+        defocus_range=(1.0, 1.5),
+        **PLAIN,
+    )
     m = generate_micrograph(settings, 0, 3)
     image = to_uint8(cv2.GaussianBlur(m.image, (0, 0), 1.0))
     return m, image
@@ -97,7 +108,7 @@ def test_network_label_map_maps_file_coordinates_onto_the_canvas():
     xn, yn = frame.to_network(np.array([400.0]), np.array([200.0]))
     assert mask[int(round(yn[0])), int(round(xn[0]))] == 255
     assert (mask[int(round(yn[0]))] > 0).sum() == pytest.approx(50 / frame.scale, abs=2)
-    assert not mask[frame.content_height:].any()  # padding stays background
+    assert not mask[frame.content_height :].any()  # padding stays background
     with pytest.raises(ValueError, match="label method"):
         network_label_map(canvas, frame, [1.0], [1.0], 5.0, method="blob")
 
@@ -123,6 +134,7 @@ def test_label_map_file_reads_every_label_format(tmp_path, suffix):
     assert counts["particles"] == 1 and mask.shape == (256, 256)
     # a disc of 20 canvas pixels at (64, 64): .star has no diameter, 80 A / 2 A/px is used
     assert mask[64, 64] == 255 and (mask > 0).sum() == pytest.approx(math.pi * 100, rel=0.1)
-    refined = label_map_file(tmp_path / "m.npz", labels, tmp_path / "r.png", diameter_a=80.0,
-                             method="refined")
+    refined = label_map_file(
+        tmp_path / "m.npz", labels, tmp_path / "r.png", diameter_a=80.0, method="refined"
+    )
     assert refined["pixels"] == pytest.approx((image < 128).sum(), rel=0.15)

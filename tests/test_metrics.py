@@ -2,8 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryopick.metrics import (dice, disc_mask, match_count, precision_recall_f1,
-                              score_micrograph, summarise)
+from cryopick.metrics import (
+    dice,
+    disc_mask,
+    match_count,
+    precision_recall_f1,
+    score_micrograph,
+    summarise,
+)
 
 
 def test_hungarian_beats_greedy():

@@ -7,17 +7,29 @@ import pytest
 
 from cryopick.denoise import bin_to_frame, frame_for, to_uint8
 from cryopick.io import write_mrc
-from cryopick.network_input import (normalise_image, normalise_particle_scale, normalised_canvas,
-                                    rescale_factor, resize_canvas)
+from cryopick.network_input import (
+    normalise_image,
+    normalise_particle_scale,
+    normalised_canvas,
+    rescale_factor,
+    resize_canvas,
+)
 from cryopick.synthetic import SyntheticSettings, generate_micrograph
 
 MODEL_PX = 27.0
 
 
 def _field(rendering="raw", size=512, pixel_size=2.0, diameter=120.0):
-    settings = SyntheticSettings(height=size, width=size, pixel_size=pixel_size,
-                                 particle_diameter=diameter, particles_per_micrograph=60,
-                                 dose=30.0, rendering=rendering, atoms_per_volume=800)
+    settings = SyntheticSettings(
+        height=size,
+        width=size,
+        pixel_size=pixel_size,
+        particle_diameter=diameter,
+        particles_per_micrograph=60,
+        dose=30.0,
+        rendering=rendering,
+        atoms_per_volume=800,
+    )
     return generate_micrograph(settings, 0, 0).image.astype(np.float32)
 
 

@@ -7,8 +7,16 @@ import pandas as pd
 import pytest
 
 from cryopick.io import InputError, empty_coordinates, write_star
-from cryopick.pick_counts import (FEW_PICKS, NO_PICKS, CountChecks, EmptyDatasetError,
-                                  check_pick_counts, count_picks, flag_counts, read_flagged)
+from cryopick.pick_counts import (
+    FEW_PICKS,
+    NO_PICKS,
+    CountChecks,
+    EmptyDatasetError,
+    check_pick_counts,
+    count_picks,
+    flag_counts,
+    read_flagged,
+)
 
 SETTINGS = {"particle_diameter": 150.0, "pixel_size": 1.0, "particle_contrast": "dark"}
 
@@ -16,8 +24,14 @@ SETTINGS = {"particle_diameter": 150.0, "pixel_size": 1.0, "particle_contrast": 
 def _picks(n):
     table = empty_coordinates()
     if n:
-        table = pd.DataFrame({"x": range(10, 10 + 10 * n, 10), "y": [50.0] * n,
-                              "score": [1.0] * n, "diameter": [20.0] * n}).astype(float)
+        table = pd.DataFrame(
+            {
+                "x": range(10, 10 + 10 * n, 10),
+                "y": [50.0] * n,
+                "score": [1.0] * n,
+                "diameter": [20.0] * n,
+            }
+        ).astype(float)
     return table
 
 
@@ -55,8 +69,10 @@ def test_mostly_empty_data_set_fails_naming_the_settings(tmp_path, caplog):
         assert key in message
     assert isinstance(exc.value, InputError)  # one line, no traceback, in a job
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warned == ["dataset 'set': micrograph 'mic_0' has no picks",
-                      "dataset 'set': micrograph 'mic_1' has no picks"]
+    assert warned == [
+        "dataset 'set': micrograph 'mic_0' has no picks",
+        "dataset 'set': micrograph 'mic_1' has no picks",
+    ]
 
 
 def test_a_few_empty_micrographs_warn_and_are_listed(tmp_path, caplog):
@@ -65,9 +81,10 @@ def test_a_few_empty_micrographs_warn_and_are_listed(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         check_pick_counts(files, "set", CountChecks(), SETTINGS, table, logging.getLogger("t"))
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warned == ["dataset 'set': micrograph 'mic_1' has no picks",
-                      "dataset 'set': micrograph 'mic_3' has 2 picks, far fewer than the data "
-                      "set's median of 38"]
+    assert warned == [
+        "dataset 'set': micrograph 'mic_1' has no picks",
+        "dataset 'set': micrograph 'mic_3' has 2 picks, far fewer than the data set's median of 38",
+    ]
     flagged = read_flagged(table)
     assert list(flagged["micrograph"]) == ["mic_1", "mic_3"]
     assert list(flagged["flag"]) == [NO_PICKS, FEW_PICKS]
@@ -75,8 +92,14 @@ def test_a_few_empty_micrographs_warn_and_are_listed(tmp_path, caplog):
 
 def test_max_empty_fraction_one_never_fails(tmp_path):
     files = _write(tmp_path, [0, 0])
-    flagged = check_pick_counts(files, "set", CountChecks(max_empty_fraction=1.0), SETTINGS,
-                                tmp_path / "c.tsv", logging.getLogger("t"))
+    flagged = check_pick_counts(
+        files,
+        "set",
+        CountChecks(max_empty_fraction=1.0),
+        SETTINGS,
+        tmp_path / "c.tsv",
+        logging.getLogger("t"),
+    )
     assert list(flagged["flag"]) == [NO_PICKS, NO_PICKS]
 
 

@@ -2,8 +2,14 @@ import numpy as np
 import pandas as pd
 
 from cryopick.denoise import Frame
-from cryopick.picking import (FinalSettings, edge_valid_mask, finalize_picks, find_peaks,
-                              picks_from_score_map, suppress_close)
+from cryopick.picking import (
+    FinalSettings,
+    edge_valid_mask,
+    finalize_picks,
+    find_peaks,
+    picks_from_score_map,
+    suppress_close,
+)
 
 
 def test_suppress_close_keeps_best_and_respects_distance():
@@ -17,8 +23,10 @@ def test_suppress_close_keeps_best_and_respects_distance():
 def test_find_peaks_on_gaussian_bumps():
     yy, xx = np.mgrid[0:100, 0:120]
     centres = [(20, 30), (80, 70), (50, 90), (55, 90)]  # last two too close: one survives
-    score = sum(np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 4.0) * (1 + i * 0.1)
-                for i, (x, y) in enumerate(centres))
+    score = sum(
+        np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 4.0) * (1 + i * 0.1)
+        for i, (x, y) in enumerate(centres)
+    )
     x, y, v = find_peaks(score, min_distance=8, threshold=0.5)
     found = sorted(zip(x.astype(int), y.astype(int)))
     assert found == [(20, 30), (55, 90), (80, 70)]
@@ -26,20 +34,23 @@ def test_find_peaks_on_gaussian_bumps():
 
 
 def test_edge_margin_excludes_border_and_padding():
-    frame = Frame(original_height=50, original_width=100, content_height=32, content_width=64,
-                  size=64)
+    frame = Frame(
+        original_height=50, original_width=100, content_height=32, content_width=64, size=64
+    )
     valid = edge_valid_mask(frame, 4)
     assert valid[4:28, 4:60].all()
     assert not valid[:4].any() and not valid[28:].any() and not valid[:, 60:].any()
 
 
 def test_picks_from_score_map_returns_file_coordinates():
-    frame = Frame(original_height=400, original_width=400, content_height=100,
-                  content_width=100, size=100)
+    frame = Frame(
+        original_height=400, original_width=400, content_height=100, content_width=100, size=100
+    )
     score = np.zeros((100, 100), np.float32)
     score[50, 25] = 1.0
-    picks = picks_from_score_map(score, frame, diameter_px=10, threshold=0.5, min_distance=0.5,
-                                 edge_margin=0.5)
+    picks = picks_from_score_map(
+        score, frame, diameter_px=10, threshold=0.5, min_distance=0.5, edge_margin=0.5
+    )
     assert len(picks) == 1
     assert picks.loc[0, "x"] == (25 + 0.5) * 4 - 0.5 and picks.loc[0, "y"] == (50 + 0.5) * 4 - 0.5
     assert picks.loc[0, "diameter"] == 40
@@ -47,9 +58,16 @@ def test_picks_from_score_map_returns_file_coordinates():
 
 def test_finalize_drops_edge_low_score_and_duplicates():
     frame = Frame(200, 300, 100, 150, 150)
-    picks = pd.DataFrame({"x": [100.0, 104.0, 5.0, 150.0], "y": [100.0, 100.0, 100.0, 150.0],
-                          "score": [0.4, 0.9, 0.8, 0.05], "diameter": np.nan})
-    out = finalize_picks(picks, frame, 20, FinalSettings(min_score=0.1, min_distance=0.5,
-                                                         edge_margin=0.5))
+    picks = pd.DataFrame(
+        {
+            "x": [100.0, 104.0, 5.0, 150.0],
+            "y": [100.0, 100.0, 100.0, 150.0],
+            "score": [0.4, 0.9, 0.8, 0.05],
+            "diameter": np.nan,
+        }
+    )
+    out = finalize_picks(
+        picks, frame, 20, FinalSettings(min_score=0.1, min_distance=0.5, edge_margin=0.5)
+    )
     assert out[["x", "y"]].to_numpy().tolist() == [[104.0, 100.0]]
     assert out["diameter"].tolist() == [20]

@@ -11,18 +11,34 @@ from cryopick.sam import MaskRecord, rle_encode
 CANVAS = 128
 
 
-def disc_record(cx: float, cy: float, diameter: int, iou: float = 0.97,
-                stability: float = 0.98, size: int = CANVAS) -> MaskRecord:
+def disc_record(
+    cx: float,
+    cy: float,
+    diameter: int,
+    iou: float = 0.97,
+    stability: float = 0.98,
+    size: int = CANVAS,
+) -> MaskRecord:
     """A SAM-like record of a filled disc spanning ``diameter`` pixels centred on (cx, cy)."""
     yy, xx = np.mgrid[:size, :size]
     r = (diameter - 1) / 2
     mask = ((xx - cx) / (r + 0.5)) ** 2 + ((yy - cy) / (r + 0.5)) ** 2 <= 1
     rows, cols = np.nonzero(mask)
-    bbox = (float(cols.min()), float(rows.min()), float(cols.max() - cols.min()),
-            float(rows.max() - rows.min()))
-    return MaskRecord(bbox=bbox, area=int(mask.sum()), predicted_iou=iou,
-                      stability_score=stability, point=(cx, cy),
-                      counts=tuple(rle_encode(mask)), size=(size, size))
+    bbox = (
+        float(cols.min()),
+        float(rows.min()),
+        float(cols.max() - cols.min()),
+        float(rows.max() - rows.min()),
+    )
+    return MaskRecord(
+        bbox=bbox,
+        area=int(mask.sum()),
+        predicted_iou=iou,
+        stability_score=stability,
+        point=(cx, cy),
+        counts=tuple(rle_encode(mask)),
+        size=(size, size),
+    )
 
 
 def square_frame(original: int) -> Frame:
@@ -37,11 +53,21 @@ def test_fix1_diameter_is_the_box_side_not_the_diagonal() -> None:
     # 21 canvas pixels across, 4 file pixels each: 84, not the diagonal's 84 * sqrt(2) = 119
     np.testing.assert_allclose(picks["diameter"], 84.0)
     # an elongated mask: mean of the sides by default, the longer side with "max"
-    long = [MaskRecord(bbox=(10.0, 10.0, 19.0, 29.0), area=1, predicted_iou=0.99,
-                       stability_score=1.0, point=(0, 0), counts=(), size=(CANVAS, CANVAS))]
+    long = [
+        MaskRecord(
+            bbox=(10.0, 10.0, 19.0, 29.0),
+            area=1,
+            predicted_iou=0.99,
+            stability_score=1.0,
+            point=(0, 0),
+            counts=(),
+            size=(CANVAS, CANVAS),
+        )
+    ]
     mean_pick, _ = masks_to_picks(long, square_frame(CANVAS))
-    max_pick, _ = masks_to_picks(long, square_frame(CANVAS),
-                                 PostprocessSettings(diameter_from="max"))
+    max_pick, _ = masks_to_picks(
+        long, square_frame(CANVAS), PostprocessSettings(diameter_from="max")
+    )
     assert mean_pick["diameter"].item() == 25.0 and max_pick["diameter"].item() == 30.0
 
 
@@ -81,20 +107,24 @@ def test_fix3_no_jittered_duplicates() -> None:
     assert len(best) == 1 and best["y"].item() == 42  # the better-scored inner mask
     assert best["score"].item() == pytest.approx(0.99 * 0.99)
     # min_distance 0 keeps both
-    both, _ = masks_to_picks([perfect] + others + [inner], square_frame(CANVAS),
-                             PostprocessSettings(min_distance=0))
+    both, _ = masks_to_picks(
+        [perfect] + others + [inner], square_frame(CANVAS), PostprocessSettings(min_distance=0)
+    )
     assert len(both) == 4
 
 
 def test_predicted_iou_filter_and_score() -> None:
-    records = [disc_record(30, 30, 11, iou=0.95, stability=0.9),
-               disc_record(80, 30, 11, iou=0.94),  # not > 0.94
-               disc_record(30, 80, 11, iou=0.5)]
+    records = [
+        disc_record(30, 30, 11, iou=0.95, stability=0.9),
+        disc_record(80, 30, 11, iou=0.94),  # not > 0.94
+        disc_record(30, 80, 11, iou=0.5),
+    ]
     picks, stats = masks_to_picks(records, square_frame(CANVAS))
     assert stats["after_iou"] == 1 and len(picks) == 1
     assert picks["score"].item() == pytest.approx(0.95 * 0.9)
-    loose, _ = masks_to_picks(records, square_frame(CANVAS),
-                              PostprocessSettings(min_predicted_iou=0.4))
+    loose, _ = masks_to_picks(
+        records, square_frame(CANVAS), PostprocessSettings(min_predicted_iou=0.4)
+    )
     assert len(loose) == 3 and loose["score"].is_monotonic_decreasing
 
 
@@ -133,12 +163,12 @@ def test_sam_picks_file_writes_star_in_the_file_frame(tmp_path) -> None:
     frame = square_frame(512)
     save_denoised(tmp_path / "d.npz", np.zeros((CANVAS, CANVAS), np.uint8), frame, 8.0)
     save_masks(tmp_path / "m.json.gz", records, (CANVAS, CANVAS))
-    picks, stats = sam_picks_file(tmp_path / "m.json.gz", tmp_path / "d.npz",
-                                  tmp_path / "p.star", PostprocessSettings())
+    picks, stats = sam_picks_file(
+        tmp_path / "m.json.gz", tmp_path / "d.npz", tmp_path / "p.star", PostprocessSettings()
+    )
     assert stats["picks"] == 2
     back = read_coordinates(tmp_path / "p.star")
-    np.testing.assert_allclose(back[["x", "y"]].to_numpy(), picks[["x", "y"]].to_numpy(),
-                               atol=0.01)
+    np.testing.assert_allclose(back[["x", "y"]].to_numpy(), picks[["x", "y"]].to_numpy(), atol=0.01)
     assert set(np.round(back["x"], 2)) == {30 * 4 + 1.5, 90 * 4 + 1.5}
 
 
@@ -147,8 +177,11 @@ def test_raw_mask_picks_keep_every_mask_as_the_reference_stage() -> None:
     per-stage table show what the postprocessing removes."""
     from cryopick.postprocess import raw_mask_picks
 
-    records = [disc_record(30, 30, 21, iou=0.5), disc_record(31, 30, 21, iou=0.99),
-               disc_record(80, 90, 61, iou=0.96)]
+    records = [
+        disc_record(30, 30, 21, iou=0.5),
+        disc_record(31, 30, 21, iou=0.99),
+        disc_record(80, 90, 61, iou=0.96),
+    ]
     frame = square_frame(4 * CANVAS)
     raw = raw_mask_picks(records, frame)
     assert len(raw) == 3 and (np.diff(raw["score"]) <= 0).all()

@@ -17,7 +17,6 @@ from tests.conftest import requires
 pytestmark = [pytest.mark.relion, requires("relion_preprocess", "Debian package relion")]
 
 
-
 def test_relion_extracts_every_pick_centred(workflow_run, small_dataset, tmp_path):
     workdir, _, _ = workflow_run
     picks_dir = workdir / "results" / "small" / "picks"
@@ -36,15 +35,40 @@ def test_relion_extracts_every_pick_centred(workflow_run, small_dataset, tmp_pat
     write_relion_micrographs_star(tmp_path / "mics.star", lines, small_dataset["pixel_size"])
     box = 64
     result = subprocess.run(
-        ["relion_preprocess", "--i", "mics.star", "--coord_dir", "coords/", "--coord_suffix",
-         "_pick.star", "--part_star", "particles.star", "--part_dir", "Extract/", "--extract",
-         "--extract_size", str(box), "--norm", "--bg_radius", "25", "--white_dust", "-1",
-         "--black_dust", "-1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        [
+            "relion_preprocess",
+            "--i",
+            "mics.star",
+            "--coord_dir",
+            "coords/",
+            "--coord_suffix",
+            "_pick.star",
+            "--part_star",
+            "particles.star",
+            "--part_dir",
+            "Extract/",
+            "--extract",
+            "--extract_size",
+            str(box),
+            "--norm",
+            "--bg_radius",
+            "25",
+            "--white_dust",
+            "-1",
+            "--black_dust",
+            "-1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     particles = (tmp_path / "particles.star").read_text()
     assert n_picks > 0 and particles.count("@Extract/") == n_picks
-    stack = np.concatenate([mrcfile.read(p) for p in sorted((tmp_path / "Extract").rglob("*.mrcs"))])
+    stack = np.concatenate(
+        [mrcfile.read(p) for p in sorted((tmp_path / "Extract").rglob("*.mrcs"))]
+    )
     assert len(stack) == n_picks
     mean = stack.mean(axis=0)
     yy, xx = np.mgrid[0:box, 0:box]

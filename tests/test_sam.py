@@ -27,9 +27,15 @@ def tiny_checkpoint(tmp_path_factory):
 
 def open_settings(checkpoint, **overrides) -> sam.SamSettings:
     """Random weights predict low IoU and stability: thresholds off so masks come out."""
-    values = dict(model_type="tiny", checkpoint=str(checkpoint), device="cpu",
-                  points_per_side=4, points_per_batch=8, pred_iou_thresh=0.0,
-                  stability_score_thresh=0.0)
+    values = dict(
+        model_type="tiny",
+        checkpoint=str(checkpoint),
+        device="cpu",
+        points_per_side=4,
+        points_per_batch=8,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+    )
     values.update(overrides)
     return sam.SamSettings(**values)
 
@@ -39,16 +45,21 @@ def test_rle_matches_segment_anything_encoding() -> None:
     from segment_anything.utils.amg import mask_to_rle_pytorch, rle_to_mask
 
     rng = np.random.default_rng(0)
-    masks = [rng.random((7, 5)) > 0.5, np.ones((4, 6), bool), np.zeros((3, 3), bool),
-             np.eye(5, dtype=bool)]
+    masks = [
+        rng.random((7, 5)) > 0.5,
+        np.ones((4, 6), bool),
+        np.zeros((3, 3), bool),
+        np.eye(5, dtype=bool),
+    ]
     masks[0][0, 0] = True  # starts with foreground: a leading zero-length run
     for mask in masks:
         counts = sam.rle_encode(mask)
         reference = mask_to_rle_pytorch(torch.as_tensor(mask)[None])[0]
         assert counts == reference["counts"]
         np.testing.assert_array_equal(sam.rle_decode(counts, mask.shape), mask)
-        np.testing.assert_array_equal(rle_to_mask({"size": list(mask.shape), "counts": counts}),
-                                      mask)
+        np.testing.assert_array_equal(
+            rle_to_mask({"size": list(mask.shape), "counts": counts}), mask
+        )
     with pytest.raises(ValueError, match="sum"):
         sam.rle_decode([3, 2], (2, 2))
 
@@ -78,9 +89,13 @@ def test_wrong_model_type_is_a_clear_error(tiny_checkpoint, tmp_path) -> None:
     assert str(tiny_checkpoint) in message and "tiny" in message and "vit_b" in message
     # a vit_b-shaped checkpoint configured as vit_h names vit_b (only shapes are read)
     fake_b = tmp_path / "sam_vit_b.pth"
-    torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 1, 1),
-                **{f"image_encoder.blocks.{i}.norm1.weight": torch.zeros(1) for i in range(12)}},
-               fake_b)
+    torch.save(
+        {
+            "image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 1, 1),
+            **{f"image_encoder.blocks.{i}.norm1.weight": torch.zeros(1) for i in range(12)},
+        },
+        fake_b,
+    )
     with pytest.raises(InputError, match="holds a vit_b model.*set sam.model_type: vit_b"):
         sam.load_sam("vit_h", fake_b)
     # right shapes, missing weights: still an InputError, not a traceback
@@ -131,8 +146,12 @@ def test_generated_masks_are_consistent_and_round_trip(tiny_checkpoint, tmp_path
         assert mask.shape == (96, 96) and record.area == int(mask.sum()) > 0
         rows, cols = np.nonzero(mask)
         # SAM's XYWH: first column/row and last-minus-first
-        assert record.bbox == (cols.min(), rows.min(), cols.max() - cols.min(),
-                               rows.max() - rows.min())
+        assert record.bbox == (
+            cols.min(),
+            rows.min(),
+            cols.max() - cols.min(),
+            rows.max() - rows.min(),
+        )
         assert 0 <= record.stability_score <= 1
     path = tmp_path / "m.json.gz"
     sam.save_masks(path, records, image.shape[:2], {"model_type": "tiny"})
@@ -142,14 +161,19 @@ def test_generated_masks_are_consistent_and_round_trip(tiny_checkpoint, tmp_path
     assert path.read_bytes() == first  # byte-stable: no timestamp in the gzip header
     # generator settings reach the generator
     strict = sam.generate_masks(
-        sam.make_generator(sam.load_sam("tiny", tiny_checkpoint),
-                           open_settings(tiny_checkpoint, pred_iou_thresh=0.999)), image)
+        sam.make_generator(
+            sam.load_sam("tiny", tiny_checkpoint),
+            open_settings(tiny_checkpoint, pred_iou_thresh=0.999),
+        ),
+        image,
+    )
     assert all(r.predicted_iou > 0.999 for r in strict) and len(strict) < len(records)
 
 
 def test_constant_map_gives_no_masks(tiny_checkpoint) -> None:
-    generator = sam.make_generator(sam.load_sam("tiny", tiny_checkpoint),
-                                   open_settings(tiny_checkpoint))
+    generator = sam.make_generator(
+        sam.load_sam("tiny", tiny_checkpoint), open_settings(tiny_checkpoint)
+    )
     image = sam.sam_input_from_probability(np.zeros((64, 64), np.uint8))
     assert sam.generate_masks(generator, image) == []
 
@@ -200,17 +224,17 @@ def test_settings_from_config() -> None:
 # the real rules, run by snakemake
 # ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     """The real sam and crf rules on two tiny micrographs, with hand-made U-Net maps placed
     where the unet stage writes them."""
+    import pandas as pd
     from PIL import Image
 
-    import pandas as pd
-
     from cryopick.denoise import frame_for
-    from cryopick.probability_maps import save_prediction
     from cryopick.io import read_coordinates
+    from cryopick.probability_maps import save_prediction
     from tests.conftest import write_cryoppp
 
     rng = np.random.default_rng(1)
@@ -222,24 +246,44 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
         truth = disc_probability(192, centres, radius=18) > 0
         image = np.clip(150 - 60 * truth + rng.normal(0, 10, truth.shape), 0, 255)
         Image.fromarray(image.astype(np.uint8)).save(tmp_path / "mics" / f"{name}.png")
-        write_cryoppp(tmp_path / "truth" / f"{name}.csv",
-                      np.array([(cx, cy) for cy, cx in centres], float), 36)
+        write_cryoppp(
+            tmp_path / "truth" / f"{name}.csv",
+            np.array([(cx, cy) for cy, cx in centres], float),
+            36,
+        )
         # both micrographs are in the data set's first batch (rules/batching.smk)
         unet = tmp_path / "results/t/unet/batch_00000" / f"{name}.npz"
         unet.parent.mkdir(parents=True, exist_ok=True)
         half = [(cy // 2, cx // 2) for cy, cx in centres]
-        save_prediction(unet, {"mask": disc_probability(96, half, radius=11) / 255.0,
-                               "centre": disc_probability(96, half, radius=3) / 255.0},
-                        frame_for((192, 192), 96))
+        save_prediction(
+            unet,
+            {
+                "mask": disc_probability(96, half, radius=11) / 255.0,
+                "centre": disc_probability(96, half, radius=3) / 255.0,
+            },
+            frame_for((192, 192), 96),
+        )
     config = {
-        "datasets": {"t": {"micrographs": str(tmp_path / "mics/*.png"), "pixel_size": 2.0,
-                           "particle_diameter": 72, "ground_truth": str(tmp_path / "truth")}},
+        "datasets": {
+            "t": {
+                "micrographs": str(tmp_path / "mics/*.png"),
+                "pixel_size": 2.0,
+                "particle_diameter": 72,
+                "ground_truth": str(tmp_path / "truth"),
+            }
+        },
         "denoise": {"size": 96},
         "baseline": {"edge_margin": 0.3},
         "unet": {"enabled": True, "threshold": 0.5, "edge_margin": 0.3},
-        "sam": {"checkpoint": str(tiny_checkpoint), "model_type": "tiny", "device": "cpu",
-                "points_per_side": 4, "points_per_batch": 8, "pred_iou_thresh": 0.0,
-                "stability_score_thresh": 0.0},
+        "sam": {
+            "checkpoint": str(tiny_checkpoint),
+            "model_type": "tiny",
+            "device": "cpu",
+            "points_per_side": 4,
+            "points_per_batch": 8,
+            "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.0,
+        },
         "postprocess": {"min_predicted_iou": 0.0},
         "crf": {"enabled": True, "compat": 3},
         "crf_picks": {"edge_margin": 0.3},
@@ -248,8 +292,19 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     targets = ["results/t/sam/batch_00000"] + [f"results/t/crf/{name}.npz" for name in names]
     targets += ["results/t/metrics/summary.tsv"]
     # the hand-made maps stand for the U-Net's: its rule is left out of this run
-    targets += ["--allowed-rules", "denoise", "sam_masks", "crf", "pick_crf", "pick_sam",
-                "pick_sam_raw", "pick_baseline", "pick_unet", "picks", "metrics"]
+    targets += [
+        "--allowed-rules",
+        "denoise",
+        "sam_masks",
+        "crf",
+        "pick_crf",
+        "pick_sam",
+        "pick_sam_raw",
+        "pick_baseline",
+        "pick_unet",
+        "picks",
+        "metrics",
+    ]
     run = run_workflow(tmp_path, config, *targets)
     assert "Segment Anything stage is skipped" not in run.stderr
     for name in names:
@@ -264,8 +319,14 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
         assert len(crf_picks) == 2 and crf_picks["score"].between(0.5, 1).all()
         assert len(read_coordinates(tmp_path / f"results/t/picks/{name}.star")) == 2
     summary = pd.read_csv(tmp_path / "results/t/metrics/summary.tsv", sep="\t")
-    assert list(summary["stage"]) == ["baseline", "unet", "unet+crf", "sam",
-                                      "sam+postprocessing", "final"]
+    assert list(summary["stage"]) == [
+        "baseline",
+        "unet",
+        "unet+crf",
+        "sam",
+        "sam+postprocessing",
+        "final",
+    ]
     crf_row = summary.set_index("stage").loc["unet+crf"]
     assert crf_row["f1"] == 1.0 and summary.set_index("stage").loc["final", "f1"] == 1.0
     log = (tmp_path / "results/t/logs/sam_masks/batch_00000.log").read_text()

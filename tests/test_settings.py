@@ -41,8 +41,7 @@ def schema_defaults(path: tuple[str, ...]) -> dict:
     return {k: v["default"] for k, v in node["properties"].items() if "default" in v}
 
 
-@pytest.mark.parametrize("cls,path,section,filtered", SECTIONS,
-                         ids=[s[2] for s in SECTIONS])
+@pytest.mark.parametrize("cls,path,section,filtered", SECTIONS, ids=[s[2] for s in SECTIONS])
 def test_every_from_config_refuses_unknown_keys(cls, path, section, filtered):
     with pytest.raises(InputError) as refused:
         cls.from_config({"no_such_setting": 1})
@@ -52,8 +51,7 @@ def test_every_from_config_refuses_unknown_keys(cls, path, section, filtered):
     assert "allowed keys: [" in message and f"'{some_field}'" in message
 
 
-@pytest.mark.parametrize("cls,path,section,filtered", SECTIONS,
-                         ids=[s[2] for s in SECTIONS])
+@pytest.mark.parametrize("cls,path,section,filtered", SECTIONS, ids=[s[2] for s in SECTIONS])
 def test_what_the_rules_pass_is_accepted(cls, path, section, filtered):
     """The section's schema defaults, less the keys its rule filters out, are accepted: no key
     the workflow passes is refused."""
@@ -64,17 +62,20 @@ def test_what_the_rules_pass_is_accepted(cls, path, section, filtered):
 
 def test_keys_that_are_not_settings_pass_only_where_listed():
     # the picks rule passes picks.source along with the clean-up settings
-    assert FinalSettings.from_config({"source": "unet", "min_distance": 0.3}) == \
-        FinalSettings(min_distance=0.3)
+    assert FinalSettings.from_config({"source": "unet", "min_distance": 0.3}) == FinalSettings(
+        min_distance=0.3
+    )
     # a synthetic set's size and seed sit next to its physics
-    assert SyntheticSettings.from_config({"n_micrographs": 3, "seed": 1, "height": 512}) == \
-        SyntheticSettings(height=512)
+    assert SyntheticSettings.from_config(
+        {"n_micrographs": 3, "seed": 1, "height": 512}
+    ) == SyntheticSettings(height=512)
     with pytest.raises(InputError, match=r"unknown baseline setting.*'source'"):
         BlobSettings.from_config({"source": "unet"})
 
 
 def test_config_values_keeps_field_values_only():
-    assert config_values(FinalSettings, {"source": "sam", "edge_margin": 1.0}, "picks",
-                         accepted=("source",)) == {"edge_margin": 1.0}
+    assert config_values(
+        FinalSettings, {"source": "sam", "edge_margin": 1.0}, "picks", accepted=("source",)
+    ) == {"edge_margin": 1.0}
     with pytest.raises(InputError, match=r"unknown picks setting\(s\): unknown keys \['a', 'b'\]"):
         config_values(FinalSettings, {"b": 1, "a": 2, "edge_margin": 1.0}, "picks")

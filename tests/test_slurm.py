@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slurm
@@ -28,21 +27,38 @@ def ci_profile(cluster: SlurmCluster, folder: Path) -> Path:
     text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
     for placeholder in PLACEHOLDERS:
         assert placeholder in text, f"profile lost its {placeholder} placeholder"
-    text = (text.replace("YOUR_ACCOUNT", cluster.account)
-            .replace("YOUR_CPU_PARTITION", cluster.cpu_partition)
-            .replace("YOUR_GPU_PARTITION", cluster.gpu_partition))
+    text = (
+        text.replace("YOUR_ACCOUNT", cluster.account)
+        .replace("YOUR_CPU_PARTITION", cluster.cpu_partition)
+        .replace("YOUR_GPU_PARTITION", cluster.gpu_partition)
+    )
     profile = folder / "slurm"
     profile.mkdir(parents=True)
     (profile / "config.yaml").write_text(text)
     return profile
 
 
-def run_snakemake(cluster: SlurmCluster, workdir: Path, profile: Path, *args: str,
-                  snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+def run_snakemake(
+    cluster: SlurmCluster,
+    workdir: Path,
+    profile: Path,
+    *args: str,
+    snakefile: Path = REPO / "Snakefile",
+) -> subprocess.CompletedProcess:
     """snakemake through the profile; the first status check after 2 s instead of 40 s keeps
     the test short (the only setting changed from the profile)."""
-    cmd = [SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir), "--profile", str(profile),
-           "--slurm-init-seconds-before-status-checks", "2", *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(profile),
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        *args,
+    ]
     result = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result
@@ -59,13 +75,23 @@ def jobs_of_run(cluster: SlurmCluster, start: str) -> pd.DataFrame:
     return table[table["JobName"].str.startswith("cryopick_")]
 
 
-def test_gpu_job_runs_and_is_accounted_with_gres_gpu(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+def test_gpu_job_runs_and_is_accounted_with_gres_gpu(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
     """A --gres=gpu:1 job runs on the fake GPU and sacct records gres/gpu in its TRES."""
     out = tmp_path / "visible.txt"
     jobid = slurm_cluster.sbatch(
-        "-p", slurm_cluster.gpu_partition, "--gres=gpu:1", "--mem", "100", "-t", "1",
-        "-o", str(tmp_path / "%j.log"),
-        "--wrap", f"echo $CUDA_VISIBLE_DEVICES > {out}",
+        "-p",
+        slurm_cluster.gpu_partition,
+        "--gres=gpu:1",
+        "--mem",
+        "100",
+        "-t",
+        "1",
+        "-o",
+        str(tmp_path / "%j.log"),
+        "--wrap",
+        f"echo $CUDA_VISIBLE_DEVICES > {out}",
         cwd=tmp_path,
     )
     row = slurm_cluster.wait(jobid)
@@ -75,11 +101,15 @@ def test_gpu_job_runs_and_is_accounted_with_gres_gpu(slurm_cluster: SlurmCluster
     assert out.read_text().strip() == "0"
 
 
-def test_demo_workflow_end_to_end_through_the_slurm_profile(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+def test_demo_workflow_end_to_end_through_the_slurm_profile(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
     """The bundled demo data set through profiles/slurm with the default config (shipped U-Net):
     outputs complete, the U-Net batch job went to the GPU partition with a GPU request, every
     other job to the CPU partition without one, and the per-micrograph CPU jobs in groups."""
-    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"]["demo_empiar10017"]
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"][
+        "demo_empiar10017"
+    ]
     for key in ("micrographs", "ground_truth", "ground_truth_masks"):
         demo[key] = str(REPO / demo[key])
     config = tmp_path / "config.yaml"
@@ -115,9 +145,12 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(slurm_cluster: Slurm
     assert len(jobs) == 8, jobs
 
 
-def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
     """Rules named like the workflow's GPU rules, declaring only portable resources, get the
-    GPU partition and one GPU from profiles/slurm; sacct shows gres/gpu for each, and each job saw the GPU SLURM bound to it."""
+    GPU partition and one GPU from profiles/slurm; sacct shows gres/gpu for each, and each job
+    saw the GPU SLURM bound to it."""
     snakefile = tmp_path / "Snakefile"
     rules = "\n".join(
         f"rule {name}:\n    output: 'gpu/{name}.txt'\n    threads: 1\n"

@@ -48,8 +48,13 @@ def test_patch_applies_to_the_pinned_snakemake():
 def test_a_group_that_depends_on_itself_is_still_refused(tmp_path):
     (tmp_path / "Snakefile").write_text(CYCLE.format(repo=str(REPO)))
     dry = [SNAKEMAKE, "-n", "--cores", "1"]
-    merged = subprocess.run([*dry, "--group-components", "g=3"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    merged = subprocess.run(
+        [*dry, "--group-components", "g=3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert merged.returncode != 0
     assert "Group g depends on itself" in merged.stdout + merged.stderr
     # the same workflow without the merge is valid: the check refuses only the cycle
@@ -87,8 +92,11 @@ def test_function_params_cache_gives_the_signature_and_inspects_once(monkeypatch
             return 1
 
     for _ in range(3):
-        assert list(common.get_function_params(input_function)) == ["wildcards", "attempt",
-                                                                   "threads"]
+        assert list(common.get_function_params(input_function)) == [
+            "wildcards",
+            "attempt",
+            "threads",
+        ]
         # a new bound method object per call, as Snakemake makes them: same parameters
         assert list(common.get_function_params(Resource().evaluate)) == ["wildcards", "input"]
     assert len(calls) == 2
@@ -96,12 +104,15 @@ def test_function_params_cache_gives_the_signature_and_inspects_once(monkeypatch
     bound = functools.partial(input_function, attempt=2)
     assert "attempt" in common.get_function_params(bound)
     assert list(common.get_function_params(functools.partial(input_function, 1))) == [
-        "attempt", "threads"]
+        "attempt",
+        "threads",
+    ]
     # an explicit override (snakemake.ioutils) still wins
     common.overwrite_function_params(input_function, ["wildcards"])
     assert common.get_function_params(input_function) == ["wildcards"]
     assert common.get_input_function_aux_params(
-        Resource().evaluate, {"input": 1, "attempt": 2}) == {"input": 1}
+        Resource().evaluate, {"input": 1, "attempt": 2}
+    ) == {"input": 1}
 
 
 def test_apply_patches_logs_one_line_each(caplog):
@@ -114,7 +125,8 @@ def test_apply_patches_logs_one_line_each(caplog):
         applied = apply_patches(log)
     assert applied == {name: True for name in PATCHES}
     assert [r.getMessage().split(" applied")[0] for r in caplog.records] == [
-        f"cryopick: Snakemake patch {name}" for name in PATCHES]
+        f"cryopick: Snakemake patch {name}" for name in PATCHES
+    ]
 
 
 def test_a_snakemake_with_other_code_runs_unpatched(monkeypatch, caplog):
@@ -138,8 +150,10 @@ def test_a_snakemake_with_other_code_runs_unpatched(monkeypatch, caplog):
     monkeypatch.setattr(common, "get_function_params", get_function_params)
     log = logging.getLogger("test_patches")
     with caplog.at_level(logging.INFO, logger="test_patches"):
-        assert apply_patches(log) == {"check_each_group_once": False,
-                                      "cache_function_params": False}
+        assert apply_patches(log) == {
+            "check_each_group_once": False,
+            "cache_function_params": False,
+        }
     assert DAG._check_groups is _check_groups
     assert common.get_function_params is get_function_params
     messages = [r.getMessage() for r in caplog.records]

@@ -14,8 +14,10 @@ from cryopick.workflow import paths, plan, stages
 from cryopick.workflow.plan import WorkflowPlan
 from tests.conftest import REPO
 
-SKIPPED_SAM = ("picks.source 'sam' needs SAM weights: cryopick: the Segment Anything stage is "
-               "skipped: sam.checkpoint is not set.")
+SKIPPED_SAM = (
+    "picks.source 'sam' needs SAM weights: cryopick: the Segment Anything stage is "
+    "skipped: sam.checkpoint is not set."
+)
 
 
 def make_config(**sections) -> dict:
@@ -24,25 +26,36 @@ def make_config(**sections) -> dict:
     config = {
         "datasets": {},
         "synthetic": {},
-        "unet": {"enabled": True, "model": "models/unet_default.pt", "device": "auto",
-                 "threshold": None, "min_distance": None, "edge_margin": None,
-                 "train": {"name": "model", "datasets": [], "use_masks": False,
-                           "max_minutes": 60, "device": "auto"}},
+        "unet": {
+            "enabled": True,
+            "model": "models/unet_default.pt",
+            "device": "auto",
+            "threshold": None,
+            "min_distance": None,
+            "edge_margin": None,
+            "train": {
+                "name": "model",
+                "datasets": [],
+                "use_masks": False,
+                "max_minutes": 60,
+                "device": "auto",
+            },
+        },
         "crf": {"enabled": False, "iterations": 10},
         "sam": {"checkpoint": None},
         "picks": {"source": "unet", "min_score": None, "formats": []},
     }
     train = sections.pop("unet_train", None)
     for key, value in sections.items():
-        config[key] = {**config[key], **value} if key in ("unet", "crf", "sam", "picks") \
-            else value
+        config[key] = {**config[key], **value} if key in ("unet", "crf", "sam", "picks") else value
     if train:
         config["unet"]["train"] = {**config["unet"]["train"], **train}
     return config
 
 
-def real_dataset(root: Path, names=("m1", "m2", "m3"), labelled=("m1", "m2"),
-                 masks=("m1",)) -> dict:
+def real_dataset(
+    root: Path, names=("m1", "m2", "m3"), labelled=("m1", "m2"), masks=("m1",)
+) -> dict:
     (root / "micrographs").mkdir(parents=True)
     (root / "labels").mkdir()
     (root / "masks").mkdir()
@@ -52,13 +65,25 @@ def real_dataset(root: Path, names=("m1", "m2", "m3"), labelled=("m1", "m2"),
         (root / "labels" / f"{name}.csv").touch()
     for name in masks:
         (root / "masks" / f"{name}.png").touch()
-    return {"micrographs": str(root / "micrographs" / "*.mrc"), "pixel_size": 2.0,
-            "particle_diameter": 150.0, "ground_truth": str(root / "labels"),
-            "ground_truth_masks": str(root / "masks")}
+    return {
+        "micrographs": str(root / "micrographs" / "*.mrc"),
+        "pixel_size": 2.0,
+        "particle_diameter": 150.0,
+        "ground_truth": str(root / "labels"),
+        "ground_truth_masks": str(root / "masks"),
+    }
 
 
-SYNTHETIC = {"syn": {"n_micrographs": 2, "seed": 3, "height": 256, "width": 256,
-                     "pixel_size": 5.0, "particle_diameter": 150}}
+SYNTHETIC = {
+    "syn": {
+        "n_micrographs": 2,
+        "seed": 3,
+        "height": 256,
+        "width": 256,
+        "pixel_size": 5.0,
+        "particle_diameter": 150,
+    }
+}
 
 
 # ---------------------------------------------------------------------------- the table
@@ -83,22 +108,28 @@ def test_patterns_of_batched_and_per_micrograph_stages():
     assert stages.stage_picks("baseline") == "results/{dataset}/baseline/batch_{batch}"
     assert stages.stage_picks("unet+crf") == "results/{dataset}/crf_picks/{micrograph}.star"
     assert stages.stage_picks("sam") == "results/{dataset}/sam_raw_picks/{micrograph}.star"
-    assert stages.stage_picks("sam+postprocessing") == \
-        "results/{dataset}/sam_picks/{micrograph}.star"
+    assert (
+        stages.stage_picks("sam+postprocessing") == "results/{dataset}/sam_picks/{micrograph}.star"
+    )
     for stage in stages.STAGES:
         assert ("{batch}" in stage.picks) == stage.batched
         assert ("{micrograph}" in stage.picks) != stage.batched
 
 
-@pytest.mark.parametrize("sections, expected", [
-    ({}, ["baseline", "unet"]),
-    ({"crf": {"enabled": True}}, ["baseline", "unet", "unet+crf"]),
-    ({"unet": {"enabled": False}, "crf": {"enabled": True}}, ["baseline"]),
-    ({"sam": {"checkpoint": "SAM"}}, ["baseline", "unet", "sam", "sam+postprocessing"]),
-    ({"sam": {"checkpoint": "SAM"}, "crf": {"enabled": True}},
-     ["baseline", "unet", "unet+crf", "sam", "sam+postprocessing"]),
-    ({"sam": {"checkpoint": "missing.pth"}}, ["baseline", "unet"]),
-])
+@pytest.mark.parametrize(
+    "sections, expected",
+    [
+        ({}, ["baseline", "unet"]),
+        ({"crf": {"enabled": True}}, ["baseline", "unet", "unet+crf"]),
+        ({"unet": {"enabled": False}, "crf": {"enabled": True}}, ["baseline"]),
+        ({"sam": {"checkpoint": "SAM"}}, ["baseline", "unet", "sam", "sam+postprocessing"]),
+        (
+            {"sam": {"checkpoint": "SAM"}, "crf": {"enabled": True}},
+            ["baseline", "unet", "unet+crf", "sam", "sam+postprocessing"],
+        ),
+        ({"sam": {"checkpoint": "missing.pth"}}, ["baseline", "unet"]),
+    ],
+)
 def test_enabled_stages(tmp_path, sections, expected):
     checkpoint = tmp_path / "sam.pth"
     checkpoint.touch()
@@ -132,7 +163,9 @@ def test_picking_stages_with_and_without_ground_truth():
     config = make_config()
     assert list(stages.picking_stages(config, True).items()) == [
         ("baseline", "results/{dataset}/baseline/batch_{batch}"),
-        ("unet", "results/{dataset}/unet_picks/batch_{batch}"), final]
+        ("unet", "results/{dataset}/unet_picks/batch_{batch}"),
+        final,
+    ]
     # unlabelled: only the source, which could not be compared
     assert list(stages.picking_stages(config, False)) == ["unet", "final"]
     # the source stage always runs, its comparison switch off or not, in table order
@@ -147,83 +180,121 @@ def test_picking_stages_with_and_without_ground_truth():
 
 
 def test_datasets_real_and_synthetic(tmp_path):
-    config = make_config(datasets={"real": real_dataset(tmp_path / "real"),
-                                   "fake": {"synthetic": "syn", "particle_diameter": 150},
-                                   "own": {"synthetic": "syn", "pixel_size": 3.0,
-                                           "particle_diameter": 150}},
-                         synthetic=SYNTHETIC)
+    config = make_config(
+        datasets={
+            "real": real_dataset(tmp_path / "real"),
+            "fake": {"synthetic": "syn", "particle_diameter": 150},
+            "own": {"synthetic": "syn", "pixel_size": 3.0, "particle_diameter": 150},
+        },
+        synthetic=SYNTHETIC,
+    )
     original = copy.deepcopy(config["datasets"])
     wf = WorkflowPlan(config)
     assert config["datasets"] == original  # the config is not changed, the plan completes it
     assert wf.micrograph_names("real") == ["m1", "m2", "m3"]
     assert wf.micrographs["fake"] == {
         "syn_0000": "results/synthetic/syn/micrographs/syn_0000.mrc",
-        "syn_0001": "results/synthetic/syn/micrographs/syn_0001.mrc"}
-    assert wf.datasets["fake"] == {"synthetic": "syn", "particle_diameter": 150,
-                                   "ground_truth": "results/synthetic/syn/coordinates",
-                                   "ground_truth_masks": None, "pixel_size": 5.0}
+        "syn_0001": "results/synthetic/syn/micrographs/syn_0001.mrc",
+    }
+    assert wf.datasets["fake"] == {
+        "synthetic": "syn",
+        "particle_diameter": 150,
+        "ground_truth": "results/synthetic/syn/coordinates",
+        "ground_truth_masks": None,
+        "pixel_size": 5.0,
+    }
     assert wf.datasets["own"]["pixel_size"] == 3.0
     assert wf.scored_datasets() == ["real", "fake", "own"]
     assert list(wf.label_files("real")) == ["m1", "m2"]
     assert list(wf.label_files("real", masks=True)) == ["m1"]
     assert wf.label_files("fake") == {
         "syn_0000": "results/synthetic/syn/coordinates/syn_0000.csv",
-        "syn_0001": "results/synthetic/syn/coordinates/syn_0001.csv"}
+        "syn_0001": "results/synthetic/syn/coordinates/syn_0001.csv",
+    }
     assert wf.label_files("fake", masks=True) == {}  # scored against discs
     assert wf.label_file("real", "m2").endswith("labels/m2.csv")
     with pytest.raises(InputError, match="no ground-truth file for micrograph 'm3'"):
         wf.label_file("real", "m3")
     assert wf.label_map_outputs() == [
-        "results/real/labels/m1.png", "results/real/labels/m2.png",
-        "results/fake/labels/syn_0000.png", "results/fake/labels/syn_0001.png",
-        "results/own/labels/syn_0000.png", "results/own/labels/syn_0001.png"]
+        "results/real/labels/m1.png",
+        "results/real/labels/m2.png",
+        "results/fake/labels/syn_0000.png",
+        "results/fake/labels/syn_0001.png",
+        "results/own/labels/syn_0000.png",
+        "results/own/labels/syn_0001.png",
+    ]
 
 
 def test_dataset_errors(tmp_path):
     with pytest.raises(InputError) as refused:
-        WorkflowPlan(make_config(datasets={"x": {"synthetic": "nope", "particle_diameter": 1}},
-                                 synthetic=SYNTHETIC))
-    assert str(refused.value) == ("dataset 'x': synthetic set 'nope' is not defined under "
-                                  "synthetic: (defined: ['syn'])")
+        WorkflowPlan(
+            make_config(
+                datasets={"x": {"synthetic": "nope", "particle_diameter": 1}}, synthetic=SYNTHETIC
+            )
+        )
+    assert str(refused.value) == (
+        "dataset 'x': synthetic set 'nope' is not defined under synthetic: (defined: ['syn'])"
+    )
     bad = {"bad": {**SYNTHETIC["syn"], "defocus_range": [3, 1]}}
-    with pytest.raises(InputError, match=r"^synthetic set 'bad': synthetic settings: "
-                                         r"defocus_range must be"):
+    with pytest.raises(
+        InputError,
+        match=r"^synthetic set 'bad': synthetic settings: "
+        r"defocus_range must be",
+    ):
         WorkflowPlan(make_config(synthetic=bad))
 
 
 def test_targets(tmp_path):
-    config = make_config(datasets={"real": real_dataset(tmp_path / "real", names=("m1",)),
-                                   "new": {**real_dataset(tmp_path / "new", names=("n1",)),
-                                           "ground_truth": None},
-                                   "fake": {"synthetic": "syn", "particle_diameter": 150}},
-                         synthetic={**SYNTHETIC, "unused": {"n_micrographs": 1}},
-                         picks={"formats": ["csv", "box"]})
+    config = make_config(
+        datasets={
+            "real": real_dataset(tmp_path / "real", names=("m1",)),
+            "new": {**real_dataset(tmp_path / "new", names=("n1",)), "ground_truth": None},
+            "fake": {"synthetic": "syn", "particle_diameter": 150},
+        },
+        synthetic={**SYNTHETIC, "unused": {"n_micrographs": 1}},
+        picks={"formats": ["csv", "box"]},
+    )
     wf = WorkflowPlan(config)
     assert wf.targets() == [
-        "results/real/picks/m1.star", "results/real/picks_csv/m1.csv",
+        "results/real/picks/m1.star",
+        "results/real/picks_csv/m1.csv",
         "results/real/picks_box/m1.box",
-        "results/new/picks/n1.star", "results/new/picks_csv/n1.csv",
+        "results/new/picks/n1.star",
+        "results/new/picks_csv/n1.csv",
         "results/new/picks_box/n1.box",
-        "results/fake/picks/syn_0000.star", "results/fake/picks/syn_0001.star",
-        "results/fake/picks_csv/syn_0000.csv", "results/fake/picks_csv/syn_0001.csv",
-        "results/fake/picks_box/syn_0000.box", "results/fake/picks_box/syn_0001.box",
-        "results/real/pick_counts.tsv", "results/new/pick_counts.tsv",
+        "results/fake/picks/syn_0000.star",
+        "results/fake/picks/syn_0001.star",
+        "results/fake/picks_csv/syn_0000.csv",
+        "results/fake/picks_csv/syn_0001.csv",
+        "results/fake/picks_box/syn_0000.box",
+        "results/fake/picks_box/syn_0001.box",
+        "results/real/pick_counts.tsv",
+        "results/new/pick_counts.tsv",
         "results/fake/pick_counts.tsv",
-        "results/real/metrics/summary.tsv", "results/fake/metrics/summary.tsv",
-        "results/report/benchmark.tsv", "results/report/index.html",
-        "results/synthetic/syn/parameters.json"]
-    assert wf.report_summaries() == ["results/real/metrics/summary.tsv",
-                                     "results/fake/metrics/summary.tsv"]
+        "results/real/metrics/summary.tsv",
+        "results/fake/metrics/summary.tsv",
+        "results/report/benchmark.tsv",
+        "results/report/index.html",
+        "results/synthetic/syn/parameters.json",
+    ]
+    assert wf.report_summaries() == [
+        "results/real/metrics/summary.tsv",
+        "results/fake/metrics/summary.tsv",
+    ]
     assert list(wf.picking_stages("new")) == ["unet", "final"]
-    assert wf.final_picks("fake") == ["results/fake/picks/syn_0000.star",
-                                      "results/fake/picks/syn_0001.star"]
+    assert wf.final_picks("fake") == [
+        "results/fake/picks/syn_0000.star",
+        "results/fake/picks/syn_0001.star",
+    ]
     assert list(wf.picking_stages("real")) == ["baseline", "unet", "final"]
     # every configured set, used or not (the all_synthetic target)
     assert wf.synthetic_outputs() == [
-        "results/synthetic/syn/parameters.json", "results/synthetic/unused/parameters.json",
+        "results/synthetic/syn/parameters.json",
+        "results/synthetic/unused/parameters.json",
         "results/synthetic/syn/micrographs/syn_0000.mrc",
         "results/synthetic/syn/micrographs/syn_0001.mrc",
-        "results/synthetic/unused/micrographs/unused_0000.mrc"]
+        "results/synthetic/unused/micrographs/unused_0000.mrc",
+    ]
 
 
 def test_synthetic_set_settings():
@@ -235,57 +306,83 @@ def test_synthetic_set_settings():
     assert wf.synthetic_prefix("syn") == "s"
     assert wf.synthetic_volume_files("syn") == []
     # the physics only: a new seed, size or prefix reruns nothing through this
-    assert wf.synthetic_settings("syn") == {"height": 256, "width": 256, "pixel_size": 5.0,
-                                            "particle_diameter": 150, "volume_files": []}
+    assert wf.synthetic_settings("syn") == {
+        "height": 256,
+        "width": 256,
+        "pixel_size": 5.0,
+        "particle_diameter": 150,
+        "volume_files": [],
+    }
     assert wf.synthetic_index("syn", "s_0001") == 1
     with pytest.raises(InputError) as refused:
         wf.synthetic_index("syn", "s_0002")
-    assert str(refused.value) == ("'s_0002' is not a micrograph of synthetic set 'syn' "
-                                  "(s_0000 .. s_0001)")
+    assert str(refused.value) == (
+        "'s_0002' is not a micrograph of synthetic set 'syn' (s_0000 .. s_0001)"
+    )
     assert wf.synthetic_files("syn", "s_0000")["mask"] == "results/synthetic/syn/masks/s_0000.png"
 
 
 def test_training_items(tmp_path):
-    datasets = {"real": {**real_dataset(tmp_path / "real"), "particle_contrast": "bright"},
-                "fake": {"synthetic": "syn", "particle_diameter": 190},
-                "new": {**real_dataset(tmp_path / "new"), "ground_truth": None}}
+    datasets = {
+        "real": {**real_dataset(tmp_path / "real"), "particle_contrast": "bright"},
+        "fake": {"synthetic": "syn", "particle_diameter": 190},
+        "new": {**real_dataset(tmp_path / "new"), "ground_truth": None},
+    }
 
     def batch_of(dataset, micrograph):
         return f"{dataset[0]}{micrograph[-1]}"
 
-    config = make_config(datasets=datasets, synthetic=SYNTHETIC,
-                         unet_train={"datasets": ["real", "fake"], "use_masks": True})
+    config = make_config(
+        datasets=datasets,
+        synthetic=SYNTHETIC,
+        unet_train={"datasets": ["real", "fake"], "use_masks": True},
+    )
     wf = WorkflowPlan(config)
     items = wf.training_items(batch_of)
-    assert [item["name"] for item in items] == ["real/m1", "real/m2", "fake/syn_0000",
-                                                "fake/syn_0001"]  # m3 has no labels
-    assert items[0] == {"name": "real/m1", "micrograph": str(tmp_path / "real/micrographs/m1.mrc"),
-                        "denoised_batch": "results/real/denoise/batch_r1",
-                        "labels": str(tmp_path / "real/labels/m1.csv"), "diameter": 150.0,
-                        "invert": True, "mask": str(tmp_path / "real/masks/m1.png")}
+    assert [item["name"] for item in items] == [
+        "real/m1",
+        "real/m2",
+        "fake/syn_0000",
+        "fake/syn_0001",
+    ]  # m3 has no labels
+    assert items[0] == {
+        "name": "real/m1",
+        "micrograph": str(tmp_path / "real/micrographs/m1.mrc"),
+        "denoised_batch": "results/real/denoise/batch_r1",
+        "labels": str(tmp_path / "real/labels/m1.csv"),
+        "diameter": 150.0,
+        "invert": True,
+        "mask": str(tmp_path / "real/masks/m1.png"),
+    }
     assert "mask" not in items[1]  # no mask file for m2
-    assert items[2] == {"name": "fake/syn_0000",
-                        "micrograph": "results/synthetic/syn/micrographs/syn_0000.mrc",
-                        "denoised_batch": "results/fake/denoise/batch_f0",
-                        "labels": "results/synthetic/syn/coordinates/syn_0000.csv",
-                        "diameter": 190, "invert": False,
-                        "mask": "results/synthetic/syn/masks/syn_0000.png"}  # true supports
+    assert items[2] == {
+        "name": "fake/syn_0000",
+        "micrograph": "results/synthetic/syn/micrographs/syn_0000.mrc",
+        "denoised_batch": "results/fake/denoise/batch_f0",
+        "labels": "results/synthetic/syn/coordinates/syn_0000.csv",
+        "diameter": 190,
+        "invert": False,
+        "mask": "results/synthetic/syn/masks/syn_0000.png",
+    }  # true supports
     inputs = wf.training_inputs(batch_of)
-    assert inputs["denoised"] == ["results/fake/denoise/batch_f0", "results/fake/denoise/batch_f1",
-                                  "results/real/denoise/batch_r1", "results/real/denoise/batch_r2"]
+    assert inputs["denoised"] == [
+        "results/fake/denoise/batch_f0",
+        "results/fake/denoise/batch_f1",
+        "results/real/denoise/batch_r1",
+        "results/real/denoise/batch_r2",
+    ]
     assert len(inputs["labels"]) == 4 and len(inputs["masks"]) == 3
-    without_masks = make_config(datasets=datasets, synthetic=SYNTHETIC,
-                                unet_train={"datasets": ["fake"]})
-    assert all("mask" not in item
-               for item in WorkflowPlan(without_masks).training_items(batch_of))
+    without_masks = make_config(
+        datasets=datasets, synthetic=SYNTHETIC, unet_train={"datasets": ["fake"]}
+    )
+    assert all("mask" not in item for item in WorkflowPlan(without_masks).training_items(batch_of))
 
     for train, message in [
         (["nope"], "unet.train.datasets names 'nope', which is not in datasets"),
         (["new"], "unet.train.datasets: data set 'new' has no ground_truth"),
         ([], "unet.train.datasets holds no labelled micrograph to train on"),
     ]:
-        config = make_config(datasets=datasets, synthetic=SYNTHETIC,
-                             unet_train={"datasets": train})
+        config = make_config(datasets=datasets, synthetic=SYNTHETIC, unet_train={"datasets": train})
         with pytest.raises(InputError) as refused:
             WorkflowPlan(config).training_items(batch_of)
         assert str(refused.value) == message
@@ -296,12 +393,17 @@ def test_settings_that_change_outputs(tmp_path):
     assert plan.crf_settings(config) == {"iterations": 10}
     assert plan.final_picks_settings(config) == {"source": "unet", "min_score": None}
     assert plan.unet_train_settings(config) == {"max_minutes": 60, "device": "auto"}
-    assert plan.unet_pick_settings(config) == {"threshold": None, "min_distance": None,
-                                               "edge_margin": None}
+    assert plan.unet_pick_settings(config) == {
+        "threshold": None,
+        "min_distance": None,
+        "edge_margin": None,
+    }
     assert plan.unet_training_folder(config) == "results/unet_training/model"
     # the shipped model is found in the repository from any working directory
-    assert plan.unet_model(config, str(REPO)) in ("models/unet_default.pt",
-                                                  str(REPO / "models/unet_default.pt"))
+    assert plan.unet_model(config, str(REPO)) in (
+        "models/unet_default.pt",
+        str(REPO / "models/unet_default.pt"),
+    )
     assert plan.unet_model(config, str(tmp_path)) == "models/unet_default.pt"
     trained = make_config(unet={"model": "train"})
     assert plan.unet_model(trained, str(REPO)) == "results/unet_training/model/model.pt"
@@ -312,9 +414,10 @@ def test_fine_tuning_reads_the_starting_model_from_the_repository(tmp_path, monk
     (new starting weights retrain)."""
     monkeypatch.chdir(tmp_path)  # a working directory without models/
     datasets = {"real": real_dataset(tmp_path / "real", names=("m1", "m2"))}
-    config = make_config(datasets=datasets,
-                         unet_train={"datasets": ["real"],
-                                     "initial_model": "models/unet_default.pt"})
+    config = make_config(
+        datasets=datasets,
+        unet_train={"datasets": ["real"], "initial_model": "models/unet_default.pt"},
+    )
     shipped = str(REPO / "models/unet_default.pt")
     assert plan.unet_train_settings(config, str(REPO))["initial_model"] == shipped
     inputs = WorkflowPlan(config).training_inputs(lambda dataset, name: "b0", str(REPO))
@@ -351,13 +454,17 @@ def test_nothing_else_restates_a_pattern():
     """Rules, scripts and the package spell batch folders and result roots only through
     cryopick/workflow/paths.py."""
     offenders = []
-    files = [*REPO.glob("rules/*.smk"), REPO / "Snakefile", *REPO.glob("scripts/*.py"),
-             *REPO.glob("cryopick/workflow/*.py")]
+    files = [
+        *REPO.glob("rules/*.smk"),
+        REPO / "Snakefile",
+        *REPO.glob("scripts/*.py"),
+        *REPO.glob("cryopick/workflow/*.py"),
+    ]
     for path in files:
         if path.name == "paths.py":
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]
-            if "batch_{" in code or '"results/' in code or "f\"results/" in code:
+            if "batch_{" in code or '"results/' in code or 'f"results/' in code:
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)

@@ -56,7 +56,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:
@@ -75,8 +75,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_reader_sees_lazy_imports_and_cycles(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("import os\nfrom cryopick.a import f\n\ndef g():\n"
-                      "    from cryopick import b\n    import cryopick.c.d\n")
+    source.write_text(
+        "import os\nfrom cryopick.a import f\n\ndef g():\n"
+        "    from cryopick import b\n    import cryopick.c.d\n"
+    )
     known = {"cryopick", "cryopick.a", "cryopick.b", "cryopick.c", "cryopick.c.d"}
     assert imported_modules(source, known) == {"cryopick.a", "cryopick.b", "cryopick.c.d"}
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -14,23 +14,52 @@ import pytest
 from scipy import stats
 from scipy.spatial.transform import Rotation
 
-from cryopick.ctf import CTFParams, ctf_rfft, electron_wavelength, interaction_constant, \
-    radial_power_spectrum
+from cryopick.ctf import (
+    CTFParams,
+    ctf_rfft,
+    electron_wavelength,
+    interaction_constant,
+    radial_power_spectrum,
+)
 from cryopick.io import InputError, read_coordinates, read_micrograph
-from cryopick.synthetic import (SyntheticSettings, generate_micrograph, micrograph_index,
-                                micrograph_outputs, synthetic_micrograph_names, volume_family,
-                                write_dataset, write_micrograph)
-from cryopick.volumes import ALL_VOLUME_KINDS, VOLUME_KINDS, make_volume, project, random_rotations, \
-    volume_from_mrc
+from cryopick.synthetic import (
+    SyntheticSettings,
+    generate_micrograph,
+    micrograph_index,
+    micrograph_outputs,
+    synthetic_micrograph_names,
+    volume_family,
+    write_dataset,
+    write_micrograph,
+)
+from cryopick.volumes import (
+    ALL_VOLUME_KINDS,
+    VOLUME_KINDS,
+    make_volume,
+    project,
+    random_rotations,
+    volume_from_mrc,
+)
 
 # A plain specimen: no carbon, contaminants, aggregates or thick ice, flat ice, no drift.
-PLAIN = dict(carbon_probability=0.0, contaminants_per_um2=0.0, aggregates_per_um2=0.0,
-             thick_ice_probability=0.0, ice_gradient=0.0, drift=0.0)
+PLAIN = dict(
+    carbon_probability=0.0,
+    contaminants_per_um2=0.0,
+    aggregates_per_um2=0.0,
+    thick_ice_probability=0.0,
+    ice_gradient=0.0,
+    drift=0.0,
+)
 
 
 def small(**kw) -> SyntheticSettings:
-    base = dict(height=256, width=256, pixel_size=7.08, particles_per_micrograph=40,
-                particle_count_spread=0.0)
+    base = dict(
+        height=256,
+        width=256,
+        pixel_size=7.08,
+        particles_per_micrograph=40,
+        particle_count_spread=0.0,
+    )
     base.update(kw)
     return SyntheticSettings(**base)
 
@@ -38,6 +67,7 @@ def small(**kw) -> SyntheticSettings:
 # ---------------------------------------------------------------------------------------------
 # physics helpers
 # ---------------------------------------------------------------------------------------------
+
 
 def test_wavelength_and_interaction_constant_match_textbook_values():
     assert electron_wavelength(300) == pytest.approx(0.019687, rel=1e-4)
@@ -59,6 +89,7 @@ def test_ctf_is_negative_at_low_frequency_and_zero_where_the_formula_says():
 # ---------------------------------------------------------------------------------------------
 # volumes and projections
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ALL_VOLUME_KINDS)
 def test_volume_kinds_have_the_requested_extent_and_projections_conserve_mass(kind):
@@ -137,23 +168,31 @@ def test_user_volume_from_mrc_is_accepted(tmp_path):
 # ground truth where the particles are
 # ---------------------------------------------------------------------------------------------
 
+
 def _matched_template(volume, row, ctf, pixel_size: float) -> np.ndarray:
     """The particle's own clean projection (volume and angles from the table) through the CTF."""
     rot = Rotation.from_euler("ZYZ", [row.rot, row.tilt, row.psi], degrees=True).as_matrix()
     half = int(math.ceil(volume.radius / pixel_size)) + 4
     box, x0, y0 = project(volume, rot, pixel_size, (2.0 * half, 2.0 * half))
     canvas = np.zeros((4 * half + 1, 4 * half + 1), dtype=np.float32)
-    canvas[y0: y0 + box.shape[0], x0: x0 + box.shape[1]] = box
+    canvas[y0 : y0 + box.shape[0], x0 : x0 + box.shape[1]] = box
     spectrum = np.fft.rfft2(canvas) * ctf_rfft(canvas.shape, pixel_size, ctf)
-    template = np.fft.irfft2(spectrum, s=canvas.shape)[half: 3 * half + 1, half: 3 * half + 1]
+    template = np.fft.irfft2(spectrum, s=canvas.shape)[half : 3 * half + 1, half : 3 * half + 1]
     template = template - template.mean()
     return (template / np.linalg.norm(template)).astype(np.float32)
 
 
 def test_matched_filter_scores_far_higher_at_true_centres_than_at_random_positions():
-    settings = SyntheticSettings(height=384, width=384, pixel_size=3.54,
-                                 particles_per_micrograph=30, particle_count_spread=0.0,
-                                 noise="snr", snr=0.5, **PLAIN)
+    settings = SyntheticSettings(
+        height=384,
+        width=384,
+        pixel_size=3.54,
+        particles_per_micrograph=30,
+        particle_count_spread=0.0,
+        noise="snr",
+        snr=0.5,
+        **PLAIN,
+    )
     m = generate_micrograph(settings, 0, 11)
     volumes = volume_family(settings, 11)
     rng = np.random.default_rng(0)
@@ -169,7 +208,7 @@ def test_matched_filter_scores_far_higher_at_true_centres_than_at_random_positio
         at_random = score[ry, rx]
         z_scores.append((score[cy, cx] - at_random.mean()) / at_random.std())
         # the best score near the particle is at its labelled centre
-        near = score[cy - int(r): cy + int(r) + 1, cx - int(r): cx + int(r) + 1]
+        near = score[cy - int(r) : cy + int(r) + 1, cx - int(r) : cx + int(r) + 1]
         by, bx = np.unravel_index(np.argmax(near), near.shape)
         misses.append(math.hypot(by - int(r), bx - int(r)))
     assert len(z_scores) >= 10
@@ -179,10 +218,19 @@ def test_matched_filter_scores_far_higher_at_true_centres_than_at_random_positio
 
 
 def test_ctf_zeros_of_a_noise_free_dense_micrograph_fall_on_the_formula():
-    settings = SyntheticSettings(height=512, width=512, pixel_size=1.77,
-                                 particles_per_micrograph=60, particle_count_spread=0.0,
-                                 particle_diameter=120.0, noise="none", astigmatism=0.0,
-                                 defocus_range=(1.5, 1.5), b_factor=20.0, **PLAIN)
+    settings = SyntheticSettings(
+        height=512,
+        width=512,
+        pixel_size=1.77,
+        particles_per_micrograph=60,
+        particle_count_spread=0.0,
+        particle_diameter=120.0,
+        noise="none",
+        astigmatism=0.0,
+        defocus_range=(1.5, 1.5),
+        b_factor=20.0,
+        **PLAIN,
+    )
     m = generate_micrograph(settings, 0, 5)
     k, power = radial_power_spectrum(m.image, 1.77, n_bins=256)
     bin_width = k[1] - k[0]
@@ -227,7 +275,8 @@ def test_dose_gives_counts_poisson_noise_and_an_snr_that_grows_with_dose():
     double = generate_micrograph(replace(settings, dose=80.0), 0, 4, keep_components=True)
     noise2 = double.image - double.noise_free
     measured2 = np.var(double.particle_signal[double.particle_mask]) / np.var(
-        noise2[double.particle_mask])
+        noise2[double.particle_mask]
+    )
     assert measured2 / measured == pytest.approx(2.0, rel=0.10)
 
 
@@ -254,8 +303,10 @@ def test_masks_align_with_the_clean_projections():
         if row.in_image and sel.sum() > 20:
             ys, xs = np.nonzero(sel)
             w = phase[sel]
-            offsets.append(math.hypot((xs * w).sum() / w.sum() - row.x,
-                                      (ys * w).sum() / w.sum() - row.y) / row.diameter)
+            offsets.append(
+                math.hypot((xs * w).sum() / w.sum() - row.x, (ys * w).sum() / w.sum() - row.y)
+                / row.diameter
+            )
     assert len(offsets) > 20
     assert np.median(offsets) < 0.1
     # masks are not discs: the support of a projection is smaller than its bounding disc
@@ -268,9 +319,15 @@ def test_masks_align_with_the_clean_projections():
 
 
 def test_backgrounds_are_masked_and_hold_no_particle_centres():
-    settings = small(height=512, width=512, particles_per_micrograph=80,
-                     carbon_probability=1.0, contaminants_per_um2=300.0,
-                     aggregates_per_um2=200.0, thick_ice_probability=1.0)
+    settings = small(
+        height=512,
+        width=512,
+        particles_per_micrograph=80,
+        carbon_probability=1.0,
+        contaminants_per_um2=300.0,
+        aggregates_per_um2=200.0,
+        thick_ice_probability=1.0,
+    )
     m = generate_micrograph(settings, 0, 2)
     assert m.carbon_mask.any() and m.contamination_mask.any() and m.aggregate_mask.any()
     inside = m.particles[m.particles.in_image]
@@ -284,11 +341,18 @@ def test_backgrounds_are_masked_and_hold_no_particle_centres():
 
 
 def test_crystalline_contaminants_put_lattice_spots_in_the_power_spectrum():
-    settings = SyntheticSettings(height=512, width=512, pixel_size=1.77, noise="none",
-                                 particles_per_micrograph=0, carbon_probability=0.0,
-                                 aggregates_per_um2=0.0, contaminants_per_um2=400.0,
-                                 contaminant_size_range=(300.0, 500.0),
-                                 crystalline_fraction=1.0)
+    settings = SyntheticSettings(
+        height=512,
+        width=512,
+        pixel_size=1.77,
+        noise="none",
+        particles_per_micrograph=0,
+        carbon_probability=0.0,
+        aggregates_per_um2=0.0,
+        contaminants_per_um2=400.0,
+        contaminant_size_range=(300.0, 500.0),
+        crystalline_fraction=1.0,
+    )
     m = generate_micrograph(settings, 0, 1)
     spacings = {d for c in m.info["contaminants"] for d in c["lattice_spacings_A"]}
     assert spacings
@@ -302,11 +366,18 @@ def test_crystalline_contaminants_put_lattice_spots_in_the_power_spectrum():
 
 
 def test_edge_particles_are_cut_and_crowding_lets_particles_touch():
-    settings = small(height=384, width=384, particles_per_micrograph=150, min_distance=0.5,
-                     clustering=1.0, **PLAIN)
+    settings = small(
+        height=384,
+        width=384,
+        particles_per_micrograph=150,
+        min_distance=0.5,
+        clustering=1.0,
+        **PLAIN,
+    )
     m = generate_micrograph(settings, 0, 6)
-    border = np.concatenate([m.instances[0], m.instances[-1], m.instances[:, 0],
-                             m.instances[:, -1]])
+    border = np.concatenate(
+        [m.instances[0], m.instances[-1], m.instances[:, 0], m.instances[:, -1]]
+    )
     assert np.count_nonzero(border) > 0
     xy = m.particles[["x", "y"]].to_numpy()
     d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
@@ -321,8 +392,7 @@ def test_contrast_switch_and_phase_flipping():
     dark = generate_micrograph(settings, 0, 9)
     light = generate_micrograph(replace(settings, particles_dark=False), 0, 9)
     assert np.array_equal(light.image, -dark.image)
-    flipped = generate_micrograph(replace(settings, phase_flipped=True), 0, 9,
-                                  keep_components=True)
+    flipped = generate_micrograph(replace(settings, phase_flipped=True), 0, 9, keep_components=True)
     assert flipped.particle_signal[flipped.particle_mask].mean() < 0
 
 
@@ -351,9 +421,11 @@ def test_filtered_8bit_rendering_is_the_denoising_chain_on_the_raw_micrograph():
 # settings, names, data set layout, determinism
 # ---------------------------------------------------------------------------------------------
 
+
 def test_settings_from_config_validate_and_reject_unknown_keys():
-    s = SyntheticSettings.from_config({"height": 512, "width": 512, "defocus_range": [1, 2],
-                                       "seed": 3, "n_micrographs": 2})
+    s = SyntheticSettings.from_config(
+        {"height": 512, "width": 512, "defocus_range": [1, 2], "seed": 3, "n_micrographs": 2}
+    )
     assert s.defocus_range == (1, 2) and s.height == 512
     with pytest.raises(InputError, match="unknown keys.*defocus"):
         SyntheticSettings.from_config({"defocus": 2.0})
@@ -409,8 +481,9 @@ def test_same_settings_and_seed_give_byte_identical_files(tmp_path):
         other = micrograph_outputs(tmp_path / "b", "s_0001")[key]
         assert path.read_bytes() == other.read_bytes(), key
     changed = generate_micrograph(settings, 1, 8)
-    assert not np.array_equal(changed.image, read_micrograph(
-        Path(tmp_path / "a" / "micrographs" / "s_0001.mrc")).image)
+    assert not np.array_equal(
+        changed.image, read_micrograph(Path(tmp_path / "a" / "micrographs" / "s_0001.mrc")).image
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,8 +494,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_schema_describes_every_setting_with_the_generators_default():
-    import yaml
     from dataclasses import fields
+
+    import yaml
 
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     properties = schema["definitions"]["synthetic_set"]["properties"]
@@ -436,19 +510,29 @@ def test_schema_describes_every_setting_with_the_generators_default():
         expected = list(value) if isinstance(value, tuple) else value
         assert entry["default"] == expected, name
     # a set made of the schema's defaults is the generator's default
-    assert SyntheticSettings.from_config({k: v["default"] for k, v in properties.items()}) \
-        == defaults
+    assert (
+        SyntheticSettings.from_config({k: v["default"] for k, v in properties.items()}) == defaults
+    )
 
 
 @pytest.mark.slow
 def test_synthesize_rule_writes_the_data_set_and_reruns_only_on_change(tmp_path):
     from tests.conftest import SMALL_DENOISE, run_workflow
 
-    spec = {"n_micrographs": 2, "seed": 3, "height": 256, "width": 256, "pixel_size": 7.08,
-            "particles_per_micrograph": 30}
-    config = {"datasets": {"syn": {"synthetic": "tiny", "particle_diameter": 190}},
-              "synthetic": {"tiny": spec}, "denoise": SMALL_DENOISE,
-              "labels": {"method": "disc"}}
+    spec = {
+        "n_micrographs": 2,
+        "seed": 3,
+        "height": 256,
+        "width": 256,
+        "pixel_size": 7.08,
+        "particles_per_micrograph": 30,
+    }
+    config = {
+        "datasets": {"syn": {"synthetic": "tiny", "particle_diameter": 190}},
+        "synthetic": {"tiny": spec},
+        "denoise": SMALL_DENOISE,
+        "labels": {"method": "disc"},
+    }
     work = tmp_path / "work"
     run_workflow(work, config, "all", "all_label_maps")
     folder = work / "results" / "synthetic" / "tiny"
@@ -456,8 +540,9 @@ def test_synthesize_rule_writes_the_data_set_and_reruns_only_on_change(tmp_path)
     settings = SyntheticSettings.from_config(spec)
     write_micrograph(settings, tmp_path / "direct", names[1], 1, 3)
     for key, path in micrograph_outputs(folder, names[1]).items():
-        assert path.read_bytes() == micrograph_outputs(tmp_path / "direct", names[1])[
-            key].read_bytes(), key
+        assert (
+            path.read_bytes() == micrograph_outputs(tmp_path / "direct", names[1])[key].read_bytes()
+        ), key
     params = json.loads((folder / "parameters.json").read_text())
     assert params["micrographs"] == names and params["seed"] == 3
     summary = (work / "results" / "syn" / "metrics" / "summary.tsv").read_text()

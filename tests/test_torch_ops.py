@@ -9,8 +9,9 @@ import torch
 from cryopick import torch_ops
 
 
-def reference_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,
-                  categories: np.ndarray) -> list[int]:
+def reference_nms(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, categories: np.ndarray
+) -> list[int]:
     """Greedy NMS written out longhand: by decreasing score (ties: lower index first), drop
     later boxes of the same category whose IoU with a kept box is strictly above threshold."""
     order = sorted(range(len(boxes)), key=lambda i: (-scores[i], i))
@@ -20,7 +21,7 @@ def reference_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,
         if suppressed[i]:
             continue
         keep.append(i)
-        for j in order[rank + 1:]:
+        for j in order[rank + 1 :]:
             if categories[j] != categories[i]:
                 continue
             x1, y1 = max(boxes[i, 0], boxes[j, 0]), max(boxes[i, 1], boxes[j, 1])
@@ -54,9 +55,12 @@ def test_batched_nms_matches_reference(seed: int, integer: bool) -> None:
     categories = rng.integers(0, 3, size=n)
     threshold = float(rng.choice([0.0, 0.25, 0.5, 0.7]))
     expected = reference_nms(boxes, scores, threshold, categories)
-    got = torch_ops.batched_nms(torch.tensor(boxes, dtype=torch.float32),
-                                torch.tensor(scores, dtype=torch.float32),
-                                torch.tensor(categories), threshold)
+    got = torch_ops.batched_nms(
+        torch.tensor(boxes, dtype=torch.float32),
+        torch.tensor(scores, dtype=torch.float32),
+        torch.tensor(categories),
+        threshold,
+    )
     assert got.dtype == torch.int64
     assert got.tolist() == expected
 

@@ -7,12 +7,20 @@ import numpy as np
 import pytest
 import torch
 
+from cryopick.checkpoint import ModelError, load_model, save_checkpoint
 from cryopick.denoise import frame_for, save_denoised
 from cryopick.io import InputError
-from cryopick.checkpoint import ModelError, load_model, save_checkpoint
 from cryopick.network_input import normalise_image
-from cryopick.training import (LabelledMicrograph, TrainingConfig, border_valid, data_identity,
-                               draw_targets, split_validation, train, write_history)
+from cryopick.training import (
+    LabelledMicrograph,
+    TrainingConfig,
+    border_valid,
+    data_identity,
+    draw_targets,
+    split_validation,
+    train,
+    write_history,
+)
 from cryopick.unet import Architecture
 
 DIAMETER = 16.0  # file pixels; the canvas is binned 2x, so 8 px on the network canvas
@@ -38,15 +46,33 @@ def make_micrograph(folder: Path, name: str, seed: int, n: int = 6) -> LabelledM
     lines = ["X-Coordinate,Y-Coordinate,Diameter"]
     lines += [f"{round(x)},{round(y)},{int(DIAMETER)}" for x, y in zip(xs, ys)]
     (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
-    return LabelledMicrograph(name, str(folder / f"{name}.npz"), str(folder / f"{name}.csv"),
-                              DIAMETER, micrograph=str(folder / f"{name}.mrc"))
+    return LabelledMicrograph(
+        name,
+        str(folder / f"{name}.npz"),
+        str(folder / f"{name}.csv"),
+        DIAMETER,
+        micrograph=str(folder / f"{name}.mrc"),
+    )
 
 
 def tiny_config(**overrides) -> TrainingConfig:
-    settings = dict(base_width=4, depth=2, crop=32, batch_size=4, steps=60, steps_per_epoch=20,
-                    max_minutes=2.0, learning_rate=5e-3, validation_fraction=0.34, threads=1,
-                    thresholds=(0.2, 0.4), min_distances=(0.5,), edge_margins=(0.0,),
-                    diameter_px=None, ignore_border=0.0)
+    settings = dict(
+        base_width=4,
+        depth=2,
+        crop=32,
+        batch_size=4,
+        steps=60,
+        steps_per_epoch=20,
+        max_minutes=2.0,
+        learning_rate=5e-3,
+        validation_fraction=0.34,
+        threads=1,
+        thresholds=(0.2, 0.4),
+        min_distances=(0.5,),
+        edge_margins=(0.0,),
+        diameter_px=None,
+        ignore_border=0.0,
+    )
     settings.update(overrides)
     return TrainingConfig(**settings)
 
@@ -95,6 +121,7 @@ def test_validation_split_holds_out_whole_micrographs(tiny_data):
     assert split_validation(tiny_data, 0.34, seed=0) == (train_items, val_items)
     assert split_validation(tiny_data[:1], 0.5, seed=0) == (tiny_data[:1], [])
     from dataclasses import replace
+
     mixed = [replace(it, name=f"real/{it.name}") for it in tiny_data]
     mixed += [replace(it, name=f"synthetic/{it.name}") for it in tiny_data]
     _, val_items = split_validation(mixed, 0.5, seed=0, datasets=("real",))
@@ -115,8 +142,9 @@ def test_binned_input_is_the_micrograph_binned_into_the_denoised_frame(tiny_data
 
     binned, frame = input_canvas("binned", tiny_data[0].denoised, tiny_data[0].micrograph)
     assert binned.shape == (64, 64) and binned.dtype == np.uint8 and frame.scale == 2
-    inverted, _ = input_canvas("binned", tiny_data[0].denoised, tiny_data[0].micrograph,
-                               invert=True)
+    inverted, _ = input_canvas(
+        "binned", tiny_data[0].denoised, tiny_data[0].micrograph, invert=True
+    )
     assert np.corrcoef(binned.ravel(), inverted.ravel())[0, 1] < -0.99
     with pytest.raises(InputError, match="needs the micrograph"):
         input_canvas("binned", tiny_data[0].denoised, None)
@@ -133,6 +161,7 @@ def test_config_refuses_unknown_keys_and_missing_gpu():
         TrainingConfig(crop=30, depth=2)
     if not torch.cuda.is_available():
         from cryopick.device import resolve_device
+
         with pytest.raises(InputError, match="no GPU"):
             resolve_device("cuda")
 
@@ -156,6 +185,7 @@ def test_checkpoint_carries_architecture_config_and_data(trained, tiny_data, tmp
     assert not model.training
     # float16 storage changes the outputs only far below the 8-bit maps written to disk
     from cryopick.unet import AttentionUNet
+
     full = AttentionUNet(1, 4, 2).eval()
     full.load_state_dict(trained.checkpoint["state_dict"])
     x = torch.randn(1, 1, 32, 32)
@@ -193,7 +223,9 @@ def test_workflow_schema_defaults_are_the_code_defaults():
 
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     train = schema["properties"]["unet"]["properties"]["train"]["properties"]
-    defaults = {k: v["default"] for k, v in train.items() if k not in ("name", "datasets", "use_masks")}
+    defaults = {
+        k: v["default"] for k, v in train.items() if k not in ("name", "datasets", "use_masks")
+    }
     assert TrainingConfig.from_config(defaults) == TrainingConfig()
 
 
@@ -218,8 +250,12 @@ def test_blur_jitter_smooths_crops_and_keeps_their_contrast(tiny_data):
 
     config = tiny_config(blur_jitter=0.5, contrast_jitter=0.0, noise_jitter=0.0, flips=False)
     examples = [load_example(i, config, 8.0, config.heads) for i in tiny_data]
-    sharp, _, _ = sample_batch(examples, tiny_config(contrast_jitter=0.0, noise_jitter=0.0,
-                                                     flips=False), np.random.default_rng(1), 8.0)
+    sharp, _, _ = sample_batch(
+        examples,
+        tiny_config(contrast_jitter=0.0, noise_jitter=0.0, flips=False),
+        np.random.default_rng(1),
+        8.0,
+    )
     blurred, _, _ = sample_batch(examples, config, np.random.default_rng(1), 8.0)
 
     def roughness(x):
@@ -234,13 +270,22 @@ def test_fine_tuning_starts_from_the_given_weights(trained, tiny_data, tmp_path)
     of ~0 leaves them as they were), and the checkpoint says what it started from."""
     start = tmp_path / "start.pt"
     save_checkpoint(start, trained.checkpoint)
-    still = train(tiny_data, tiny_config(initial_model=str(start), learning_rate=1e-12,
-                                         steps=4, steps_per_epoch=4, diameter_px=8.0),
-                  log=lambda message: None)
+    still = train(
+        tiny_data,
+        tiny_config(
+            initial_model=str(start),
+            learning_rate=1e-12,
+            steps=4,
+            steps_per_epoch=4,
+            diameter_px=8.0,
+        ),
+        log=lambda message: None,
+    )
     for key, value in trained.checkpoint["state_dict"].items():
         if value.is_floating_point() and "running_" not in key:  # BatchNorm statistics move
-            torch.testing.assert_close(still.checkpoint["state_dict"][key].float(),
-                                       value.float(), atol=2e-3, rtol=1e-2)
+            torch.testing.assert_close(
+                still.checkpoint["state_dict"][key].float(), value.float(), atol=2e-3, rtol=1e-2
+            )
     origin = still.checkpoint["data"]["initial_model"]
     assert origin["path"] == str(start)
     assert origin["data_sha256"] == trained.checkpoint["data"]["sha256"]
@@ -249,9 +294,11 @@ def test_fine_tuning_starts_from_the_given_weights(trained, tiny_data, tmp_path)
 def test_fine_tuning_lowers_the_loss_of_the_started_model(trained, tiny_data, tmp_path):
     start = tmp_path / "start.pt"
     save_checkpoint(start, trained.checkpoint)
-    tuned = train(tiny_data, tiny_config(initial_model=str(start), diameter_px=8.0,
-                                         learning_rate=2e-3),
-                  log=lambda message: None)
+    tuned = train(
+        tiny_data,
+        tiny_config(initial_model=str(start), diameter_px=8.0, learning_rate=2e-3),
+        log=lambda message: None,
+    )
     first, last = tuned.history[0], tuned.history[-1]
     # it starts where the trained model ended, not where a random network starts
     assert first["train_total"] < trained.history[0]["train_total"]
@@ -263,8 +310,14 @@ def test_fine_tuning_refuses_a_model_for_another_input(trained, tiny_data, tmp_p
     start = tmp_path / "start.pt"
     save_checkpoint(start, trained.checkpoint)
     with pytest.raises(ModelError, match=r"start\.pt.*input 'binned'"):
-        train(tiny_data, tiny_config(initial_model=str(start), input="normalised",
-                                     diameter_px=8.0), log=lambda message: None)
+        train(
+            tiny_data,
+            tiny_config(initial_model=str(start), input="normalised", diameter_px=8.0),
+            log=lambda message: None,
+        )
     with pytest.raises(ModelError, match=r"start\.pt.*differs from the expected"):
-        train(tiny_data, tiny_config(initial_model=str(start), base_width=8, diameter_px=8.0),
-              log=lambda message: None)
+        train(
+            tiny_data,
+            tiny_config(initial_model=str(start), base_width=8, diameter_px=8.0),
+            log=lambda message: None,
+        )

@@ -11,8 +11,14 @@ import pytest
 import yaml
 
 from cryopick.io import read_coordinates, write_mrc
-from tests.conftest import (REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, make_dataset,
-                            run_workflow)
+from tests.conftest import (
+    REPO,
+    SMALL_DENOISE,
+    SNAKEMAKE,
+    SPARSE_BASELINE,
+    make_dataset,
+    run_workflow,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +37,9 @@ def test_end_to_end_outputs(workflow_run):
     assert log.count("done in") == 1 and "mic_000: denoised" in log and "mic_001" in log
     assert (results / "benchmarks" / "denoise" / "batch_00000.tsv").exists()
     assert sorted(p.name for p in (results / "baseline" / "batch_00000").glob("*.star")) == [
-        "mic_000.star", "mic_001.star"]
+        "mic_000.star",
+        "mic_001.star",
+    ]
     summary = pd.read_csv(results / "metrics" / "summary.tsv", sep="\t")
     assert list(summary["stage"]) == ["baseline", "final"]
     assert (summary["f1"] > 0.9).all() and (summary["f1_r025"] > 0.85).all()
@@ -72,17 +80,27 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
     picks): damaged micrographs added to a processed data set fail alone."""
     data = tmp_path / "data"
     dataset = make_dataset(data, n_micrographs=2)
-    config = {"datasets": {"set": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE, "picks": {"source": "unet"},
-              "unet": {"enabled": True, "model": str(REPO / "models" / "unet_default.pt"),
-                       "device": "cpu", "threads": 1}}
+    config = {
+        "datasets": {"set": dataset},
+        "denoise": SMALL_DENOISE,
+        "baseline": SPARSE_BASELINE,
+        "picks": {"source": "unet"},
+        "unet": {
+            "enabled": True,
+            "model": str(REPO / "models" / "unet_default.pt"),
+            "device": "cpu",
+            "threads": 1,
+        },
+    }
     work = tmp_path / "work"
     run_workflow(work, config)
     manifest = work / "results" / "set" / "batches.tsv"
     old_batches = manifest.read_text().splitlines()
-    kept = {p: (_digest(p), p.stat().st_mtime_ns)
-            for p in (work / "results").rglob("*") if p.is_file() and "logs" not in p.parts
-            and "benchmarks" not in p.parts and p != manifest}
+    kept = {
+        p: (_digest(p), p.stat().st_mtime_ns)
+        for p in (work / "results").rglob("*")
+        if p.is_file() and "logs" not in p.parts and "benchmarks" not in p.parts and p != manifest
+    }
     # add three damaged micrographs to the same data set
     good = data / "micrographs" / "mic_000.mrc"
     truncated = data / "micrographs" / "truncated.mrc"
@@ -101,9 +119,11 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
     results = work / "results" / "set"
     # the new micrographs form a new batch; its denoise job records each bad one and succeeds
     denoise_log = (results / "logs" / "denoise" / "batch_00001.log").read_text()
-    messages = {"truncated": "truncated.mrc: MRC file is truncated",
-                "constant": "constant.mrc: image is constant",
-                "has_nan": "has_nan.mrc: image holds 100 NaN"}
+    messages = {
+        "truncated": "truncated.mrc: MRC file is truncated",
+        "constant": "constant.mrc: image is constant",
+        "has_nan": "has_nan.mrc: image holds 100 NaN",
+    }
     unet_log = (results / "logs" / "unet_predict" / "batch_00001.log").read_text()
     for name, message in messages.items():
         assert message in denoise_log
@@ -130,8 +150,7 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
 def test_missing_ground_truth_is_named_or_skipped(tmp_path):
     dataset = make_dataset(tmp_path / "data", n_micrographs=2)
     (tmp_path / "data" / "labels" / "mic_001.csv").unlink()
-    config = {"datasets": {"set": dataset}, "denoise": SMALL_DENOISE,
-              "baseline": SPARSE_BASELINE}
+    config = {"datasets": {"set": dataset}, "denoise": SMALL_DENOISE, "baseline": SPARSE_BASELINE}
     result = run_workflow(tmp_path / "w1", config, check=False)
     assert result.returncode != 0
     log = (tmp_path / "w1/results/set/logs/metrics.log").read_text()
@@ -144,11 +163,14 @@ def test_missing_ground_truth_is_named_or_skipped(tmp_path):
     assert "skipped mic_001" in (tmp_path / "w2/results/set/logs/metrics.log").read_text()
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"denoise": {"size": 256, "nlm_hh": 3}}, "nlm_hh"),
-    ({"baseline": {"threshold": "high"}}, "threshold"),
-    ({"picks": {"source": "magic"}}, "magic"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"denoise": {"size": 256, "nlm_hh": 3}}, "nlm_hh"),
+        ({"baseline": {"threshold": "high"}}, "threshold"),
+        ({"picks": {"source": "magic"}}, "magic"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, small_dataset, change, expected):
     config = {"datasets": {"small": small_dataset}, **change}
     result = run_workflow(tmp_path, config, "-n", check=False)
@@ -171,26 +193,37 @@ def test_user_datasets_replace_the_default_ones(tmp_path, small_dataset):
 
 
 def test_snakemake_lint_is_clean():
-    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _planned_outputs(dry_run_stdout: str) -> list[str]:
-    return [line.split("output:", 1)[1].strip() for line in dry_run_stdout.splitlines()
-            if line.strip().startswith("output:")]
+    return [
+        line.split("output:", 1)[1].strip()
+        for line in dry_run_stdout.splitlines()
+        if line.strip().startswith("output:")
+    ]
 
 
 def test_unlabelled_data_sets_run_only_the_source_stage(tmp_path):
     """Comparison stages cannot be scored without ground truth: on an unlabelled data set only
-    denoise, the source stage and the final picks (and their count check) are planned, while a labelled one in the
-    same run gets every enabled stage (here baseline, unet and unet+crf)."""
+    denoise, the source stage and the final picks (and their count check) are planned, while a
+    labelled one in the same run gets every enabled stage (here baseline, unet and unet+crf)."""
     labelled = make_dataset(tmp_path / "labelled", n_micrographs=2)
-    unlabelled = {k: v for k, v in make_dataset(tmp_path / "plain", n_micrographs=2).items()
-                  if not k.startswith("ground_truth")}
-    config = {"datasets": {"lab": labelled, "plain": unlabelled}, "denoise": SMALL_DENOISE,
-              "unet": {"enabled": True}, "crf": {"enabled": True},
-              "picks": {"source": "unet"}}
+    unlabelled = {
+        k: v
+        for k, v in make_dataset(tmp_path / "plain", n_micrographs=2).items()
+        if not k.startswith("ground_truth")
+    }
+    config = {
+        "datasets": {"lab": labelled, "plain": unlabelled},
+        "denoise": SMALL_DENOISE,
+        "unet": {"enabled": True},
+        "crf": {"enabled": True},
+        "picks": {"source": "unet"},
+    }
     dry = run_workflow(tmp_path / "run", config, "-n")
     outputs = _planned_outputs(dry.stdout)
     plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
@@ -209,8 +242,11 @@ def test_empty_picks_warn_and_a_mostly_empty_data_set_fails(tmp_path, small_data
     """A picker that finds nothing is never a green run: each empty micrograph is a WARNING on
     the console and the data set ends with an error naming the settings to check; the empty
     .star files stay for the user to look at."""
-    config = {"datasets": {"small": small_dataset}, "denoise": SMALL_DENOISE,
-              "baseline": {**SPARSE_BASELINE, "threshold": 1e6}}
+    config = {
+        "datasets": {"small": small_dataset},
+        "denoise": SMALL_DENOISE,
+        "baseline": {**SPARSE_BASELINE, "threshold": 1e6},
+    }
     result = run_workflow(tmp_path, config, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0

@@ -67,8 +67,9 @@ SYNTHETIC_SET = f"{RESULTS}/synthetic/{{synthetic_set}}"
 SYNTHETIC_PARAMETERS = f"{SYNTHETIC_SET}/parameters.json"
 
 
-def synthetic_files(synthetic_set: str = "{synthetic_set}",
-                    micrograph: str = MICROGRAPH) -> dict[str, str]:
+def synthetic_files(
+    synthetic_set: str = "{synthetic_set}", micrograph: str = MICROGRAPH
+) -> dict[str, str]:
     """Every file the synthesize rule writes for one micrograph (key -> path); with the
     defaults, the rule's output patterns."""
     from cryopick.synthetic import micrograph_outputs  # numpy, OpenCV: only where needed

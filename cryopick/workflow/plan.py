@@ -102,18 +102,23 @@ class WorkflowPlan:
         if not synthetic_set:
             return dict(ds), list_micrographs(ds["micrographs"], name)
         if synthetic_set not in self.synthetic:
-            raise InputError(f"dataset {name!r}: synthetic set {synthetic_set!r} is not defined "
-                             f"under synthetic: (defined: {sorted(self.synthetic)})")
+            raise InputError(
+                f"dataset {name!r}: synthetic set {synthetic_set!r} is not defined "
+                f"under synthetic: (defined: {sorted(self.synthetic)})"
+            )
         ds = dict(ds)
-        ds["ground_truth"] = os.path.dirname(self.synthetic_files(synthetic_set, "_")
-                                             ["coordinates"])
+        ds["ground_truth"] = os.path.dirname(
+            self.synthetic_files(synthetic_set, "_")["coordinates"]
+        )
         # Dice against discs at the exact centres, as for CryoPPP's disc masks, so that scores
         # compare across data sets (the particles' true supports are in the set's masks/)
         ds["ground_truth_masks"] = None
         if ds.get("pixel_size") is None:
             ds["pixel_size"] = self._synthetic_settings[synthetic_set].pixel_size
-        return ds, {n: self.synthetic_files(synthetic_set, n)["micrograph"]
-                    for n in self.synthetic_names(synthetic_set)}
+        return ds, {
+            n: self.synthetic_files(synthetic_set, n)["micrograph"]
+            for n in self.synthetic_names(synthetic_set)
+        }
 
     def micrograph_names(self, dataset: str) -> list[str]:
         return list(self.micrographs[dataset])
@@ -135,8 +140,10 @@ class WorkflowPlan:
         if synthetic_set:
             if masks:  # scored against discs, see _list_dataset
                 return {}
-            return {n: self.synthetic_files(synthetic_set, n)["coordinates"]
-                    for n in self.micrograph_names(dataset)}
+            return {
+                n: self.synthetic_files(synthetic_set, n)["coordinates"]
+                for n in self.micrograph_names(dataset)
+            }
         if masks:
             return list_label_files(ds.get("ground_truth_masks"), suffixes=(".png",))
         return list_label_files(ds.get("ground_truth"))
@@ -145,8 +152,9 @@ class WorkflowPlan:
         """The ground-truth coordinate file of one micrograph (CryoPPP .csv, .star, .box)."""
         path = self.label_files(dataset).get(micrograph)
         if path is None:
-            raise InputError(f"dataset {dataset!r}: no ground-truth file for micrograph "
-                             f"{micrograph!r}")
+            raise InputError(
+                f"dataset {dataset!r}: no ground-truth file for micrograph {micrograph!r}"
+            )
         return path
 
     # ------------------------------------------------------------------ stages and targets
@@ -167,8 +175,10 @@ class WorkflowPlan:
 
     def final_picks(self, dataset: str) -> list[str]:
         """Every final picks file of a data set, in micrograph order."""
-        return [paths.FINAL_PICKS.format(dataset=dataset, micrograph=n)
-                for n in self.micrograph_names(dataset)]
+        return [
+            paths.FINAL_PICKS.format(dataset=dataset, micrograph=n)
+            for n in self.micrograph_names(dataset)
+        ]
 
     def report_summaries(self) -> list[str]:
         return [paths.METRICS_SUMMARY.format(dataset=d) for d in self.scored_datasets()]
@@ -181,13 +191,16 @@ class WorkflowPlan:
             names = self.micrograph_names(dataset)
             outputs += [paths.FINAL_PICKS.format(dataset=dataset, micrograph=n) for n in names]
             for fmt in self.config["picks"]["formats"]:
-                outputs += [paths.FORMATTED_PICKS.format(dataset=dataset, format=fmt,
-                                                         micrograph=n) for n in names]
+                outputs += [
+                    paths.FORMATTED_PICKS.format(dataset=dataset, format=fmt, micrograph=n)
+                    for n in names
+                ]
         outputs += self.pick_count_tables()
         outputs += self.report_summaries()
         outputs += [paths.REPORT_TSV, paths.REPORT_HTML]
-        outputs += [paths.SYNTHETIC_PARAMETERS.format(synthetic_set=s)
-                    for s in self.synthetic_sets_in_use()]
+        outputs += [
+            paths.SYNTHETIC_PARAMETERS.format(synthetic_set=s) for s in self.synthetic_sets_in_use()
+        ]
         return outputs
 
     def label_map_outputs(self) -> list[str]:
@@ -195,8 +208,11 @@ class WorkflowPlan:
         outputs = []
         for dataset in self.scored_datasets():
             labelled = self.label_files(dataset)
-            outputs += [paths.LABEL_MAP.format(dataset=dataset, micrograph=name)
-                        for name in self.micrograph_names(dataset) if name in labelled]
+            outputs += [
+                paths.LABEL_MAP.format(dataset=dataset, micrograph=name)
+                for name in self.micrograph_names(dataset)
+                if name in labelled
+            ]
         return outputs
 
     # ------------------------------------------------------------------ U-Net training
@@ -210,11 +226,9 @@ class WorkflowPlan:
         items = []
         for dataset in train["datasets"]:
             if dataset not in self.datasets:
-                raise InputError(f"unet.train.datasets names {dataset!r}, which is not in "
-                                 "datasets")
+                raise InputError(f"unet.train.datasets names {dataset!r}, which is not in datasets")
             if not self.has_ground_truth(dataset):
-                raise InputError(f"unet.train.datasets: data set {dataset!r} has no "
-                                 "ground_truth")
+                raise InputError(f"unet.train.datasets: data set {dataset!r} has no ground_truth")
             ds = self.datasets[dataset]
             labels = self.label_files(dataset)
             synthetic_set = ds.get("synthetic")
@@ -228,8 +242,9 @@ class WorkflowPlan:
                 item = {
                     "name": f"{dataset}/{name}",
                     "micrograph": self.micrographs[dataset][name],
-                    "denoised_batch": paths.DENOISED.format(dataset=dataset,
-                                                            batch=batch_of(dataset, name)),
+                    "denoised_batch": paths.DENOISED.format(
+                        dataset=dataset, batch=batch_of(dataset, name)
+                    ),
                     "labels": labels[name],
                     "diameter": ds["particle_diameter"],
                     "invert": ds.get("particle_contrast") == "bright",
@@ -241,8 +256,9 @@ class WorkflowPlan:
             raise InputError("unet.train.datasets holds no labelled micrograph to train on")
         return items
 
-    def training_inputs(self, batch_of: Callable[[str, str], str],
-                        basedir: str = ".") -> dict[str, list[str]]:
+    def training_inputs(
+        self, batch_of: Callable[[str, str], str], basedir: str = "."
+    ) -> dict[str, list[str]]:
         """The train_unet job's input files, by kind; the model fine-tuning starts from is
         one, so that new starting weights retrain."""
         items = self.training_items(batch_of)
@@ -262,8 +278,9 @@ class WorkflowPlan:
     def synthetic_names(self, synthetic_set: str) -> list[str]:
         """Micrograph names of a synthetic set, from the config alone (no file exists yet)."""
         spec = self.synthetic[synthetic_set]
-        return synthetic_micrograph_names(self.synthetic_prefix(synthetic_set),
-                                          spec.get("n_micrographs", 3))
+        return synthetic_micrograph_names(
+            self.synthetic_prefix(synthetic_set), spec.get("n_micrographs", 3)
+        )
 
     def synthetic_files(self, synthetic_set: str, name: str) -> dict[str, str]:
         """Every file the synthesize rule writes for one micrograph (key -> path)."""
@@ -275,9 +292,9 @@ class WorkflowPlan:
     def synthetic_outputs(self) -> list[str]:
         """Every configured synthetic set's parameters and micrographs, used or not."""
         sets = list(self.synthetic)
-        return ([paths.SYNTHETIC_PARAMETERS.format(synthetic_set=s) for s in sets]
-                + [self.synthetic_files(s, n)["micrograph"]
-                   for s in sets for n in self.synthetic_names(s)])
+        return [paths.SYNTHETIC_PARAMETERS.format(synthetic_set=s) for s in sets] + [
+            self.synthetic_files(s, n)["micrograph"] for s in sets for n in self.synthetic_names(s)
+        ]
 
     def synthetic_settings(self, synthetic_set: str) -> dict:
         """The physics of one set (SyntheticSettings keys): a change reruns its micrographs."""
@@ -299,6 +316,8 @@ class WorkflowPlan:
         """Index of a micrograph in its set (its seed derives from the set's seed and this)."""
         names = self.synthetic_names(synthetic_set)
         if micrograph not in names:
-            raise InputError(f"{micrograph!r} is not a micrograph of synthetic set "
-                             f"{synthetic_set!r} ({names[0]} .. {names[-1]})")
+            raise InputError(
+                f"{micrograph!r} is not a micrograph of synthetic set "
+                f"{synthetic_set!r} ({names[0]} .. {names[-1]})"
+            )
         return names.index(micrograph)

@@ -129,9 +129,12 @@ def apply_patches(log: logging.Logger | None = None) -> dict[str, bool]:
     for name, (patch, target) in PATCHES.items():
         applied[name] = patch()
         if applied[name]:
-            log.info(f"cryopick: Snakemake patch {name} applied to {target} "
-                     "(docs/snakemake_patches.md)")
+            log.info(
+                f"cryopick: Snakemake patch {name} applied to {target} (docs/snakemake_patches.md)"
+            )
         else:
-            log.info(f"cryopick: Snakemake patch {name} skipped: {target} differs from the code "
-                     "it was written for (docs/snakemake_patches.md)")
+            log.info(
+                f"cryopick: Snakemake patch {name} skipped: {target} differs from the code "
+                "it was written for (docs/snakemake_patches.md)"
+            )
     return applied

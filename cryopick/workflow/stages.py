@@ -38,8 +38,10 @@ def _sam_missing(config: dict) -> str:
 
 
 REQUIREMENTS: dict[str, Requirement] = {
-    "unet": Requirement(lambda config: bool(config["unet"]["enabled"]),
-                        lambda config: "unet.enabled: true (or use baseline)"),
+    "unet": Requirement(
+        lambda config: bool(config["unet"]["enabled"]),
+        lambda config: "unet.enabled: true (or use baseline)",
+    ),
     # the SAM stage runs only when sam.checkpoint names a file (weights cannot be shipped)
     "sam": Requirement(_sam_available, _sam_missing),
 }
@@ -77,13 +79,25 @@ class Stage:
 # In summary.tsv order (the final picks come last).
 STAGES: tuple[Stage, ...] = (
     Stage("baseline", "baseline", batched=True, rules="baseline.smk", source="baseline"),
-    Stage("unet", "unet_picks", batched=True, rules="unet.smk", source="unet",
-          requires=("unet",)),
-    Stage("unet+crf", "crf_picks", batched=False, rules="crf.smk", source="crf",
-          requires=("unet",), switch="crf"),
+    Stage("unet", "unet_picks", batched=True, rules="unet.smk", source="unet", requires=("unet",)),
+    Stage(
+        "unet+crf",
+        "crf_picks",
+        batched=False,
+        rules="crf.smk",
+        source="crf",
+        requires=("unet",),
+        switch="crf",
+    ),
     Stage("sam", "sam_raw_picks", batched=False, rules="sam.smk", requires=("unet", "sam")),
-    Stage("sam+postprocessing", "sam_picks", batched=False, rules="sam.smk", source="sam",
-          requires=("unet", "sam")),
+    Stage(
+        "sam+postprocessing",
+        "sam_picks",
+        batched=False,
+        rules="sam.smk",
+        source="sam",
+        requires=("unet", "sam"),
+    ),
 )
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 BY_SOURCE: dict[str, Stage] = {stage.source: stage for stage in STAGES if stage.source}
@@ -108,9 +122,12 @@ def requirements_met(config: dict) -> dict[str, bool]:
 def enabled_stages(config: dict, met: Mapping[str, bool] | None = None) -> list[str]:
     """Comparison stages the config turns on (SAM only with a checkpoint file)."""
     met = requirements_met(config) if met is None else met
-    return [stage.name for stage in STAGES
-            if all(met[r] for r in stage.requires)
-            and (stage.switch is None or config[stage.switch]["enabled"])]
+    return [
+        stage.name
+        for stage in STAGES
+        if all(met[r] for r in stage.requires)
+        and (stage.switch is None or config[stage.switch]["enabled"])
+    ]
 
 
 def source_stage(config: dict, met: Mapping[str, bool] | None = None) -> Stage:
@@ -124,8 +141,9 @@ def source_stage(config: dict, met: Mapping[str, bool] | None = None) -> Stage:
     return stage
 
 
-def picking_stages(config: dict, has_ground_truth: bool,
-                   met: Mapping[str, bool] | None = None) -> dict[str, str]:
+def picking_stages(
+    config: dict, has_ground_truth: bool, met: Mapping[str, bool] | None = None
+) -> dict[str, str]:
     """Stage name -> picks pattern for every stage the config runs on a data set, the final
     picks last: each gets a row in summary.tsv. Without ground truth only the source stage runs,
     since the others could not be scored."""

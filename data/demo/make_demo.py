@@ -30,16 +30,19 @@ def main(source: Path, target: Path) -> None:
         h, w = image.shape
         binned = image.reshape(h // FACTOR, FACTOR, w // FACTOR, FACTOR).mean(axis=(1, 3))
         Image.fromarray(np.round(binned).astype(np.uint8)).save(
-            target / "micrographs" / f"{name}.jpg", quality=95)
+            target / "micrographs" / f"{name}.jpg", quality=95
+        )
         mask = np.asarray(Image.open(source / "masks" / f"{name}.png")) > 0
         mask = mask.reshape(h // FACTOR, FACTOR, w // FACTOR, FACTOR).mean(axis=(1, 3)) >= 0.5
         Image.fromarray((mask * 255).astype(np.uint8)).save(target / "masks" / f"{name}.png")
         table = pd.read_csv(source / "coordinates" / f"{name}.csv")
-        out = pd.DataFrame({
-            "X-Coordinate": ((table["X-Coordinate"] + 0.5) / FACTOR - 0.5).round(2),
-            "Y-Coordinate": ((table["Y-Coordinate"] + 0.5) / FACTOR - 0.5).round(2),
-            "Diameter": table["Diameter"] / FACTOR,
-        })
+        out = pd.DataFrame(
+            {
+                "X-Coordinate": ((table["X-Coordinate"] + 0.5) / FACTOR - 0.5).round(2),
+                "Y-Coordinate": ((table["Y-Coordinate"] + 0.5) / FACTOR - 0.5).round(2),
+                "Diameter": table["Diameter"] / FACTOR,
+            }
+        )
         out.to_csv(target / "coordinates" / f"{name}.csv", index=False)
 
 
