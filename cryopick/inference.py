@@ -127,26 +127,14 @@ def pick_score_map(prediction: dict[str, np.ndarray], diameter_px: float) -> np.
 
 
 def picks_from_prediction(
-    prediction: dict[str, np.ndarray],
-    frame: Frame,
-    diameter_px: float,
-    threshold: float,
-    min_distance: float,
-    edge_margin: float,
-    exclusion: np.ndarray | None = None,
+    prediction: dict[str, np.ndarray], frame: Frame, diameter_px: float, *args, **kwargs
 ) -> pd.DataFrame:
     """Picks (file frame; score = peak height) from one micrograph's maps on the denoised
-    canvas; ``diameter_px`` in canvas pixels, ``min_distance`` and ``edge_margin`` in
-    diameters."""
-    score = pick_score_map(prediction, diameter_px)
+    canvas: :func:`cryopick.picking.picks_from_score_map` (threshold, min_distance,
+    edge_margin, exclusion) on the map :func:`pick_score_map` chooses; ``diameter_px`` in canvas
+    pixels, ``min_distance`` and ``edge_margin`` in diameters."""
     return picks_from_score_map(
-        score,
-        frame,
-        diameter_px,
-        threshold=threshold,
-        min_distance=min_distance,
-        edge_margin=edge_margin,
-        exclusion=exclusion,
+        pick_score_map(prediction, diameter_px), frame, diameter_px, *args, **kwargs
     )
 
 

@@ -31,7 +31,7 @@ from scipy import ndimage
 from cryopick.denoise import Frame
 from cryopick.io import COORDINATE_COLUMNS, InputError
 from cryopick.picking import edge_valid_mask, find_peaks, suppress_close
-from cryopick.settings import config_values
+from cryopick.settings import check_choice, config_values
 
 SEPARATIONS = ("centre", "distance", "components")
 
@@ -50,10 +50,7 @@ class MaskPickSettings:
     @classmethod
     def from_config(cls, config: dict) -> "MaskPickSettings":
         settings = cls(**config_values(cls, config, "crf_picks"))
-        if settings.separation not in SEPARATIONS:
-            raise InputError(
-                f"separation must be one of {', '.join(SEPARATIONS)}, got {settings.separation!r}"
-            )
+        check_choice(settings.separation, SEPARATIONS, "crf_picks.separation")
         if not 0 <= settings.threshold < 1:
             raise InputError(f"threshold must lie in [0, 1), got {settings.threshold}")
         return settings

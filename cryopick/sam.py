@@ -32,7 +32,7 @@ import numpy as np
 from cryopick.device import resolve_device
 from cryopick.io import InputError, atomic_path
 from cryopick.probability_maps import load_probability
-from cryopick.settings import config_values
+from cryopick.settings import check_choice, config_values
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,7 @@ class SamSettings:
     @classmethod
     def from_config(cls, config: dict) -> "SamSettings":
         settings = cls(**config_values(cls, config, "sam"))
-        if settings.model_type not in MODEL_TYPES:
-            raise InputError(
-                f"sam.model_type {settings.model_type!r} is not one of {', '.join(MODEL_TYPES)}"
-            )
+        check_choice(settings.model_type, MODEL_TYPES, "sam.model_type")
         return settings
 
     def generator_kwargs(self) -> dict[str, Any]:
@@ -247,8 +244,7 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike, device: Any = "cpu"
     path = Path(checkpoint)
     if model_type == "default":
         model_type = "vit_h"
-    if model_type not in MODEL_TYPES:
-        raise InputError(f"sam.model_type {model_type!r} is not one of {', '.join(MODEL_TYPES)}")
+    check_choice(model_type, MODEL_TYPES, "sam.model_type")
     if not path.is_file():
         raise InputError(f"{path}: SAM checkpoint does not exist")
     state = _read_state_dict(path)

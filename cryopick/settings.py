@@ -14,6 +14,13 @@ from typing import Any, Iterable, Mapping
 from cryopick.io import InputError
 
 
+def check_choice(value: Any, choices: Iterable[Any], key: str) -> None:
+    """Refuse a setting outside its allowed values, naming the key and the choices."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise InputError(f"{key} {value!r} is not one of {', '.join(map(str, choices))}")
+
+
 def config_values(
     cls: type, config: Mapping[str, Any], section: str, accepted: Iterable[str] = ()
 ) -> dict[str, Any]:
