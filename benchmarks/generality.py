@@ -3,7 +3,8 @@ point (the picking settings stored in the model, one symmetry as the workflow ru
 
 Test data, none of it in any model's training set:
 - real: the 12 EMPIAR-10017 micrographs of ../shared (held out for models trained without
-  them; in-sample for models that saw them, marked so in the table);
+  them; a model trained on some of them is scored on the others with --real-fold, e.g. the
+  general recipe with fold 0 left out, benchmarks/configs/general_cv_fold0.yaml);
 - synthetic: a grid of fresh 1024^2 micrographs (seeds no training set uses) over every
   specimen type (globular, elongated, ring, oligomer, multidomain, shell), three pixel sizes with
   particles of 100-380 A, Gaussian noise at SNR 0.05 and 0.01, rendered raw; and at SNR 0.05
@@ -131,12 +132,14 @@ def make_case(case: dict, index: int) -> tuple[Path, Path, Path]:
     return mrc, npz, csv
 
 
-def real_cases() -> list[tuple[str, Path, Path, Path]]:
+def real_cases(fold: int | None = None) -> list[tuple[str, Path, Path, Path]]:
     """(name, micrograph, denoised canvas, truth) of the EMPIAR-10017 micrographs."""
     folder = CACHE / "empiar10017"
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for path in sorted((REAL / "micrographs").iterdir()):
+    for index, path in enumerate(sorted((REAL / "micrographs").iterdir())):
+        if fold is not None and index % 3 != fold:  # the folds of benchmarks/unet_quality.py
+            continue
         name = micrograph_name(path)
         npz = folder / f"{name}.npz"
         if not npz.exists():
@@ -237,9 +240,11 @@ def relion_log_picks(
     return {"stored": picks}
 
 
-def evaluate(pickers: dict, kinds: tuple[str, ...], workdir: Path) -> pd.DataFrame:
+def evaluate(
+    pickers: dict, kinds: tuple[str, ...], workdir: Path, fold: int | None = None
+) -> pd.DataFrame:
     rows = []
-    for name, micrograph, denoised, truth_path in real_cases():
+    for name, micrograph, denoised, truth_path in real_cases(fold):
         truth = read_coordinates(truth_path)
         shape = read_micrograph(micrograph).image.shape
         for method, pick in pickers.items():
@@ -333,6 +338,13 @@ def main(argv=None) -> None:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--kinds", nargs="+", default=list(ALL_VOLUME_KINDS))
     parser.add_argument("--tag", default="")
+    parser.add_argument(
+        "--real-fold",
+        type=int,
+        choices=(0, 1, 2),
+        help="score only this fold of the real micrographs (sorted index %% 3), the one a "
+        "cross-validated model left out",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -355,7 +367,7 @@ def main(argv=None) -> None:
     workdir = CACHE / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = evaluate(pickers, tuple(args.kinds), workdir)
+    rows = evaluate(pickers, tuple(args.kinds), workdir, args.real_fold)
     suffix = f"_{args.tag}" if args.tag else ""
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
