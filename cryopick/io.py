@@ -263,10 +263,19 @@ def _read_box(path: Path, box_size: float | None) -> pd.DataFrame:
     )
 
 
+def _current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class _atomic_path:
     """Context manager yielding a temporary path next to ``path``; renamed onto it on success.
 
     A crash or error leaves the previous file (if any) untouched and no half-written file behind.
+    The file gets the permissions a plain ``open()`` would give it (0666 less the umask), not
+    the owner-only ones of a temporary file, so the user's group can read what we write.
     """
 
     def __init__(self, path: Path):
@@ -281,6 +290,7 @@ class _atomic_path:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            os.chmod(self.tmp, 0o666 & ~_current_umask())
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -1,3 +1,5 @@
+import os
+
 import mrcfile
 import numpy as np
 import pandas as pd
@@ -165,3 +167,21 @@ def test_write_mrc_is_byte_reproducible(tmp_path):
     write_mrc(tmp_path / "a.mrc", image, 1.2)
     write_mrc(tmp_path / "b.mrc", image, 1.2)
     assert (tmp_path / "a.mrc").read_bytes() == (tmp_path / "b.mrc").read_bytes()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_writes_get_the_permissions_of_a_plain_open(tmp_path, umask):
+    """Outputs are readable by the user's group (0666 less the umask), not owner-only like the
+    temporary file they are written through."""
+    from cryopick.io import atomic_path
+
+    old = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("x")
+        with open(tmp_path / "plain.txt", "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "out.txt").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask == (tmp_path / "plain.txt").stat().st_mode & 0o777
