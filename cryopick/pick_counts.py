@@ -97,7 +97,9 @@ def check_dataset(
         f"dataset {dataset!r}: {empty} of {len(flagged)} micrographs have no picks. Check "
         f"particle_diameter (Angstrom, the particle's longest dimension), pixel_size (Angstrom "
         f"per pixel of the files as given, after any binning) and particle_contrast (dark for "
-        f"unprocessed cryo-EM, bright if the images were inverted); this run used: {given}"
+        f"unprocessed cryo-EM, bright if the images were inverted); this run used: {given}. "
+        "For raw micrographs of a specimen the default model was not trained on, try "
+        "unet.model: models/unet_general.pt (models/README.md)"
     )
 
 
