@@ -37,6 +37,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.tables import markdown  # noqa: E402
+from benchmarks.unet_quality import denoise_all  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.denoise import (  # noqa: E402
     DenoiseSettings,
@@ -133,25 +135,15 @@ def make_case(case: dict, index: int) -> tuple[Path, Path, Path]:
 
 
 def real_cases(fold: int | None = None) -> list[tuple[str, Path, Path, Path]]:
-    """(name, micrograph, denoised canvas, truth) of the EMPIAR-10017 micrographs."""
-    folder = CACHE / "empiar10017"
-    folder.mkdir(parents=True, exist_ok=True)
+    """(name, micrograph, denoised canvas, truth) of the EMPIAR-10017 micrographs, denoised
+    once with the workflow's default chain (cached)."""
+    canvases = denoise_all(REAL, CACHE / "empiar10017", 1024)
     out = []
     for index, path in enumerate(sorted((REAL / "micrographs").iterdir())):
         if fold is not None and index % 3 != fold:  # the folds of benchmarks/unet_quality.py
             continue
         name = micrograph_name(path)
-        npz = folder / f"{name}.npz"
-        if not npz.exists():
-            image = read_micrograph(path).image
-            frame = frame_for(image.shape, 1024)
-            save_denoised(
-                npz,
-                denoise_image(image, DenoiseSettings(), frame),
-                frame,
-                REAL_PIXEL_SIZE * frame.scale,
-            )
-        out.append((name, path, npz, REAL / "coordinates" / f"{name}.csv"))
+        out.append((name, path, canvases[name], REAL / "coordinates" / f"{name}.csv"))
     return out
 
 
@@ -169,11 +161,8 @@ def model_picks(
     """Picks as the workflow makes them: the model's input, one symmetry, the 8-bit map file,
     the model's own picking settings ("stored"); and at every threshold of THRESHOLDS with its
     other settings, to see how far the stored operating point is from the best one."""
-    frame, _ = load_frame(denoised)
     kind = checkpoint.get("input", "denoised")
-    canvas, frame = input_canvas(
-        kind, str(denoised), str(micrograph), False, diameter_file_px / frame.scale
-    )
+    canvas, frame = input_canvas(kind, str(denoised), str(micrograph), False, diameter_file_px)
     scale = model_scale(checkpoint, frame, diameter_file_px)
     prediction = predict(model, [canvas], [frame.content_mask], scale=scale, symmetries=1)[0]
     path = workdir / "map.npz"
@@ -240,42 +229,37 @@ def relion_log_picks(
     return {"stored": picks}
 
 
+def test_cases(kinds: tuple[str, ...], fold: int | None):
+    """Every test micrograph: (name, micrograph, denoised, truth file, diameter in file pixels,
+    shape, what describes it in the table)."""
+    for name, micrograph, denoised, truth in real_cases(fold):
+        shape = read_micrograph(micrograph).image.shape
+        about = {
+            "test": "EMPIAR-10017 (real, filtered JPG)",
+            "kind": "beta-galactosidase",
+            "pixel_size": REAL_PIXEL_SIZE,
+            "snr": np.nan,
+            "rendering": "filtered_8bit",
+        }
+        yield name, micrograph, denoised, truth, REAL_DIAMETER_PX, shape, about
+    for index, case in enumerate(synthetic_cases(kinds)):
+        micrograph, denoised, truth = make_case(case, index)
+        d_px = case["diameter"] / case["pixel_size"]
+        about = {"test": "synthetic (fresh seeds)", **case}
+        yield case_name(case), micrograph, denoised, truth, d_px, (1024, 1024), about
+
+
 def evaluate(
     pickers: dict, kinds: tuple[str, ...], workdir: Path, fold: int | None = None
 ) -> pd.DataFrame:
+    """One row per test micrograph, picker and threshold label ("stored" or a grid value)."""
     rows = []
-    for name, micrograph, denoised, truth_path in real_cases(fold):
+    for name, micrograph, denoised, truth_path, d_px, shape, about in test_cases(kinds, fold):
         truth = read_coordinates(truth_path)
-        shape = read_micrograph(micrograph).image.shape
-        for method, pick in pickers.items():
-            for threshold, picks in pick(micrograph, denoised, REAL_DIAMETER_PX, workdir).items():
-                rows.append(
-                    {
-                        "method": method,
-                        "threshold": threshold,
-                        "test": "EMPIAR-10017 (real, filtered JPG)",
-                        "kind": "beta-galactosidase",
-                        "pixel_size": REAL_PIXEL_SIZE,
-                        "snr": np.nan,
-                        "rendering": "filtered_8bit",
-                        **score_micrograph(name, picks, truth, REAL_DIAMETER_PX, shape).row(),
-                    }
-                )
-    for index, case in enumerate(synthetic_cases(kinds)):
-        micrograph, denoised, truth_path = make_case(case, index)
-        truth = read_coordinates(truth_path)
-        d_px = case["diameter"] / case["pixel_size"]
         for method, pick in pickers.items():
             for threshold, picks in pick(micrograph, denoised, d_px, workdir).items():
-                rows.append(
-                    {
-                        "method": method,
-                        "threshold": threshold,
-                        "test": "synthetic (fresh seeds)",
-                        **case,
-                        **score_micrograph(case_name(case), picks, truth, d_px, (1024, 1024)).row(),
-                    }
-                )
+                score = score_micrograph(name, picks, truth, d_px, shape).row()
+                rows.append({"method": method, "threshold": threshold, **about, **score})
     return pd.DataFrame(rows)
 
 
@@ -321,16 +305,6 @@ def operating_points(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
-
-
-def markdown(table: pd.DataFrame) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in table.itertuples(index=False):
-        lines.append(
-            "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
-        )
-    return "\n".join(lines)
 
 
 def main(argv=None) -> None:

@@ -36,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.crf import CrfSettings, crf_refine  # noqa: E402
 from cryopick.denoise import DenoiseSettings, denoise_file, load_denoised  # noqa: E402
@@ -394,16 +395,6 @@ COLUMNS = [
     "dice",
     "ap",
 ]
-
-
-def markdown(table: pd.DataFrame) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in table.iterrows():
-        lines.append(
-            "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
-        )
-    return "\n".join(lines)
 
 
 def main(argv=None) -> None:

@@ -38,7 +38,6 @@ from cryopick.denoise import (  # noqa: E402
     denoise_image,
     frame_for,
     load_denoised,
-    load_frame,
     save_denoised,
 )
 from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
@@ -149,7 +148,7 @@ def evaluate_model(
             canvases[n],
             micrograph_file(data, n),
             False,
-            DIAMETER_PX / load_frame(canvases[n])[0].scale,
+            DIAMETER_PX,
         )
         for n in names
     ]

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from cryopick.checkpoint import file_sha256, load_model
-from cryopick.denoise import Frame
+from cryopick.denoise import Frame, load_frame
 from cryopick.device import describe_device, resolve_device
 from cryopick.network_input import input_canvas, network_image, rescale_factor
 from cryopick.picking import picks_from_score_map
@@ -190,20 +190,22 @@ def predict_files(
     }
     for start in range(0, len(denoised_paths), max(1, batch_size)):
         chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
+        # the particle diameter in each file's pixels (the denoise stage recorded the pixel size)
+        diameters = [diameter_angstrom / load_frame(denoised_paths[i])[1] for i in chunk]
         inputs = [
             input_canvas(
                 kind,
                 denoised_paths[i],
                 micrograph_paths[i] if micrograph_paths else None,
                 invert,
-                _canvas_diameter(denoised_paths[i], diameter_angstrom),
+                diameter_px,
             )
-            for i in chunk
+            for i, diameter_px in zip(chunk, diameters)
         ]
         # micrographs of one data set share one scale; group in case they do not
         scales = [
-            model_scale(checkpoint, frame, diameter_angstrom / _file_pixel_size(denoised_paths[i]))
-            for i, (_, frame) in zip(chunk, inputs)
+            model_scale(checkpoint, frame, diameter_px)
+            for diameter_px, (_, frame) in zip(diameters, inputs)
         ]
         for scale in sorted(set(scales)):
             members = [k for k, s in enumerate(scales) if s == scale]
@@ -224,21 +226,6 @@ def predict_files(
     return used
 
 
-def _canvas_diameter(denoised_path: str, diameter_angstrom: float) -> float:
-    """The particle diameter in the denoised canvas's pixels."""
-    from cryopick.denoise import load_frame
-
-    frame, pixel_size = load_frame(denoised_path)
-    return diameter_angstrom / pixel_size / frame.scale
-
-
-def _file_pixel_size(denoised_path: str) -> float:
-    """Angstrom per pixel of the micrograph file, as the denoise stage recorded it."""
-    from cryopick.denoise import load_frame
-
-    return load_frame(denoised_path)[1]
-
-
 def pick_unet_file(
     prediction_path: str,
     denoised_path: str,
@@ -250,7 +237,6 @@ def pick_unet_file(
 ) -> pd.DataFrame:
     """Picks from one micrograph's U-Net maps, written as RELION STAR. Settings left at None
     take the values tuned on the model's validation micrographs (stored with the maps)."""
-    from cryopick.denoise import load_denoised
     from cryopick.io import write_star
 
     maps, frame, metadata = load_prediction(prediction_path, require=("frame",))
@@ -260,8 +246,9 @@ def pick_unet_file(
     for key, value in settings.items():
         if value is None:
             settings[key] = float(tuned.get(key, defaults[key]))
-    denoised = load_denoised(denoised_path)
-    diameter_px = diameter_angstrom / denoised.pixel_size
+    # the canvas's pixel size, from the frame alone (the canvas itself is not needed)
+    canvas_frame, file_pixel_size = load_frame(denoised_path)
+    diameter_px = diameter_angstrom / (file_pixel_size * canvas_frame.scale)
     picks = picks_from_prediction(maps, frame, diameter_px, **settings)
     write_star(output_path, picks)
     return picks

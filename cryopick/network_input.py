@@ -118,11 +118,11 @@ def input_canvas(
     denoised_path: str,
     micrograph_path: str | None = None,
     invert: bool = False,
-    diameter_px: float | None = None,
+    diameter_file_px: float | None = None,
 ) -> tuple[np.ndarray, Frame]:
     """(network input, frame) of one micrograph for a model with input ``kind``: a uint8
     canvas ("binned", "denoised") or a float32 one ("normalised", which needs the particle
-    diameter in canvas pixels)."""
+    diameter in the micrograph file's pixels)."""
     denoised = load_denoised(denoised_path)
     if kind == "denoised":
         return denoised.image, denoised.frame
@@ -132,8 +132,9 @@ def input_canvas(
             "file, not only its denoised canvas"
         )
     if kind == "normalised":
-        if not diameter_px:
+        if not diameter_file_px:
             raise ValueError("the 'normalised' input needs the particle diameter")
+        diameter_px = diameter_file_px / denoised.frame.scale
         return (
             normalised_canvas(micrograph_path, denoised.frame, diameter_px, invert),
             denoised.frame,

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from cryopick.checkpoint import ModelError, file_sha256, load_model, new_checkpoint, save_checkpoint
-from cryopick.denoise import Frame, load_denoised, load_frame
+from cryopick.denoise import Frame, load_frame
 from cryopick.device import resolve_device
 from cryopick.inference import picks_from_prediction, predict
 from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph
@@ -226,7 +226,8 @@ class Example:
 
 
 def canvas_diameter(item: LabelledMicrograph) -> float:
-    return item.diameter / load_denoised(item.denoised).frame.scale
+    """The labelled diameter in the denoised canvas's pixels (reads only the frame)."""
+    return item.diameter / load_frame(item.denoised)[0].scale
 
 
 def load_example(
@@ -235,10 +236,10 @@ def load_example(
     model_diameter_px: float,
     heads: tuple[str, ...],
 ) -> Example:
-    diameter_px = canvas_diameter(item)
     canvas, frame = input_canvas(
-        config.input, item.denoised, item.micrograph, item.invert, diameter_px
+        config.input, item.denoised, item.micrograph, item.invert, item.diameter
     )
+    diameter_px = item.diameter / frame.scale
     labels = read_coordinates(item.labels)
     truth = labels[["x", "y"]].to_numpy(float)
     factor = rescale_factor(diameter_px, model_diameter_px)
@@ -685,8 +686,10 @@ def training_checkpoint(
     data: TrainingData,
     picking: dict,
     metrics: dict,
+    origin: dict | None = None,
 ) -> dict:
-    """The checkpoint of a training run (see :mod:`cryopick.checkpoint`)."""
+    """The checkpoint of a training run (see :mod:`cryopick.checkpoint`); ``origin`` says what
+    a fine-tuned model started from (see :func:`initial_network`)."""
     return new_checkpoint(
         config.architecture,
         state,
@@ -694,7 +697,7 @@ def training_checkpoint(
         data={
             **data.identity,
             "validation": [i.name for i in data.val_items],
-            **initial_model_identity(config),
+            **(origin or {}),
         },
         diameter_px=data.diameter_px,
         input=config.input,
@@ -704,27 +707,14 @@ def training_checkpoint(
     )
 
 
-def initial_model_identity(config: TrainingConfig) -> dict:
-    """What a fine-tuned model started from (file and data sha256), for its checkpoint."""
+def initial_network(
+    config: TrainingConfig, data: TrainingData, log=print
+) -> tuple[AttentionUNet, dict]:
+    """A fresh network, or the weights of ``config.initial_model`` for fine-tuning, with what it
+    started from for the new checkpoint (file and data sha256; {} from scratch). A model that
+    expects another architecture, input or particle size is refused, naming the file."""
     if not config.initial_model:
-        return {}
-    from cryopick.checkpoint import read_checkpoint
-
-    start = read_checkpoint(config.initial_model)
-    return {
-        "initial_model": {
-            "path": str(config.initial_model),
-            "sha256": file_sha256(config.initial_model),
-            "data_sha256": start["data"]["sha256"],
-        }
-    }
-
-
-def initial_network(config: TrainingConfig, data: TrainingData, log=print) -> AttentionUNet:
-    """A fresh network, or the weights of ``config.initial_model`` for fine-tuning; a model
-    that expects another architecture, input or particle size is refused, naming the file."""
-    if not config.initial_model:
-        return AttentionUNet.from_architecture(config.architecture)
+        return AttentionUNet.from_architecture(config.architecture), {}
     model, checkpoint = load_model(config.initial_model, config.architecture)
     given = {
         "input": checkpoint.get("input", "denoised"),
@@ -741,7 +731,14 @@ def initial_network(config: TrainingConfig, data: TrainingData, log=print) -> At
     log(
         f"fine-tuning from {config.initial_model} (data sha256 {checkpoint['data']['sha256'][:12]})"
     )
-    return model.train()
+    origin = {
+        "initial_model": {
+            "path": str(config.initial_model),
+            "sha256": file_sha256(config.initial_model),
+            "data_sha256": checkpoint["data"]["sha256"],
+        }
+    }
+    return model.train(), origin
 
 
 def _log_row(row: dict) -> str:
@@ -757,7 +754,8 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig, log=print) ->
     torch.set_num_threads(max(1, config.threads))
     device = resolve_device(config.device, "unet.train.device")
     data = prepare_data(items, config)
-    model = initial_network(config, data, log).to(device, memory_format=torch.channels_last)
+    model, origin = initial_network(config, data, log)
+    model = model.to(device, memory_format=torch.channels_last)
     n_params = count_parameters(model)
     log(
         f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
@@ -813,6 +811,7 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig, log=print) ->
             "stopped_by": stopped_by,
             "device": str(device),
         },
+        origin,
     )
     log(
         f"unet training done: {step} steps in {minutes:.1f} min (stopped by {stopped_by}); "
