@@ -38,3 +38,18 @@ rule all:
     default_target: True
     input:
         PLAN.targets(),
+
+
+def print_failed_micrographs():
+    """The micrographs of this run that failed, one line each, at the very end."""
+    summary = failure_summary(recorded_failures(MICROGRAPHS))
+    if summary:
+        print(summary, file=sys.stderr)
+
+
+onsuccess:
+    print_failed_micrographs()
+
+
+onerror:
+    print_failed_micrographs()

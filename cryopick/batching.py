@@ -166,9 +166,43 @@ def batch_error(folder: str | os.PathLike, micrograph: str) -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
+COMPLETION_SUFFIX = ".complete"
+
+
+def completion_record(folder: str | os.PathLike) -> Path:
+    """The file beside a batch folder that its job writes last: the batch's proof of being
+    whole, declared as a second output of every batched rule so that a folder without it (a
+    job killed mid-way, whatever Snakemake's metadata says) is redone, and checked by every
+    reader (:func:`require_complete`)."""
+    folder = Path(folder)
+    return folder.with_name(folder.name + COMPLETION_SUFFIX)
+
+
+def write_completion(folder: str | os.PathLike, micrographs: Iterable[str]) -> Path:
+    """Mark a batch folder whole: each micrograph with ``done`` or ``error`` (its record)."""
+    lines = [
+        f"{m}\t{'error' if batch_error(folder, m) is not None else 'done'}" for m in micrographs
+    ]
+    path = completion_record(folder)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("micrograph\tstatus\n" + "".join(line + "\n" for line in lines))
+    return path
+
+
+def require_complete(folder: str | os.PathLike) -> None:
+    """An InputError naming the folder when its job did not finish writing it."""
+    if not completion_record(folder).is_file():
+        raise InputError(
+            f"{folder}: incomplete batch (its job stopped before it finished: no "
+            f"{completion_record(folder).name}); rerun the workflow to redo it"
+        )
+
+
 def batch_input(folder: str | os.PathLike, micrograph: str, suffix: str = ".npz") -> Path:
     """One micrograph's artifact in a batch directory an earlier stage wrote; an InputError
-    with the earlier stage's message when it recorded an error for the micrograph instead."""
+    with the earlier stage's message when it recorded an error for the micrograph instead,
+    or when the batch is not whole."""
+    require_complete(folder)
     error = batch_error(folder, micrograph)
     if error is not None:
         raise InputError(error)
@@ -189,6 +223,7 @@ def artifacts_by_micrograph(
     found: dict[str, Path] = {}
     for path in map(Path, paths):
         if path.is_dir():
+            require_complete(path)
             for child in path.iterdir():
                 if child.name.endswith(suffix):
                     found[child.name[: -len(suffix)]] = child
@@ -238,6 +273,7 @@ def pass_on_errors(
     """For a batched job reading another batched stage's directory: copy every upstream error
     record into this job's ``folder`` (so the micrograph's own picks later fail with the first
     cause) and return the micrographs that have no error, in order, to be processed."""
+    require_complete(upstream)
     Path(folder).mkdir(parents=True, exist_ok=True)
     good = []
     for micrograph in micrographs:

@@ -9,6 +9,7 @@ Coordinate convention everywhere in cryopick: ``x`` is the column and ``y`` the 
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -20,6 +21,8 @@ import pandas as pd
 
 MICROGRAPH_SUFFIXES = (".mrc", ".mrcs", ".tif", ".tiff", ".jpg", ".jpeg", ".png")
 COORDINATE_SUFFIXES = (".csv", ".star", ".box")
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
@@ -71,6 +74,13 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float | None]:
             f"x{header_size[2]}, file holds {data.size} values)"
         )
     if data.ndim == 3:  # a stack or a movie: the first frame
+        if data.shape[0] > 1:
+            log.warning(
+                "%s: a stack of %d frames; only the first is used (give motion-corrected sums, "
+                "not movies)",
+                path,
+                data.shape[0],
+            )
         data = data[0]
     if data.ndim != 2:
         raise InputError(f"{path}: expected a 2D image or a stack, got shape {data.shape}")
@@ -84,9 +94,18 @@ def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     try:
-        data = tifffile.imread(path, key=0)
+        with tifffile.TiffFile(path) as tif:
+            n_pages = len(tif.pages)
+            data = tif.pages[0].asarray()
     except Exception as exc:
         raise InputError(f"{path}: not a readable TIFF file ({exc})") from exc
+    if n_pages > 1:
+        log.warning(
+            "%s: a stack of %d frames; only the first is used (give motion-corrected sums, "
+            "not movies)",
+            path,
+            n_pages,
+        )
     if data.ndim == 3 and data.shape[-1] in (3, 4):
         data = data[..., :3].mean(axis=-1)
     if data.ndim != 2:
@@ -108,6 +127,21 @@ def _read_raster(path: Path) -> np.ndarray:
     return np.asarray(data, dtype=np.float32)
 
 
+# smaller is a thumbnail, an icon or a particle, not a micrograph; the smallest real ones (a
+# 4x binned K3 frame) are about 1000 pixels a side
+MIN_MICROGRAPH_SIDE = 128
+
+
+def missing_file_message(path: str | os.PathLike, what: str = "file") -> str:
+    """Why ``path`` cannot be read, in one line: a dangling symbolic link names its target."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return f"{path}: dangling symbolic link (its target {os.readlink(path)} does not exist)"
+    if path.exists():
+        return f"{path}: {what} is not a regular file"
+    return f"{path}: {what} does not exist"
+
+
 def read_micrograph(path: str | os.PathLike) -> Micrograph:
     """Read a micrograph (.mrc/.mrcs first frame, .tif, .jpg, .png) as float32.
 
@@ -115,7 +149,7 @@ def read_micrograph(path: str | os.PathLike) -> Micrograph:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: micrograph file does not exist")
+        raise InputError(missing_file_message(path, "micrograph file"))
     suffix = path.suffix.lower()
     pixel_size = None
     if suffix in (".mrc", ".mrcs"):
@@ -129,8 +163,11 @@ def read_micrograph(path: str | os.PathLike) -> Micrograph:
             f"{path}: unsupported micrograph format {suffix!r} "
             f"(supported: {', '.join(MICROGRAPH_SUFFIXES)})"
         )
-    if min(image.shape) < 32:
-        raise InputError(f"{path}: image of shape {image.shape} is too small to be a micrograph")
+    if min(image.shape) < MIN_MICROGRAPH_SIDE:
+        raise InputError(
+            f"{path}: image of {image.shape[1]} x {image.shape[0]} pixels is too small to be a "
+            f"micrograph (at least {MIN_MICROGRAPH_SIDE} per side)"
+        )
     finite = np.isfinite(image)
     if not finite.all():
         bad = int((~finite).sum())
@@ -196,7 +233,7 @@ def read_coordinates(path: str | os.PathLike, box_size: float | None = None) -> 
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: coordinate file does not exist")
+        raise InputError(missing_file_message(path, "coordinate file"))
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -212,19 +249,51 @@ def read_coordinates(path: str | os.PathLike, box_size: float | None = None) -> 
     raise InputError(f"{path}: unsupported coordinate format {suffix!r}")
 
 
+# CSV column spellings, compared lower-case with everything but letters removed: CryoPPP's
+# X-Coordinate, plain x / X, x_coord, rlnCoordinateX...
+CSV_COLUMNS = {
+    "x": {"x", "xcoordinate", "xcoord", "coordinatex", "rlncoordinatex", "centerx", "centrex"},
+    "y": {"y", "ycoordinate", "ycoord", "coordinatey", "rlncoordinatey", "centery", "centrey"},
+    "diameter": {"diameter", "d", "rlndiameter", "size"},
+    "score": {"confidence", "score", "fom", "rlnautopickfigureofmerit", "probability"},
+}
+
+
+def _csv_column(name: str) -> str | None:
+    key = "".join(ch for ch in str(name).lower() if ch.isalpha())
+    return next((col for col, spellings in CSV_COLUMNS.items() if key in spellings), None)
+
+
 def _read_cryoppp_csv(path: Path) -> pd.DataFrame:
+    """CryoPPP's X-Coordinate,Y-Coordinate[,Diameter] and the other common spellings (x,y;
+    X,Y; x_coord...; any order, other columns ignored), or headerless x,y[,diameter]."""
     table = pd.read_csv(path)
-    table.columns = [c.strip() for c in table.columns]
-    if table.empty and {"X-Coordinate", "Y-Coordinate"} <= set(table.columns):
-        return empty_coordinates()
-    if not {"X-Coordinate", "Y-Coordinate"} <= set(table.columns):
+    if len(table.columns) >= 2 and all(_is_number(c) for c in table.columns[:2]):
+        table = pd.read_csv(path, header=None)  # no header: x, y[, diameter]
+        table.columns = ["x", "y", "diameter", *table.columns[3:]][: len(table.columns)]
+    found: dict[str, str] = {}
+    for column in table.columns:
+        kind = _csv_column(column)
+        if kind and kind not in found:
+            found[kind] = column
+    if not {"x", "y"} <= set(found):
         raise InputError(
-            f"{path}: CryoPPP CSV needs columns X-Coordinate,Y-Coordinate[,Diameter]; "
-            f"found {list(table.columns)}"
+            f"{path}: coordinate CSV needs an x and a y column (X-Coordinate/Y-Coordinate, x/y, "
+            f"X/Y, x_coord/y_coord...); found columns {[str(c) for c in table.columns]}"
         )
-    diameter = table["Diameter"] if "Diameter" in table.columns else None
-    score = table["Confidence"] if "Confidence" in table.columns else None
-    return _coordinates_frame(table["X-Coordinate"], table["Y-Coordinate"], score, diameter)
+    if table.empty:
+        return empty_coordinates()
+    diameter = table[found["diameter"]] if "diameter" in found else None
+    score = table[found["score"]] if "score" in found else None
+    return _coordinates_frame(table[found["x"]], table[found["y"]], score, diameter)
+
+
+def _is_number(text) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _read_star_coordinates(path: Path) -> pd.DataFrame:

@@ -169,6 +169,39 @@ def _not_empty_mask(path: str) -> bool:
         return bool(np.asarray(img).any())
 
 
+# labels this far outside the image (in its widths) are an error of the file, not of picking
+OUTSIDE_TOLERANCE = 0.02
+MAX_OUTSIDE_FRACTION = 0.05  # a few stray labels are dropped with a warning; more refuse the file
+
+
+def checked_labels(
+    path: str, truth: pd.DataFrame, shape: tuple[int, int], log=print
+) -> pd.DataFrame:
+    """The label centres that lie in the image (height, width) of the micrograph file.
+
+    Labels of another frame (an unbinned micrograph's coordinates against a binned one, x and y
+    swapped, a crop) would be scored as misses without a word: more than 5 % outside the
+    image refuses the file, naming the extent found against the image's; a few are dropped
+    with a warning. Non-finite coordinates refuse the file."""
+    from cryopick.io import InputError
+
+    h, w = shape
+    x, y = truth["x"].to_numpy(float), truth["y"].to_numpy(float)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InputError(f"{path}: {int((~np.isfinite(x + y)).sum())} labels have no finite x/y")
+    tol = OUTSIDE_TOLERANCE * max(h, w)
+    outside = (x < -tol) | (x > w + tol) | (y < -tol) | (y > h + tol)
+    if len(x) and outside.mean() > MAX_OUTSIDE_FRACTION:
+        raise InputError(
+            f"{path}: {int(outside.sum())} of {len(x)} labels lie outside the {w} x {h} image "
+            f"(x {x.min():.0f}..{x.max():.0f}, y {y.min():.0f}..{y.max():.0f}): labels of "
+            "another frame (an unbinned or differently cropped micrograph?)"
+        )
+    if outside.any():
+        log(f"{path}: {int(outside.sum())} of {len(x)} labels outside the {w} x {h} image, dropped")
+    return truth[~outside].reset_index(drop=True)
+
+
 def evaluate_dataset(
     micrographs: list[str],
     stage_picks: dict[str, list[str]],
@@ -200,20 +233,36 @@ def evaluate_dataset(
     for name in absent:
         log(f"skipped {name}: no ground-truth file in {truth_folder}")
     rows = []
+    refused: dict[str, str] = {}
     for i, name in enumerate(micrographs):
         if name not in labels:
             continue
         frame, pixel_size = load_frame(denoised[i])
         diameter = diameter_angstrom / pixel_size
         shape = (frame.original_height, frame.original_width)
-        truth = read_coordinates(labels[name])
-        mask = read_label_mask(masks[name], shape) if name in masks else None
+        try:
+            truth = checked_labels(labels[name], read_coordinates(labels[name]), shape, log)
+            mask = read_label_mask(masks[name], shape) if name in masks else None
+        except InputError as exc:  # this micrograph is not scored; the others are
+            refused[name] = str(exc)
+            log(f"{name}: not scored: {exc}")
+            continue
         if mask_folder and name not in masks:
             log(f"{name}: no label mask in {mask_folder}; Dice uses discs at the labels")
         for stage, paths in stage_picks.items():
             picks = read_coordinates(paths[i])
             score = score_micrograph(name, picks, truth, diameter, shape, mask)
             rows.append({"stage": stage, **score.row()})
+    if refused and not rows:
+        raise InputError(
+            f"{truth_folder}: no micrograph could be scored; {len(refused)} label file(s) "
+            f"refused: " + "; ".join(refused.values())
+        )
+    if refused:
+        log(
+            f"{len(refused)} of {len(micrographs)} micrographs not scored for their labels "
+            f"(the summary covers the others): {', '.join(refused)}"
+        )
     per_micrograph = pd.DataFrame(rows)
     summary = (
         pd.DataFrame(

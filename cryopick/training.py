@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from cryopick.checkpoint import ModelError, file_sha256, load_model, new_checkpoint, save_checkpoint
 from cryopick.denoise import Frame, load_frame
-from cryopick.device import resolve_device
+from cryopick.device import mixed_precision_choice, resolve_device
 from cryopick.inference import picks_from_prediction, predict
 from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph
 from cryopick.metrics import match_count, precision_recall_f1
@@ -79,10 +79,15 @@ class TrainingConfig:
     # draw validation micrographs only from these data sets (item names "dataset/micrograph"),
     # e.g. the real one when synthetic data join the training; empty: from all
     validation_datasets: tuple[str, ...] = ()
+    # relative chance of drawing a crop from each micrograph of a data set (default 1), e.g. to
+    # keep a few real micrographs from being drowned by a large synthetic corpus
+    dataset_weights: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    mixed_precision: bool = True  # bfloat16 autocast for training steps (3x faster on CPUs
-    # with AVX512-BF16, much faster on GPUs); validation and inference stay float32
+    # bfloat16 autocast for training steps: "auto" uses it where the device computes bfloat16
+    # natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX; 3x faster there, about 20x
+    # slower on CPUs without); validation and inference stay float32
+    mixed_precision: bool | str = "auto"
     threads: int = 2  # CPU threads for torch
     # picking settings tuned on the validation micrographs (grid; best pooled F1 at 0.5 x d)
     thresholds: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
@@ -102,6 +107,14 @@ class TrainingConfig:
             raise InputError(
                 f"unet training input must be one of {INPUT_KINDS}, got {self.input!r}"
             )
+        if self.mixed_precision not in (True, False, "auto"):
+            raise InputError(
+                f"unet training mixed_precision must be true, false or auto, "
+                f"got {self.mixed_precision!r}"
+            )
+        for name, weight in self.dataset_weights.items():
+            if not float(weight) >= 0:
+                raise InputError(f"unet training dataset_weights.{name} must be >= 0, got {weight}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"unet training device must be auto, cpu or cuda, got {self.device!r}")
         if self.crop % 2**self.depth:
@@ -121,6 +134,7 @@ class TrainingConfig:
         out = asdict(self)
         out["heads"] = list(self.heads)
         out["validation_datasets"] = list(self.validation_datasets)
+        out["dataset_weights"] = dict(self.dataset_weights)
         for name in ("thresholds", "min_distances", "edge_margins"):
             out[name] = list(getattr(self, name))
         return out
@@ -299,17 +313,43 @@ def split_validation(
     return train, val
 
 
+def sampling_probabilities(
+    items: list[LabelledMicrograph], weights: dict[str, float]
+) -> np.ndarray | None:
+    """Per-micrograph crop chances from ``dataset_weights`` (data set = the item name's prefix
+    before "/"; unnamed data sets weigh 1); None when no weight is set, so that unweighted
+    training draws exactly as before. Unknown data set names are an error, not a no-op."""
+    if not weights:
+        return None
+    names = [it.name.split("/", 1)[0] for it in items]
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise InputError(
+            f"unet training dataset_weights name {unknown} that are not among the training "
+            f"data sets {sorted(set(names))}"
+        )
+    p = np.array([float(weights.get(n, 1.0)) for n in names])
+    if p.sum() <= 0:
+        raise InputError("unet training dataset_weights leave every micrograph at weight 0")
+    return p / p.sum()
+
+
 def sample_batch(
     examples: list[Example],
     config: TrainingConfig,
     rng: np.random.Generator,
     diameter_px: float = 27.0,
+    sampling: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random crops with the 8 square symmetries, blur, gain/offset and noise jitter."""
+    """Random crops (micrographs drawn evenly, or with the chances ``sampling``) with the 8
+    square symmetries, blur, gain/offset and noise jitter."""
     crop = config.crop
     images, targets, valids = [], [], []
     for _ in range(config.batch_size):
-        ex = examples[int(rng.integers(len(examples)))]
+        if sampling is None:
+            ex = examples[int(rng.integers(len(examples)))]
+        else:
+            ex = examples[int(rng.choice(len(examples), p=sampling))]
         h, w = ex.image.shape
         img = np.zeros((crop, crop), np.float32)
         tgt = np.zeros((ex.targets.shape[0], crop, crop), np.float32)
@@ -509,6 +549,7 @@ class TrainingData:
     train: list[Example]
     val: list[Example]
     identity: dict  # data_identity of all items
+    sampling: np.ndarray | None = None  # chance of each training example per crop; None: even
 
 
 @dataclass
@@ -537,7 +578,10 @@ def prepare_data(items: list[LabelledMicrograph], config: TrainingConfig) -> Tra
     )
     train_ex = [load_example(i, config, diameter, config.heads) for i in train_items]
     val_ex = [load_example(i, config, diameter, config.heads) for i in val_items]
-    return TrainingData(diameter, train_items, val_items, train_ex, val_ex, data_identity(items))
+    sampling = sampling_probabilities(train_items, config.dataset_weights)
+    return TrainingData(
+        diameter, train_items, val_items, train_ex, val_ex, data_identity(items), sampling
+    )
 
 
 def fit_step(
@@ -547,15 +591,16 @@ def fit_step(
     config: TrainingConfig,
     device: torch.device,
     lr: float,
+    bfloat16: bool = False,
 ) -> dict[str, float]:
-    """One optimiser step on ``batch`` (images, targets, valid) at learning rate ``lr``; the
-    loss terms before the step."""
+    """One optimiser step on ``batch`` (images, targets, valid) at learning rate ``lr``, under
+    bfloat16 autocast when ``bfloat16``; the loss terms before the step."""
     for group in optimiser.param_groups:
         group["lr"] = lr
     model.train()
     images, targets, valid = (t.to(device) for t in batch)
     images = images.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
         logits = model(images)
     terms = loss_terms(logits.float(), targets, valid, config.heads, config.centre_weight)
     optimiser.zero_grad(set_to_none=True)
@@ -573,6 +618,7 @@ def fit_epoch(
     device: torch.device,
     step: int,
     start: float,
+    bfloat16: bool = False,
 ) -> EpochFit:
     """Optimiser steps from ``step`` to the epoch's end: the next multiple of
     ``steps_per_epoch``, the last step, or ``max_minutes`` after ``start`` (monotonic clock).
@@ -586,8 +632,8 @@ def fit_epoch(
         if elapsed >= limit_s:
             return EpochFit(None, step, lr)
         lr = _learning_rate(config, step, elapsed)
-        batch = sample_batch(data.train, config, rng, data.diameter_px)
-        terms = fit_step(model, optimiser, batch, config, device, lr)
+        batch = sample_batch(data.train, config, rng, data.diameter_px, data.sampling)
+        terms = fit_step(model, optimiser, batch, config, device, lr, bfloat16)
         step += 1
         for key, value in terms.items():
             running[key] = running.get(key, 0.0) + value
@@ -757,6 +803,8 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig, log=print) ->
     model, origin = initial_network(config, data, log)
     model = model.to(device, memory_format=torch.channels_last)
     n_params = count_parameters(model)
+    bfloat16, precision = mixed_precision_choice(config.mixed_precision, device)
+    log(f"unet training precision: {precision}")
     log(
         f"unet training on {device} ({torch.get_num_threads()} CPU threads): "
         f"{len(data.train)} training / {len(data.val)} validation micrographs, "
@@ -773,7 +821,7 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig, log=print) ->
     step = 0
     stopped_by = "steps"
     while step < config.steps:
-        fit = fit_epoch(model, optimiser, data, config, rng, device, step, start)
+        fit = fit_epoch(model, optimiser, data, config, rng, device, step, start, bfloat16)
         step = fit.step
         if fit.terms is None:
             stopped_by = "max_minutes"

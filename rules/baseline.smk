@@ -5,6 +5,7 @@ rule pick_baseline:
         denoised=paths.DENOISED,
     output:
         directory(stage_picks("baseline")),
+        paths.batch_complete(stage_picks("baseline")),
     log:
         paths.log("pick_baseline", paths.BATCH),
     benchmark:

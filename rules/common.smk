@@ -23,6 +23,7 @@ from cryopick.workflow.plan import (  # noqa: E402
     unet_train_settings,
     unet_training_folder,
 )
+from cryopick.workflow.failures import failure_summary, recorded_failures  # noqa: E402
 from cryopick.workflow.snakemake_compat import apply_patches  # noqa: E402
 from cryopick.workflow.stages import rule_files, stage_picks  # noqa: E402
 
@@ -141,9 +142,16 @@ def synthetic_index(wildcards):
 
 
 def batch_micrograph_paths(wildcards):
-    """The input files of the micrographs of a batched job, in the batch's order."""
+    """The input files of the micrographs of a batched job, in the batch's order, less the
+    missing ones (their job records the error: WorkflowPlan.micrograph_inputs)."""
+    names = BATCHES.micrographs(wildcards.dataset, wildcards.batch)
+    return PLAN.micrograph_inputs(wildcards.dataset, names)
+
+
+def batch_micrograph_files(wildcards):
+    """Micrograph name -> file of a batched job, missing files included (for their errors)."""
     files = MICROGRAPHS[wildcards.dataset]
-    return [files[name] for name in BATCHES.micrographs(wildcards.dataset, wildcards.batch)]
+    return {name: files[name] for name in BATCHES.micrographs(wildcards.dataset, wildcards.batch)}
 
 
 def unet_training_params(wildcards):

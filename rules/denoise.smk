@@ -5,6 +5,7 @@ rule denoise:
         micrographs=batch_micrograph_paths,
     output:
         directory(paths.DENOISED),
+        paths.batch_complete(paths.DENOISED),
     log:
         paths.log("denoise", paths.BATCH),
     benchmark:
@@ -16,7 +17,7 @@ rule denoise:
         mem_mb=2000,
         runtime=DENOISE_BATCH_RUNTIME,
     params:
-        micrographs=batch_micrographs,
+        files=batch_micrograph_files,
         settings=config["denoise"],
         pixel_size=dataset_pixel_size,
         invert=dataset_invert,

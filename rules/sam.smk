@@ -24,6 +24,7 @@ rule sam_masks:
         checkpoint=SAM_CHECKPOINT_INPUT,
     output:
         masks=directory(paths.SAM_MASKS),
+        complete=paths.batch_complete(paths.SAM_MASKS),
     log:
         paths.log("sam_masks", paths.BATCH),
     benchmark:

@@ -47,6 +47,7 @@ rule unet_predict:
         model=unet_model(config, workflow.basedir),
     output:
         maps=directory(paths.UNET_MAPS),
+        complete=paths.batch_complete(paths.UNET_MAPS),
     log:
         paths.log("unet_predict", paths.BATCH),
     benchmark:
@@ -77,6 +78,7 @@ rule pick_unet:
         denoised=paths.DENOISED,
     output:
         directory(stage_picks("unet")),
+        paths.batch_complete(stage_picks("unet")),
     log:
         paths.log("pick_unet", paths.BATCH),
     benchmark:

@@ -3,12 +3,14 @@ one {micrograph}.npz each in the batch's directory, or an error record for a bad
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifact, run_batch
+from cryopick.batching import batch_artifact, run_batch, write_completion
 from cryopick.denoise import DenoiseSettings, denoise_file
-from cryopick.workflow import as_list, logged_job
+from cryopick.workflow import logged_job
 
-micrographs = as_list(snakemake.params.micrographs)
-paths = dict(zip(micrographs, as_list(snakemake.input.micrographs)))
+# name -> file in the batch's order, missing files included: read_micrograph names the
+# missing or dangling one in the micrograph's error record
+paths = dict(snakemake.params.files)
+micrographs = list(paths)
 folder = Path(snakemake.output[0])
 settings = DenoiseSettings.from_config(snakemake.params.settings)
 
@@ -34,3 +36,4 @@ with logged_job(
             len(failed),
             len(micrographs),
         )
+    write_completion(folder, micrographs)

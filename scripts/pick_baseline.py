@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifact, batch_input, run_batch
+from cryopick.batching import batch_artifact, batch_input, run_batch, write_completion
 from cryopick.picking import BlobSettings, pick_baseline_file
 from cryopick.workflow import as_list, logged_job
 
@@ -24,3 +24,4 @@ def pick(micrograph: str) -> str:
 
 with logged_job(snakemake.log[0], f"baseline picks, batch {snakemake.wildcards.batch}") as log:
     run_batch(micrographs, folder, pick, log=log.info)
+    write_completion(folder, micrographs)

@@ -4,7 +4,7 @@ error record instead for a micrograph that failed upstream)."""
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifacts, pass_on_errors
+from cryopick.batching import batch_artifacts, pass_on_errors, write_completion
 from cryopick.sam import SamSettings, run_sam
 from cryopick.workflow import as_list, logged_job
 
@@ -28,3 +28,4 @@ with logged_job(
             timings["load_s"],
             timings["generate_s"],
         )
+    write_completion(folder, micrographs)

@@ -4,12 +4,14 @@ directory (an error record instead for a micrograph that failed at denoising).""
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifact, pass_on_errors
+from cryopick.batching import batch_artifact, pass_on_errors, write_completion
 from cryopick.inference import predict_files
+from cryopick.io import micrograph_name
 from cryopick.workflow import as_list, logged_job
 
 micrographs = as_list(snakemake.params.micrographs)
-raw = dict(zip(micrographs, as_list(snakemake.input.micrographs)))
+# by name: a missing micrograph is not among the inputs (its denoise error passes on)
+raw = {micrograph_name(path): path for path in as_list(snakemake.input.micrographs)}
 denoised = Path(snakemake.input.denoised)
 folder = Path(snakemake.output.maps)
 
@@ -35,3 +37,4 @@ with logged_job(
         else "none (no micrograph to predict)"
     )
     log.info("device used: %s", device)
+    write_completion(folder, micrographs)

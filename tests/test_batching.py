@@ -179,6 +179,7 @@ def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: P
         batch_input,
         pass_on_errors,
         run_batch,
+        write_completion,
     )
     from cryopick.io import InputError
 
@@ -199,6 +200,7 @@ def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: P
     assert batch_error(folder, "bad") == "bad.mrc: MRC file is truncated"
     assert batch_error(folder, "a") is None
     assert any("bad: FAILED: bad.mrc: MRC file is truncated" in line for line in lines)
+    write_completion(folder, ["a", "bad", "c"])
     # a later stage reading it gets the first cause, not a missing-file error
     assert batch_input(folder, "a") == folder / "a.npz"
     with pytest.raises(InputError, match="bad.mrc: MRC file is truncated"):
@@ -224,3 +226,31 @@ def test_a_bad_micrograph_gets_an_error_record_and_its_batch_goes_on(tmp_path: P
     ]
     with pytest.raises(InputError, match="no .npz artifact for micrograph bad"):
         artifacts_by_micrograph([folder], ["a", "bad"], ".npz")
+
+
+def test_a_batch_without_its_completion_record_is_refused_by_every_reader(tmp_path: Path) -> None:
+    """A folder a killed job left half-written looks finished once Snakemake's metadata is gone;
+    only the record its job writes last says it is whole."""
+    from cryopick.batching import (
+        artifacts_by_micrograph,
+        batch_input,
+        completion_record,
+        pass_on_errors,
+        write_completion,
+    )
+    from cryopick.io import InputError
+
+    folder = tmp_path / "denoise" / "batch_00003"
+    folder.mkdir(parents=True)
+    (folder / "a.npz").write_bytes(b"artifact")
+    for read in (
+        lambda: batch_input(folder, "a"),
+        lambda: pass_on_errors(folder, tmp_path / "unet" / "batch_00003", ["a"]),
+        lambda: artifacts_by_micrograph([folder], ["a"], ".npz"),
+    ):
+        with pytest.raises(InputError, match=r"batch_00003: incomplete batch .*rerun"):
+            read()
+    record = write_completion(folder, ["a", "b"])
+    assert record == completion_record(folder) == tmp_path / "denoise" / "batch_00003.complete"
+    assert record.read_text().splitlines() == ["micrograph\tstatus", "a\tdone", "b\tdone"]
+    assert batch_input(folder, "a") == folder / "a.npz"

@@ -19,7 +19,7 @@ from cryopick.io import (
 )
 
 
-def _image(shape=(64, 80), seed=0):
+def _image(shape=(128, 160), seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
@@ -75,7 +75,7 @@ def test_garbage_mrc_is_refused(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
 def test_raster_formats(tmp_path, suffix):
-    data = (np.linspace(0, 255, 64 * 80).reshape(64, 80)).astype(np.uint8)
+    data = (np.linspace(0, 255, 128 * 160).reshape(128, 160)).astype(np.uint8)
     path = tmp_path / f"m{suffix}"
     if suffix == ".tif":
         import tifffile
@@ -84,7 +84,7 @@ def test_raster_formats(tmp_path, suffix):
     else:
         Image.fromarray(data).save(path, quality=100)
     image = read_micrograph(path).image
-    assert image.shape == (64, 80)
+    assert image.shape == (128, 160)
     assert np.abs(image - data).mean() < 2  # jpg is lossy
 
 
@@ -101,7 +101,7 @@ def test_nan_and_constant_images_are_refused(tmp_path):
     write_mrc(tmp_path / "nan.mrc", image)
     with pytest.raises(InputError, match=r"nan\.mrc.*1 NaN"):
         read_micrograph(tmp_path / "nan.mrc")
-    write_mrc(tmp_path / "flat.mrc", np.full((64, 64), 3.0, np.float32))
+    write_mrc(tmp_path / "flat.mrc", np.full((128, 128), 3.0, np.float32))
     with pytest.raises(InputError, match=r"flat\.mrc.*constant"):
         read_micrograph(tmp_path / "flat.mrc")
 

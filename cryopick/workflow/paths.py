@@ -21,6 +21,12 @@ def batch_folder(stage: str, root: str = DATASET) -> str:
     return f"{root}/{stage}/{BATCH}"
 
 
+def batch_complete(folder: str) -> str:
+    """The record a batched job writes last beside its folder (cryopick.batching
+    .completion_record): a batched rule's second output."""
+    return f"{folder}.complete"
+
+
 def per_micrograph(stage: str, suffix: str, root: str = DATASET) -> str:
     """One micrograph's artifact of a per-micrograph stage."""
     return f"{root}/{stage}/{MICROGRAPH}{suffix}"

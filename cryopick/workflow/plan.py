@@ -123,6 +123,16 @@ class WorkflowPlan:
     def micrograph_names(self, dataset: str) -> list[str]:
         return list(self.micrographs[dataset])
 
+    def micrograph_inputs(self, dataset: str, names: list[str]) -> list[str]:
+        """The files of ``names`` that a job may declare as input: a user's micrograph that is
+        missing (a dangling symbolic link, a path in a list file that is gone, an unmounted
+        share) is left out, so that the DAG still builds and the job that reads it records an
+        error for that micrograph alone; a synthetic set's files are made by a rule and kept."""
+        files = self.micrographs[dataset]
+        if self.datasets[dataset].get("synthetic"):
+            return [files[n] for n in names]
+        return [files[n] for n in names if os.path.exists(files[n])]
+
     def has_ground_truth(self, dataset: str) -> bool:
         return bool(self.datasets[dataset].get("ground_truth"))
 

@@ -1,0 +1,113 @@
+"""Unit checks of the failure modes of issue 13 (each failed before its fix); the bad-input
+corpus driven through the real workflow is tests/test_bad_inputs.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cryopick.device import mixed_precision_choice, native_bfloat16
+from cryopick.io import InputError, read_coordinates, read_micrograph, write_mrc
+from cryopick.metrics import checked_labels
+
+
+def test_precision_follows_what_the_device_computes_natively() -> None:
+    """bfloat16 autocast is emulated, about 20x slower, on CPUs without AVX512-BF16 / AMX."""
+    cpu = torch.device("cpu")
+    assert native_bfloat16(cpu, {"avx2", "avx512f"}) is False
+    assert native_bfloat16(cpu, {"avx2", "avx512_bf16"}) is True
+    assert native_bfloat16(cpu, {"amx_bf16"}) is True
+    use, why = mixed_precision_choice("auto", cpu, {"avx2", "avx512f"})
+    assert use is False and why.startswith("float32 (auto:")
+    use, why = mixed_precision_choice("auto", cpu, {"avx512_bf16"})
+    assert use is True and "natively" in why
+    # an explicit choice is kept, whatever the device
+    assert mixed_precision_choice(True, cpu, set())[0] is True
+    assert mixed_precision_choice(False, cpu, {"avx512_bf16"})[0] is False
+
+
+def test_training_config_refuses_a_precision_that_is_not_one() -> None:
+    from cryopick.training import TrainingConfig
+
+    assert TrainingConfig().mixed_precision == "auto"
+    with pytest.raises(InputError, match="mixed_precision must be true, false or auto"):
+        TrainingConfig(mixed_precision="fast")
+
+
+@pytest.mark.parametrize(
+    "header, row",
+    [
+        ("X-Coordinate,Y-Coordinate,Diameter", "10,20,30"),  # CryoPPP
+        ("x,y", "10,20"),
+        ("X,Y", "10,20"),
+        ("x_coord,y_coord,diameter", "10,20,30"),
+        ("micrograph,x,y,score", "m,10,20,0.9"),
+        ("rlnCoordinateX,rlnCoordinateY", "10,20"),
+        (None, "10,20"),  # no header at all
+    ],
+)
+def test_label_csv_accepts_the_common_spellings(tmp_path: Path, header, row) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(("" if header is None else header + "\n") + row + "\n" + row + "\n")
+    table = read_coordinates(path)
+    assert table["x"].tolist() == [10.0, 10.0] and table["y"].tolist() == [20.0, 20.0]
+
+
+def test_label_csv_without_coordinates_names_the_file_and_the_columns(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("a,b\nq,r\n")
+    with pytest.raises(InputError, match=r"labels.csv: coordinate CSV needs an x and a y column"):
+        read_coordinates(path)
+
+
+def _labels(x, y) -> pd.DataFrame:
+    return pd.DataFrame({"x": x, "y": y, "score": 1.0, "diameter": np.nan})
+
+
+def test_labels_of_another_frame_are_refused_with_their_extent() -> None:
+    """An unbinned micrograph's coordinates against a 4x binned one: scored, they would be
+    misses (F1 0.02); refused, they name the problem."""
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 4096, 100), rng.uniform(0, 4096, 100)
+    with pytest.raises(InputError, match=r"m.csv: \d+ of 100 labels lie outside the 1024 x 1024"):
+        checked_labels("m.csv", _labels(x, y), (1024, 1024))
+    lines: list[str] = []
+    x, y = x / 4, y / 4
+    x[:2], y[:2] = 1500.0, 1500.0  # two strays in labels of the right frame are dropped
+    kept = checked_labels("m.csv", _labels(x, y), (1024, 1024), lines.append)
+    assert len(kept) == 98 and "2 of 100 labels outside" in lines[0]
+    with pytest.raises(InputError, match="no finite x/y"):
+        checked_labels("m.csv", _labels([1.0, np.nan], [1.0, 2.0]), (1024, 1024))
+
+
+def test_a_dangling_symlink_is_named_with_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "mic.mrc"
+    os.symlink(tmp_path / "gone" / "mic.mrc", link)
+    with pytest.raises(InputError, match=r"mic.mrc: dangling symbolic link \(its target .*gone"):
+        read_micrograph(link)
+    with pytest.raises(InputError, match=r"other.mrc: micrograph file does not exist"):
+        read_micrograph(tmp_path / "other.mrc")
+
+
+def test_a_movie_stack_warns_that_only_its_first_frame_is_used(tmp_path: Path, caplog) -> None:
+    import mrcfile
+
+    path = tmp_path / "movie.mrcs"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.random.default_rng(0).normal(size=(3, 256, 256)).astype(np.float32))
+    with caplog.at_level("WARNING"):
+        micrograph = read_micrograph(path)
+    assert micrograph.image.shape == (256, 256)
+    assert "movie.mrcs: a stack of 3 frames; only the first is used" in caplog.text
+
+
+def test_an_image_too_small_for_a_micrograph_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.mrc"
+    write_mrc(path, np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32), 2.0)
+    with pytest.raises(InputError, match=r"tiny.mrc: image of 32 x 32 pixels is too small"):
+        read_micrograph(path)
