@@ -40,13 +40,6 @@ rule all:
         PLAN.targets(),
 
 
-def print_failed_micrographs():
-    """The micrographs of this run that failed, one line each, at the very end."""
-    summary = failure_summary(recorded_failures(MICROGRAPHS))
-    if summary:
-        print(summary, file=sys.stderr)
-
-
 onsuccess:
     print_failed_micrographs()
 

@@ -21,6 +21,7 @@ import torch
 from cryopick.checkpoint import file_sha256, load_model
 from cryopick.denoise import Frame, load_frame
 from cryopick.device import describe_device, resolve_device
+from cryopick.io import InputError
 from cryopick.network_input import input_canvas, network_image, rescale_factor
 from cryopick.picking import picks_from_score_map
 from cryopick.probability_maps import load_prediction, save_prediction
@@ -56,6 +57,16 @@ def _symmetric_probabilities(
     return total / symmetries
 
 
+def content_box(shape: tuple[int, int], content: np.ndarray | None) -> tuple[slice, slice]:
+    """Rows and columns of the canvas that hold the micrograph: the frame puts it at the
+    top-left of the square canvas (cryopick.denoise.Frame); the whole canvas without a mask."""
+    if content is None or not content.any():
+        return slice(0, shape[0]), slice(0, shape[1])
+    rows = np.flatnonzero(content.any(axis=1))
+    cols = np.flatnonzero(content.any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
 def predict(
     model: AttentionUNet,
     images: list[np.ndarray] | np.ndarray,
@@ -79,7 +90,13 @@ def predict(
         contents = [None] * len(images)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval().to(memory_format=torch.channels_last)
-    prepared = [network_image(im, c, scale) for im, c in zip(images, contents)]
+    # the network sees the content, not the padding of the square canvas: a 4096 x 512
+    # micrograph costs an eighth of a square one, not the same (or more, once upsampled)
+    boxes = [content_box(im.shape, c) for im, c in zip(images, contents)]
+    prepared = [
+        network_image(im[box], None if c is None else c[box], scale)
+        for im, c, box in zip(images, contents, boxes)
+    ]
     outputs: list[dict | None] = [None] * len(images)
     order = sorted(range(len(images)), key=lambda i: prepared[i].shape)
     batch_size = max(1, int(batch_size))
@@ -97,13 +114,16 @@ def predict(
             batch = torch.from_numpy(np.stack([prepared[j] for j in group]))[:, None].to(device)
             probs = _symmetric_probabilities(model, batch, symmetries).cpu().numpy()
             for k, j in enumerate(group):
-                h, w = images[j].shape
+                rows, cols = boxes[j]
+                h, w = rows.stop - rows.start, cols.stop - cols.start
                 maps = {}
                 for c, head in enumerate(model.heads):
                     prob = probs[k, c]
                     if prob.shape != (h, w):
                         prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
-                    maps[head] = np.ascontiguousarray(prob, dtype=np.float32)
+                    full = np.zeros(images[j].shape, np.float32)
+                    full[rows, cols] = prob
+                    maps[head] = full
                 outputs[j] = maps
             i += len(group)
     return outputs
@@ -143,6 +163,44 @@ def picks_from_prediction(
 # ----------------------------------------------------------------------------------------------
 
 
+# Peak memory of a forward pass, measured on this project's U-Net (base width 16, inference
+# mode, float32): 630-660 bytes per network pixel from 1024^2 to 2048^2 and batches of 1-4,
+# 850 at 512^2; plus about 0.4 GB of torch and the model. Rounded up.
+BYTES_PER_NETWORK_PIXEL = 700.0  # at base width 16, in proportion to the width
+BASE_MEMORY_GB = 0.5
+
+
+def network_memory_gb(frame: Frame, scale: float, base_width: int = 16) -> float:
+    """Estimated memory of one micrograph's forward pass: its content resampled by ``scale``."""
+    pixels = frame.content_height * frame.content_width * scale * scale
+    return pixels * BYTES_PER_NETWORK_PIXEL * (base_width / 16.0) / 2**30
+
+
+def memory_batch_size(
+    frames_and_scales: list[tuple[Frame, float]],
+    batch_size: int,
+    max_memory_gb: float | None,
+    base_width: int,
+    what: str,
+) -> int:
+    """The batch size that keeps a U-Net job within ``max_memory_gb`` (None: no limit), from
+    the estimate made before any forward pass; an InputError when one micrograph alone would
+    not fit: its resampling is far off (a diameter in pixels where Angstrom are meant)."""
+    if not max_memory_gb or not frames_and_scales:
+        return batch_size
+    need = max(network_memory_gb(f, s, base_width) for f, s in frames_and_scales)
+    room = max_memory_gb - BASE_MEMORY_GB
+    if need > room:
+        frame, scale = max(frames_and_scales, key=lambda fs: network_memory_gb(*fs, base_width))
+        h, w = round(frame.content_height * scale), round(frame.content_width * scale)
+        raise InputError(
+            f"{what}: the U-Net would resample each micrograph {scale:.2f}x to {w} x {h} "
+            f"pixels and need about {need + BASE_MEMORY_GB:.1f} GB, above unet.max_memory_gb "
+            f"{max_memory_gb}; check particle_diameter (Angstrom, not pixels) and pixel_size"
+        )
+    return max(1, min(batch_size, int(room // need)))
+
+
 def predict_files(
     model_path: str,
     denoised_paths: list[str],
@@ -155,6 +213,7 @@ def predict_files(
     threads: int | None = None,
     symmetries: int | None = None,
     log=print,
+    max_memory_gb: float | None = None,
 ) -> str:
     """Load the model once, predict ``batch_size`` micrographs per forward pass and write one
     8-bit map file per micrograph (on the denoised canvas's frame). The network input is what
@@ -207,13 +266,23 @@ def predict_files(
             model_scale(checkpoint, frame, diameter_px)
             for diameter_px, (_, frame) in zip(diameters, inputs)
         ]
+        fitting = memory_batch_size(
+            [(frame, s) for (_, frame), s in zip(inputs, scales)],
+            batch_size,
+            max_memory_gb,
+            model.architecture.base_width,
+            f"particle_diameter {diameter_angstrom} A ({diameters[0]:.1f} px in "
+            f"{micrograph_paths[chunk[0]] if micrograph_paths else denoised_paths[chunk[0]]})",
+        )
+        if fitting < batch_size and start == 0:
+            log(f"batch size {fitting} instead of {batch_size}: unet.max_memory_gb {max_memory_gb}")
         for scale in sorted(set(scales)):
             members = [k for k, s in enumerate(scales) if s == scale]
             maps = predict(
                 model,
                 [inputs[k][0] for k in members],
                 [inputs[k][1].content_mask for k in members],
-                batch_size=batch_size,
+                batch_size=fitting,
                 scale=scale,
                 device=torch_device,
                 symmetries=symmetries,

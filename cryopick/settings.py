@@ -36,3 +36,34 @@ def config_values(
             f"unknown {section} setting(s): unknown keys {unknown}; allowed keys: {sorted(allowed)}"
         )
     return {name: config[name] for name in names if name in config}
+
+
+def load_schema(path: str) -> dict:
+    """The workflow's config schema (YAML)."""
+    import yaml
+
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def config_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Every way ``config`` breaks the JSON ``schema``, one line each naming the key (a
+    misspelt key with the nearest valid one), instead of the validator's page of schema."""
+    import difflib
+
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    lines = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        where = ".".join(map(str, error.absolute_path)) or "(top level)"
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = sorted(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - set(known)):
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(known)})"
+                prefix = f"{where}." if error.absolute_path else ""
+                lines.append(f"config key {prefix}{key}: not a setting{hint}")
+            continue
+        lines.append(f"config key {where}: {error.message}")
+    return lines

@@ -6,6 +6,7 @@
 
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The DAG build imports this workflow's own cryopick package; jobs find it through the
@@ -13,6 +14,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from cryopick.metrics import stage_input_name  # noqa: E402
+from cryopick.settings import config_problems, load_schema  # noqa: E402
 from cryopick.workflow import paths  # noqa: E402
 from cryopick.workflow.plan import (  # noqa: E402
     WorkflowPlan,
@@ -33,7 +35,11 @@ _cli_config = workflow.config_settings.overwrite_config
 if "datasets" in _cli_config:
     config["datasets"] = dict(_cli_config["datasets"])
 
-validate(config, "../config/schema.yaml")
+# one line per problem, naming the key, instead of the validator's page of schema
+_problems = config_problems(config, load_schema(f"{workflow.basedir}/config/schema.yaml"))
+if _problems:
+    raise WorkflowError("invalid config:\n" + "\n".join(_problems))
+validate(config, "../config/schema.yaml")  # fills in the schema's defaults
 
 # Job groups validated once each, function signatures looked up once per function: one log
 # line each, applied or skipped (docs/snakemake_patches.md).
@@ -89,6 +95,11 @@ dataset_scale_settings = _of_dataset(
 
 def dataset_micrograph_names(wildcards):
     return PLAN.micrograph_names(wildcards.dataset)
+
+
+def dataset_micrograph_files(wildcards):
+    """Micrograph name -> file of the job's data set."""
+    return dict(MICROGRAPHS[wildcards.dataset])
 
 
 def dataset_picking_stages(wildcards):
@@ -161,3 +172,10 @@ def unet_training_params(wildcards):
 
 def unet_training_inputs(wildcards):
     return PLAN.training_inputs(BATCHES.batch_of, workflow.basedir)
+
+
+def print_failed_micrographs():
+    """The micrographs of this run that failed, one line each, at the very end."""
+    summary = failure_summary(recorded_failures(MICROGRAPHS))
+    if summary:
+        print(summary, file=sys.stderr)

@@ -45,11 +45,14 @@ rule picks_format:
 
 rule pick_counts:
     """Picks per micrograph against the data set's median: a WARNING for each micrograph with
-    none or far too few, an error when most have none (cryopick/pick_counts.py)."""
+    none or far too few, an error when most have none (cryopick/pick_counts.py); the RELION
+    coordinate index of the run's picks, and earlier picks of micrographs that left the data
+    set moved to stale/ (cryopick/picks_index.py)."""
     input:
         picks=dataset_final_picks,
     output:
-        paths.PICK_COUNTS,
+        counts=paths.PICK_COUNTS,
+        index=paths.PICKS_INDEX,
     log:
         paths.log("pick_counts", None),
     benchmark:
@@ -61,7 +64,7 @@ rule pick_counts:
         mem_mb=1000,
         runtime=10,
     params:
-        micrographs=dataset_micrograph_names,
+        micrographs=dataset_micrograph_files,
         checks=config["checks"],
         settings=dataset_scale_settings,
     script:

@@ -57,7 +57,7 @@ rule unet_predict:
     threads: UNET["threads"]
     resources:
         **UNET_GPU,
-        mem_mb=3000,
+        mem_mb=int(1024 * UNET["max_memory_gb"]),
         runtime=UNET_BATCH_RUNTIME,
     params:
         micrographs=batch_micrographs,
@@ -65,6 +65,7 @@ rule unet_predict:
         invert=dataset_invert,
         device=UNET["device"],
         batch_size=UNET["batch_size"],
+        max_memory_gb=UNET["max_memory_gb"],
         symmetries=UNET["symmetries"],
     script:
         "../scripts/unet_predict.py"

@@ -1,15 +1,34 @@
-"""Snakemake wrapper: pick counts of a data set, flagged (cryopick.pick_counts)."""
+"""Snakemake wrapper: pick counts of a data set, flagged (cryopick.pick_counts); the coordinate
+index of the run's picks and stale picks moved aside (cryopick.picks_index)."""
+
+from pathlib import Path
 
 from cryopick.pick_counts import CountChecks, check_pick_counts
-from cryopick.workflow import as_list, logged_job
+from cryopick.picks_index import move_stale_picks, write_coordinate_index
+from cryopick.workflow import as_list, logged_job, paths
 
 dataset = snakemake.wildcards.dataset
+files = dict(snakemake.params.micrographs)
+picks = dict(zip(files, as_list(snakemake.input.picks)))
 with logged_job(snakemake.log[0], f"pick counts of {dataset}") as log:
+    root = Path(paths.DATASET.format(dataset=dataset))
+    folders = [Path(p).parent for p in picks.values()][:1]
+    folders += sorted(root.glob("picks_*"))  # the .csv / .box copies
+    moved = move_stale_picks(folders, files, paths.STALE.format(dataset=dataset))
+    if moved:
+        log.warning(
+            "%d pick files of micrographs no longer in data set %r moved to %s (e.g. %s)",
+            len(moved),
+            dataset,
+            paths.STALE.format(dataset=dataset),
+            moved[0].name,
+        )
     check_pick_counts(
-        dict(zip(snakemake.params.micrographs, as_list(snakemake.input.picks))),
+        picks,
         dataset,
         CountChecks.from_config(snakemake.params.checks),
         snakemake.params.settings,
-        snakemake.output[0],
+        snakemake.output.counts,
         log,
     )
+    write_coordinate_index(snakemake.output.index, files, picks)

@@ -29,6 +29,7 @@ with logged_job(
             invert=snakemake.params.invert,
             device=snakemake.params.device,
             batch_size=snakemake.params.batch_size,
+            max_memory_gb=snakemake.params.max_memory_gb,
             symmetries=snakemake.params.symmetries,
             threads=snakemake.threads,
             log=log.info,

@@ -267,6 +267,7 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     # only the data set's manifest, its pick counts and pooled metrics: no old micrograph's
     # artifact
     assert sorted(p.name for p in changed) == [
+        "autopick.star",
         "batches.tsv",
         "per_micrograph.tsv",
         "pick_counts.tsv",

@@ -111,3 +111,65 @@ def test_an_image_too_small_for_a_micrograph_is_refused(tmp_path: Path) -> None:
     write_mrc(path, np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32), 2.0)
     with pytest.raises(InputError, match=r"tiny.mrc: image of 32 x 32 pixels is too small"):
         read_micrograph(path)
+
+
+def test_the_network_sees_the_content_of_a_long_micrograph_not_its_padding() -> None:
+    """A 4096 x 512 micrograph fills an eighth of its square canvas: the forward pass runs on
+    that eighth (it cost 20x a square one's time when the padding went through the network)."""
+    from cryopick.denoise import frame_for
+    from cryopick.inference import predict
+    from cryopick.unet import AttentionUNet
+
+    torch.manual_seed(0)
+    model = AttentionUNet(1, 4, 2, ("mask", "centre"))
+    frame = frame_for((512, 4096), 256)
+    assert (frame.content_height, frame.content_width) == (32, 256)
+    canvas = np.random.default_rng(0).integers(0, 255, (256, 256)).astype(np.uint8)
+    seen: list[tuple[int, ...]] = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    (maps,) = predict(model, [canvas], [frame.content_mask], scale=2.0, device="cpu")
+    assert seen == [(1, 1, 64, 512)]  # the content, resampled 2x; not 512 x 512
+    for prob in maps.values():
+        assert prob.shape == (256, 256) and not prob[32:].any() and prob[:32].all()
+
+
+def test_unet_memory_is_estimated_before_it_runs_and_bounded() -> None:
+    """particle_diameter 27 (pixels typed for Angstrom) on the demo resampled each canvas 7x
+    and grew the job to 23.8 GB until the kernel killed it; now the batch shrinks to fit the
+    limit, and a micrograph that alone exceeds it is refused with the setting to check."""
+    from cryopick.denoise import frame_for
+    from cryopick.inference import memory_batch_size, network_memory_gb
+
+    frame = frame_for((4096, 4096), 1024)
+    assert 0.6 < network_memory_gb(frame, 1.0) < 0.75
+    assert memory_batch_size([(frame, 1.0)] * 4, 4, 4.0, 16, "x") == 4
+    assert memory_batch_size([(frame, 1.0)] * 4, 4, 2.0, 16, "x") == 2
+    assert memory_batch_size([(frame, 1.0)] * 4, 4, None, 16, "x") == 4
+    with pytest.raises(InputError, match=r"demo: the U-Net would resample each micrograph 7.10x"):
+        memory_batch_size([(frame, 7.1)], 4, 4.0, 16, "demo")
+
+
+def test_picks_of_micrographs_that_left_the_data_set_are_moved_aside(tmp_path: Path) -> None:
+    from cryopick.picks_index import move_stale_picks, write_coordinate_index
+
+    picks, csv = tmp_path / "picks", tmp_path / "picks_csv"
+    for folder in (picks, csv):
+        folder.mkdir()
+    for name in ("a.001", "b", "old"):
+        (picks / f"{name}.star").write_text("x")
+        (csv / f"{name}.csv").write_text("x")
+    moved = move_stale_picks([picks, csv], ["a.001", "b"], tmp_path / "stale")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in moved) == [
+        "stale/picks/old.star",
+        "stale/picks_csv/old.csv",
+    ]
+    assert sorted(p.name for p in picks.iterdir()) == ["a.001.star", "b.star"]
+    index = tmp_path / "autopick.star"
+    write_coordinate_index(
+        index, {"a.001": "m/a.001.mrc", "b": "m/b.mrc"}, {"b": "p/b.star", "a.001": "p/a.star"}
+    )
+    import starfile
+
+    table = starfile.read(index)
+    assert table["rlnMicrographName"].tolist() == ["m/a.001.mrc", "m/b.mrc"]
+    assert table["rlnMicrographCoordinates"].tolist() == ["p/a.star", "p/b.star"]

@@ -79,3 +79,17 @@ def test_config_values_keeps_field_values_only():
     ) == {"edge_margin": 1.0}
     with pytest.raises(InputError, match=r"unknown picks setting\(s\): unknown keys \['a', 'b'\]"):
         config_values(FinalSettings, {"b": 1, "a": 2, "edge_margin": 1.0}, "picks")
+
+
+def test_a_config_typo_is_one_line_naming_the_key_and_the_nearest_setting() -> None:
+    """Snakemake's validator printed ~110 lines of schema for one misspelt key."""
+    from cryopick.settings import config_problems, load_schema
+    from tests.conftest import REPO
+
+    schema = load_schema(str(REPO / "config" / "schema.yaml"))
+    problems = config_problems({"unet": {"batch_sise": 2}, "picks": {"source": "magic"}}, schema)
+    assert problems == [
+        "config key picks.source: 'magic' is not one of ['baseline', 'unet', 'crf', 'sam']",
+        "config key unet.batch_sise: not a setting (did you mean 'batch_size'?)",
+    ]
+    assert config_problems({"unet": {"batch_size": 2}}, schema) == []

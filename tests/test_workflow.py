@@ -201,9 +201,10 @@ def test_snakemake_lint_is_clean():
 
 def _planned_outputs(dry_run_stdout: str) -> list[str]:
     return [
-        line.split("output:", 1)[1].strip()
+        path.strip()
         for line in dry_run_stdout.splitlines()
         if line.strip().startswith("output:")
+        for path in line.split("output:", 1)[1].split(",")
     ]
 
 
@@ -228,14 +229,24 @@ def test_unlabelled_data_sets_run_only_the_source_stage(tmp_path):
     outputs = _planned_outputs(dry.stdout)
     plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
     lab = {path.split("/")[2] for path in outputs if path.startswith("results/lab/")}
-    assert plain == {"denoise", "unet", "unet_picks", "picks", "pick_counts.tsv"}, plain
+    assert plain == {
+        "denoise",
+        "unet",
+        "unet_picks",
+        "picks",
+        "pick_counts.tsv",
+        "autopick.star",
+    }, plain
     assert {"baseline", "unet_picks", "crf", "crf_picks", "picks", "metrics"} <= lab, lab
     # with the CRF as the source it runs on the unlabelled set too, and the U-Net picks do not
     config["picks"]["source"] = "crf"
     config["crf"]["enabled"] = False
     outputs = _planned_outputs(run_workflow(tmp_path / "run", config, "-n").stdout)
     plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
-    assert plain == {"denoise", "unet", "crf", "crf_picks", "picks", "pick_counts.tsv"}, plain
+    assert plain == {"denoise", "unet", "crf", "crf_picks", "picks"} | {
+        "pick_counts.tsv",
+        "autopick.star",
+    }, plain
 
 
 def test_empty_picks_warn_and_a_mostly_empty_data_set_fails(tmp_path, small_dataset):
