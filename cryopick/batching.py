@@ -189,6 +189,21 @@ def write_completion(folder: str | os.PathLike, micrographs: Iterable[str]) -> P
     return path
 
 
+def batch_folder_of(path: str | os.PathLike) -> Path:
+    """The batch folder a job's input names: readers declare the completion record, not the
+    folder, so that Snakemake redoes a batch whose record is missing (it checks only the
+    outputs a consumer asks for); the folder itself is accepted too."""
+    path = Path(path)
+    if path.name.endswith(COMPLETION_SUFFIX):
+        return path.with_name(path.name[: -len(COMPLETION_SUFFIX)])
+    return path
+
+
+def is_batch(path: str | os.PathLike) -> bool:
+    """Whether an input is a batch (its record or its folder), not a per-micrograph file."""
+    return str(path).endswith(COMPLETION_SUFFIX) or Path(path).is_dir()
+
+
 def require_complete(folder: str | os.PathLike) -> None:
     """An InputError naming the folder when its job did not finish writing it."""
     if not completion_record(folder).is_file():
@@ -201,7 +216,8 @@ def require_complete(folder: str | os.PathLike) -> None:
 def batch_input(folder: str | os.PathLike, micrograph: str, suffix: str = ".npz") -> Path:
     """One micrograph's artifact in a batch directory an earlier stage wrote; an InputError
     with the earlier stage's message when it recorded an error for the micrograph instead,
-    or when the batch is not whole."""
+    or when the batch is not whole. ``folder``: the folder or its completion record."""
+    folder = batch_folder_of(folder)
     require_complete(folder)
     error = batch_error(folder, micrograph)
     if error is not None:
@@ -222,7 +238,8 @@ def artifacts_by_micrograph(
     (holding ``{micrograph}{suffix}``) or per-micrograph files named ``{micrograph}{suffix}``."""
     found: dict[str, Path] = {}
     for path in map(Path, paths):
-        if path.is_dir():
+        if is_batch(path):
+            path = batch_folder_of(path)
             require_complete(path)
             for child in path.iterdir():
                 if child.name.endswith(suffix):
@@ -273,6 +290,7 @@ def pass_on_errors(
     """For a batched job reading another batched stage's directory: copy every upstream error
     record into this job's ``folder`` (so the micrograph's own picks later fail with the first
     cause) and return the micrographs that have no error, in order, to be processed."""
+    upstream = batch_folder_of(upstream)
     require_complete(upstream)
     Path(folder).mkdir(parents=True, exist_ok=True)
     good = []

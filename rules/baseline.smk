@@ -2,7 +2,7 @@ rule pick_baseline:
     """Blob-detector baseline picks (difference of Gaussians at the particle scale), one job
     per batch of micrographs."""
     input:
-        denoised=paths.DENOISED,
+        denoised=paths.batch_complete(paths.DENOISED),
     output:
         directory(stage_picks("baseline")),
         paths.batch_complete(stage_picks("baseline")),

@@ -8,12 +8,13 @@
 # own parsing compute the same batches without writing. A batched rule looks like
 #
 #   rule unet_predict:
-#       input: denoised=paths.DENOISED, ...       # the same batch of the stage upstream
-#       output: directory(paths.UNET_MAPS)        # {micrograph}.npz inside
+#       input: denoised=paths.batch_complete(paths.DENOISED), ...  # upstream's record
+#       output: directory(paths.UNET_MAPS),       # {micrograph}.npz inside
+#               paths.batch_complete(paths.UNET_MAPS)  # written last: the batch is whole
 #       params: micrographs=batch_micrographs
 #
 # (patterns made by paths.batch_folder) and a per-micrograph rule downstream reads
-# batch_dir(paths.UNET_MAPS).
+# batch_dir(paths.batch_complete(paths.UNET_MAPS)).
 # A micrograph that fails in a batched job gets an error record ({micrograph}.error.txt) in
 # the batch's directory instead of its artifact; the batch goes on, later batched stages pass
 # the record on, and the micrograph's own final picks fail with its message
@@ -28,10 +29,11 @@ BATCHES = BatchPlan.build(
 )
 batch_micrographs = BATCHES.micrographs_of_job
 batch_dir = BATCHES.batch_dir
-# the batch directory that holds a per-micrograph job's canvas / U-Net maps / SAM masks
-denoise_batch_of_micrograph = batch_dir(paths.DENOISED)
-unet_batch_of_micrograph = batch_dir(paths.UNET_MAPS)
-sam_batch_of_micrograph = batch_dir(paths.SAM_MASKS)
+# the batch that holds a per-micrograph job's canvas / U-Net maps / SAM masks: readers name
+# its completion record (cryopick.batching.batch_folder_of), so a batch without one is redone
+denoise_batch_of_micrograph = batch_dir(paths.batch_complete(paths.DENOISED))
+unet_batch_of_micrograph = batch_dir(paths.batch_complete(paths.UNET_MAPS))
+sam_batch_of_micrograph = batch_dir(paths.batch_complete(paths.SAM_MASKS))
 
 
 # minutes of a batch of short CPU jobs (denoise ~1-5 s per micrograph, picks well under 1 s)

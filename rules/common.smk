@@ -108,17 +108,18 @@ def dataset_picking_stages(wildcards):
 
 def source_picks(wildcards):
     """Picks of the stage chosen as the source of the final picks: the micrograph's file, or
-    the batch directory that holds it."""
+    the completion record of the batch that holds it."""
     stage = PLAN.source_stage()
     if stage.batched:
-        return BATCHES.batch_dir(stage.picks)(wildcards)
+        return BATCHES.batch_dir(paths.batch_complete(stage.picks))(wildcards)
     return stage.picks.format(**wildcards)
 
 
 def stage_outputs(pattern, dataset):
-    """Every output of a stage on a data set: its batch directories, or per-micrograph files."""
+    """Every output of a stage on a data set: its batches' completion records, or
+    per-micrograph files."""
     if "{batch}" in pattern:
-        return BATCHES.expand(pattern, dataset)
+        return BATCHES.expand(paths.batch_complete(pattern), dataset)
     return expand(pattern, dataset=dataset, micrograph=PLAN.micrograph_names(dataset))
 
 
@@ -129,7 +130,7 @@ def metrics_inputs(wildcards):
         stage_input_name(stage): stage_outputs(pattern, dataset)
         for stage, pattern in PLAN.picking_stages(dataset).items()
     }
-    inputs["denoised"] = BATCHES.expand(paths.DENOISED, dataset)
+    inputs["denoised"] = BATCHES.expand(paths.batch_complete(paths.DENOISED), dataset)
     names = set(PLAN.micrograph_names(dataset))
     for key, masks in (("labels", False), ("masks", True)):
         files = PLAN.label_files(dataset, masks=masks)

@@ -20,7 +20,7 @@ rule sam_masks:
     """SAM automatic masks (RLE, box, predicted IoU, stability) on the U-Net maps of one batch
     of micrographs, the model loaded once per job."""
     input:
-        probabilities=paths.UNET_MAPS,
+        probabilities=paths.batch_complete(paths.UNET_MAPS),
         checkpoint=SAM_CHECKPOINT_INPUT,
     output:
         masks=directory(paths.SAM_MASKS),

@@ -43,7 +43,7 @@ rule unet_predict:
     batch of micrographs (rules/batching.smk), the model loaded once per job."""
     input:
         micrographs=batch_micrograph_paths,
-        denoised=paths.DENOISED,
+        denoised=paths.batch_complete(paths.DENOISED),
         model=unet_model(config, workflow.basedir),
     output:
         maps=directory(paths.UNET_MAPS),
@@ -75,8 +75,8 @@ rule pick_unet:
     """Picks: peaks of the U-Net centre map at the particle diameter, with an edge margin; one
     job per batch of micrographs."""
     input:
-        maps=paths.UNET_MAPS,
-        denoised=paths.DENOISED,
+        maps=paths.batch_complete(paths.UNET_MAPS),
+        denoised=paths.batch_complete(paths.DENOISED),
     output:
         directory(stage_picks("unet")),
         paths.batch_complete(stage_picks("unet")),

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cryopick.batching import batch_input
+from cryopick.batching import batch_input, is_batch
 from cryopick.picking import FinalSettings, finalize_picks_file
 from cryopick.workflow import logged_job
 
@@ -14,7 +14,7 @@ with logged_job(
     picks = finalize_picks_file(
         # a batched stage's directory (or a per-micrograph file); a micrograph that failed
         # upstream ends here with the recorded message
-        str(batch_input(stage, micrograph, ".star")) if stage.is_dir() else str(stage),
+        str(batch_input(stage, micrograph, ".star")) if is_batch(stage) else str(stage),
         str(batch_input(snakemake.input.denoised, micrograph)),
         snakemake.output[0],
         FinalSettings.from_config(snakemake.params.settings),

@@ -4,12 +4,12 @@ error record instead for a micrograph that failed upstream)."""
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifacts, pass_on_errors, write_completion
+from cryopick.batching import batch_artifacts, batch_folder_of, pass_on_errors, write_completion
 from cryopick.sam import SamSettings, run_sam
 from cryopick.workflow import as_list, logged_job
 
 micrographs = as_list(snakemake.params.micrographs)
-maps = Path(snakemake.input.probabilities)
+maps = batch_folder_of(snakemake.input.probabilities)
 folder = Path(snakemake.output.masks)
 with logged_job(
     snakemake.log[0], f"sam on batch {snakemake.wildcards.batch} ({len(micrographs)} micrographs)"

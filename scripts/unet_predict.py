@@ -4,7 +4,7 @@ directory (an error record instead for a micrograph that failed at denoising).""
 
 from pathlib import Path
 
-from cryopick.batching import batch_artifact, pass_on_errors, write_completion
+from cryopick.batching import batch_artifact, batch_folder_of, pass_on_errors, write_completion
 from cryopick.inference import predict_files
 from cryopick.io import micrograph_name
 from cryopick.workflow import as_list, logged_job
@@ -12,7 +12,7 @@ from cryopick.workflow import as_list, logged_job
 micrographs = as_list(snakemake.params.micrographs)
 # by name: a missing micrograph is not among the inputs (its denoise error passes on)
 raw = {micrograph_name(path): path for path in as_list(snakemake.input.micrographs)}
-denoised = Path(snakemake.input.denoised)
+denoised = batch_folder_of(snakemake.input.denoised)
 folder = Path(snakemake.output.maps)
 
 with logged_job(

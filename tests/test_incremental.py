@@ -278,4 +278,8 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
 
 def batch_contents(stage: Path) -> dict[str, list[str]]:
     """Batch directory -> the micrographs whose artifacts it holds."""
-    return {d.name: sorted(p.stem for p in d.glob("*.npz")) for d in sorted(stage.iterdir())}
+    return {
+        d.name: sorted(p.stem for p in d.glob("*.npz"))
+        for d in sorted(stage.iterdir())
+        if d.is_dir()
+    }

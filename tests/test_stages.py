@@ -365,11 +365,11 @@ def test_training_items(tmp_path):
         "mask": "results/synthetic/syn/masks/syn_0000.png",
     }  # true supports
     inputs = wf.training_inputs(batch_of)
-    assert inputs["denoised"] == [
-        "results/fake/denoise/batch_f0",
-        "results/fake/denoise/batch_f1",
-        "results/real/denoise/batch_r1",
-        "results/real/denoise/batch_r2",
+    assert inputs["denoised"] == [  # the batches' completion records
+        "results/fake/denoise/batch_f0.complete",
+        "results/fake/denoise/batch_f1.complete",
+        "results/real/denoise/batch_r1.complete",
+        "results/real/denoise/batch_r2.complete",
     ]
     assert len(inputs["labels"]) == 4 and len(inputs["masks"]) == 3
     without_masks = make_config(

@@ -274,7 +274,8 @@ class WorkflowPlan:
         items = self.training_items(batch_of)
         inputs = {
             "micrographs": [item["micrograph"] for item in items],
-            "denoised": sorted({item["denoised_batch"] for item in items}),
+            # the batches' completion records (a batch without one is redone first)
+            "denoised": sorted({paths.batch_complete(item["denoised_batch"]) for item in items}),
             "labels": [item["labels"] for item in items],
             "masks": [item["mask"] for item in items if "mask" in item],
         }
