@@ -173,3 +173,17 @@ def test_picks_of_micrographs_that_left_the_data_set_are_moved_aside(tmp_path: P
     table = starfile.read(index)
     assert table["rlnMicrographName"].tolist() == ["m/a.001.mrc", "m/b.mrc"]
     assert table["rlnMicrographCoordinates"].tolist() == ["p/a.star", "p/b.star"]
+
+
+def test_denoising_works_on_the_content_of_a_long_micrograph(monkeypatch) -> None:
+    """The chain sees the 256 x 32 content of a 4096 x 512 micrograph, not the 256^2 canvas."""
+    import cryopick.denoise as denoise
+
+    seen: list[tuple[int, ...]] = []
+    chain = denoise._denoise_chain
+    monkeypatch.setattr(denoise, "_denoise_chain", lambda c, s: seen.append(c.shape) or chain(c, s))
+    image = np.random.default_rng(0).normal(size=(512, 4096)).astype(np.float32)
+    frame = denoise.frame_for(image.shape, 256)
+    canvas = denoise.denoise_image(image, denoise.DenoiseSettings(size=256), frame)
+    assert seen == [(32, 256)] and canvas.shape == (256, 256)
+    assert len(np.unique(canvas[32:])) == 1  # the padding: one value, the content's median
