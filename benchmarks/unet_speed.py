@@ -43,7 +43,7 @@ from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.denoise import DenoiseSettings, denoise_image, frame_for  # noqa: E402
 from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.io import read_micrograph, write_mrc  # noqa: E402
-from cryopick.network_input import binned_canvas  # noqa: E402
+from cryopick.network_input import binned_canvas, normalised_canvas  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from topaz_quality import RADIUS as TOPAZ_RADIUS  # noqa: E402
@@ -87,6 +87,8 @@ def run(
         with Clock() as c:
             if checkpoint.get("input") == "binned":
                 canvas = binned_canvas(str(path), frame)
+            elif checkpoint.get("input") == "normalised":  # reads the micrograph again
+                canvas = normalised_canvas(str(path), frame, DIAMETER_PX / frame.scale)
             prediction = predict(
                 model,
                 [canvas],

@@ -98,8 +98,9 @@ def check_dataset(
         f"particle_diameter (Angstrom, the particle's longest dimension), pixel_size (Angstrom "
         f"per pixel of the files as given, after any binning) and particle_contrast (dark for "
         f"unprocessed cryo-EM, bright if the images were inverted); this run used: {given}. "
-        "For raw micrographs of a specimen the default model was not trained on, try "
-        "unet.model: models/unet_general.pt (models/README.md)"
+        "If these are right, the model does not see this specimen: fine-tune it on a few "
+        "labelled micrographs (unet.train.initial_model: models/unet_general.pt, README "
+        "'Fine-tuning'), or compare with picks.source: baseline"
     )
 
 

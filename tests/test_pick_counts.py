@@ -67,7 +67,7 @@ def test_mostly_empty_data_set_fails_naming_the_settings(tmp_path, caplog):
     assert "2 of 3 micrographs have no picks" in message
     for key in ("particle_diameter", "pixel_size", "particle_contrast", "150.0"):
         assert key in message
-    assert "models/unet_general.pt" in message  # the model for raw data of other specimens
+    assert "initial_model: models/unet_general.pt" in message  # fine-tuning, the next step
     assert isinstance(exc.value, InputError)  # one line, no traceback, in a job
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned == [
