@@ -229,7 +229,7 @@ def relion_log_picks(
     return {"stored": picks}
 
 
-def test_cases(kinds: tuple[str, ...], fold: int | None):
+def test_cases(kinds: tuple[str, ...], fold: int | None, synthetic: bool = True):
     """Every test micrograph: (name, micrograph, denoised, truth file, diameter in file pixels,
     shape, what describes it in the table)."""
     for name, micrograph, denoised, truth in real_cases(fold):
@@ -242,7 +242,7 @@ def test_cases(kinds: tuple[str, ...], fold: int | None):
             "rendering": "filtered_8bit",
         }
         yield name, micrograph, denoised, truth, REAL_DIAMETER_PX, shape, about
-    for index, case in enumerate(synthetic_cases(kinds)):
+    for index, case in enumerate(synthetic_cases(kinds) if synthetic else []):
         micrograph, denoised, truth = make_case(case, index)
         d_px = case["diameter"] / case["pixel_size"]
         about = {"test": "synthetic (fresh seeds)", **case}
@@ -250,11 +250,16 @@ def test_cases(kinds: tuple[str, ...], fold: int | None):
 
 
 def evaluate(
-    pickers: dict, kinds: tuple[str, ...], workdir: Path, fold: int | None = None
+    pickers: dict,
+    kinds: tuple[str, ...],
+    workdir: Path,
+    fold: int | None = None,
+    synthetic: bool = True,
 ) -> pd.DataFrame:
     """One row per test micrograph, picker and threshold label ("stored" or a grid value)."""
     rows = []
-    for name, micrograph, denoised, truth_path, d_px, shape, about in test_cases(kinds, fold):
+    cases = test_cases(kinds, fold, synthetic)
+    for name, micrograph, denoised, truth_path, d_px, shape, about in cases:
         truth = read_coordinates(truth_path)
         for method, pick in pickers.items():
             for threshold, picks in pick(micrograph, denoised, d_px, workdir).items():
@@ -307,6 +312,21 @@ def operating_points(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def synthetic_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The synthetic grid's tables: by SNR and rendering, pixel size, specimen type."""
+    return {
+        "synthetic, by SNR and rendering": pooled(
+            rows[rows["test"] != rows["test"].iloc[0]], ["snr", "rendering", "method"]
+        ),
+        "synthetic, by pixel size (raw)": pooled(
+            rows[(rows["rendering"] == "raw") & rows["snr"].notna()], ["pixel_size", "method"]
+        ),
+        "synthetic, by specimen type (raw, SNR 0.05)": pooled(
+            rows[(rows["rendering"] == "raw") & (rows["snr"] == SNRS[0])], ["kind", "method"]
+        ),
+    }
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
@@ -320,6 +340,9 @@ def main(argv=None) -> None:
         "cross-validated model left out",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--real-only", action="store_true", help="the real micrographs only (no synthetic grid)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pickers = {"blob baseline": lambda m, d, px, w: blob_picks(d, px)}
@@ -341,26 +364,17 @@ def main(argv=None) -> None:
     workdir = CACHE / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = evaluate(pickers, tuple(args.kinds), workdir, args.real_fold)
+    rows = evaluate(pickers, tuple(args.kinds), workdir, args.real_fold, not args.real_only)
     suffix = f"_{args.tag}" if args.tag else ""
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out / f"generality{suffix}_per_micrograph.tsv", sep="\t", index=False)
     points = operating_points(rows, ["test", "rendering", "snr"])
     rows = rows[rows["threshold"] == "stored"]
-    tables = {
-        "by test set": pooled(rows, ["test", "method"]),
-        "synthetic, by SNR and rendering": pooled(
-            rows[rows["test"] != rows["test"].iloc[0]], ["snr", "rendering", "method"]
-        ),
-        "synthetic, by pixel size (raw)": pooled(
-            rows[(rows["rendering"] == "raw") & rows["snr"].notna()], ["pixel_size", "method"]
-        ),
-        "synthetic, by specimen type (raw, SNR 0.05)": pooled(
-            rows[(rows["rendering"] == "raw") & (rows["snr"] == SNRS[0])], ["kind", "method"]
-        ),
-        "label-free operating point: stored threshold vs the best one in hindsight": points,
-    }
+    tables = {"by test set": pooled(rows, ["test", "method"])}
+    if not args.real_only:
+        tables.update(synthetic_tables(rows))
+    tables["label-free operating point: stored threshold vs the best one in hindsight"] = points
     text = [
         f"# Generality (benchmarks/generality.py{' --tag ' + args.tag if args.tag else ''})",
         "",

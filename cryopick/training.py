@@ -703,9 +703,12 @@ def picking_settings(
     data: TrainingData,
     config: TrainingConfig,
     device: torch.device,
+    inherited: dict | None = None,
 ) -> dict:
     """The checkpoint's picking settings: tuned on the validation micrographs with the best
-    weights (loaded into ``model``) when there are some and a centre head, else defaults."""
+    weights (loaded into ``model``) when there are some and a centre head; else those of the
+    model fine-tuning started from (``inherited``: a single labelled micrograph leaves none
+    to validate on), else defaults."""
     picking = {
         "threshold": 0.5,
         "min_distance": config.min_distances[0],
@@ -713,6 +716,9 @@ def picking_settings(
         "symmetries": config.symmetries,
         "tuned_on": [],
     }
+    for key in ("threshold", "min_distance", "edge_margin"):
+        if inherited and key in inherited:
+            picking[key] = inherited[key]
     if data.val and "centre" in config.heads:
         model.load_state_dict(best_state)
         final = final_tuning(model, data.val, config, device)
@@ -782,6 +788,7 @@ def initial_network(
             "path": str(config.initial_model),
             "sha256": file_sha256(config.initial_model),
             "data_sha256": checkpoint["data"]["sha256"],
+            "picking": checkpoint.get("picking", {}),
         }
     }
     return model.train(), origin
@@ -845,7 +852,8 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig, log=print) ->
     minutes = (time.monotonic() - start) / 60.0
     if best_state is None:
         best_state = _weights(model)
-    picking = picking_settings(model, best_state, data, config, device)
+    inherited = origin.get("initial_model", {}).get("picking")
+    picking = picking_settings(model, best_state, data, config, device, inherited)
     checkpoint = training_checkpoint(
         config,
         best_state,

@@ -291,6 +291,25 @@ def test_fine_tuning_starts_from_the_given_weights(trained, tiny_data, tmp_path)
     assert origin["data_sha256"] == trained.checkpoint["data"]["sha256"]
 
 
+def test_fine_tuning_on_one_micrograph_keeps_the_started_models_picking(
+    trained, tiny_data, tmp_path
+):
+    """One labelled micrograph leaves none to tune the threshold on: the started model's
+    settings are kept, not a generic default."""
+    start = tmp_path / "start.pt"
+    checkpoint = dict(trained.checkpoint)
+    checkpoint["picking"] = {**checkpoint["picking"], "threshold": 0.33, "edge_margin": 1.3}
+    save_checkpoint(start, checkpoint)
+    tuned = train(
+        tiny_data[:1],
+        tiny_config(initial_model=str(start), diameter_px=8.0, steps=2, steps_per_epoch=2),
+        log=lambda message: None,
+    )
+    picking = tuned.checkpoint["picking"]
+    assert picking["threshold"] == 0.33 and picking["edge_margin"] == 1.3
+    assert picking["tuned_on"] == []
+
+
 def test_fine_tuning_lowers_the_loss_of_the_started_model(trained, tiny_data, tmp_path):
     start = tmp_path / "start.pt"
     save_checkpoint(start, trained.checkpoint)
