@@ -235,6 +235,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     from cryopick.denoise import frame_for
     from cryopick.io import read_coordinates
     from cryopick.probability_maps import save_prediction
+    from cryopick.batching import write_completion
     from tests.conftest import write_cryoppp
 
     rng = np.random.default_rng(1)
@@ -263,6 +264,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
             },
             frame_for((192, 192), 96),
         )
+    write_completion(tmp_path / "results/t/unet/batch_00000", names)  # the batch is whole
     config = {
         "datasets": {
             "t": {
