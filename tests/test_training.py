@@ -340,3 +340,22 @@ def test_fine_tuning_refuses_a_model_for_another_input(trained, tiny_data, tmp_p
             tiny_config(initial_model=str(start), base_width=8, diameter_px=8.0),
             log=lambda message: None,
         )
+
+
+def test_dataset_weights_set_the_chance_of_each_data_sets_micrographs() -> None:
+    """A few real micrographs among a large synthetic corpus get the weight they are given; a
+    weight for a data set that is not trained on is an error, not a silent no-op."""
+    from cryopick.training import sampling_probabilities
+
+    items = [
+        LabelledMicrograph(f"{ds}/m{i}", "d.npz", "l.csv", 10.0)
+        for ds, n in (("real", 2), ("synthetic", 6))
+        for i in range(n)
+    ]
+    assert sampling_probabilities(items, {}) is None  # unweighted: drawn as before
+    p = sampling_probabilities(items, {"real": 3})
+    assert p[:2].sum() == pytest.approx(0.5) and p[2:].sum() == pytest.approx(0.5)
+    with pytest.raises(InputError, match=r"dataset_weights name \['reel'\]"):
+        sampling_probabilities(items, {"reel": 3})
+    with pytest.raises(InputError, match="every micrograph at weight 0"):
+        sampling_probabilities(items, {"real": 0, "synthetic": 0})
