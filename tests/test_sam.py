@@ -232,10 +232,10 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     import pandas as pd
     from PIL import Image
 
+    from cryopick.batching import write_completion
     from cryopick.denoise import frame_for
     from cryopick.io import read_coordinates
     from cryopick.probability_maps import save_prediction
-    from cryopick.batching import write_completion
     from tests.conftest import write_cryoppp
 
     rng = np.random.default_rng(1)
