@@ -54,7 +54,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     synthetic_set=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     micrograph=r"[^/]+",
-    format=r"csv|box",
+    format="|".join(paths.PICK_FORMATS),
 
 
 def _of_dataset(value):

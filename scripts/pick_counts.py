@@ -11,9 +11,11 @@ dataset = snakemake.wildcards.dataset
 files = dict(snakemake.params.micrographs)
 picks = dict(zip(files, as_list(snakemake.input.picks)))
 with logged_job(snakemake.log[0], f"pick counts of {dataset}") as log:
-    root = Path(paths.DATASET.format(dataset=dataset))
-    folders = [Path(p).parent for p in picks.values()][:1]
-    folders += sorted(root.glob("picks_*"))  # the .csv / .box copies
+    # the final picks and their .csv / .box copies (whichever formats earlier runs made)
+    folders = [Path(paths.FINAL_PICKS.format(dataset=dataset, micrograph="_")).parent] + [
+        Path(paths.FORMATTED_PICKS.format(dataset=dataset, micrograph="_", format=f)).parent
+        for f in paths.PICK_FORMATS
+    ]
     moved = move_stale_picks(folders, files, paths.STALE.format(dataset=dataset))
     if moved:
         log.warning(

@@ -90,6 +90,27 @@ def baseline_only(config: dict) -> dict:
     return merged
 
 
+def snakemake_command(workdir: Path, config_path: Path, *extra: str) -> list[str]:
+    """The command line of the real workflow with ``config_path`` in ``workdir``."""
+    return [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_path),
+        *extra,
+    ]
+
+
+def local_profile_command(workdir: Path, config_path: Path) -> list[str]:
+    """The workflow through profiles/local on one core, as the README's local run."""
+    return snakemake_command(
+        workdir, config_path, "--profile", str(REPO / "profiles" / "local"), "--cores", "1"
+    )
+
+
 def run_workflow(
     workdir: Path, config: dict, *extra: str, check=True, timeout=900
 ) -> subprocess.CompletedProcess:
@@ -98,18 +119,7 @@ def run_workflow(
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(baseline_only(config)))
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config_path),
-        "--cores",
-        "2",
-        *extra,
-    ]
+    cmd = snakemake_command(workdir, config_path, "--cores", "2", *extra)
     result = subprocess.run(
         cmd,
         capture_output=True,

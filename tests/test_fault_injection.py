@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, make_dataset
+from tests.conftest import (
+    REPO,
+    SMALL_DENOISE,
+    SPARSE_BASELINE,
+    local_profile_command,
+    make_dataset,
+)
 from tests.test_interruption import incomplete_outputs
 
 pytestmark = pytest.mark.slow
@@ -32,22 +38,6 @@ def final_artifacts(workdir: Path) -> dict[str, str]:
         for p in sorted(results.rglob("*"))
         if p.is_file() and not SKIPPED_PARTS & set(p.relative_to(results).parts)
     }
-
-
-def command(workdir: Path, config: Path) -> list[str]:
-    return [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config),
-        "--profile",
-        str(REPO / "profiles" / "local"),
-        "--cores",
-        "1",
-    ]
 
 
 def in_flight(workdir: Path, folder: str) -> bool:
@@ -92,7 +82,9 @@ def small_run(tmp_path_factory):
         )
     )
     reference = root / "reference"
-    result = subprocess.run(command(reference, config), capture_output=True, text=True)
+    result = subprocess.run(
+        local_profile_command(reference, config), capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root, config, final_artifacts(reference)
 
@@ -101,7 +93,7 @@ def small_run(tmp_path_factory):
 def test_a_killed_run_resumed_as_the_readme_says_ends_byte_identical(small_run, point) -> None:
     root, config, reference = small_run
     workdir = root / point.replace(" ", "_")
-    cmd = command(workdir, config)
+    cmd = local_profile_command(workdir, config)
     run = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, SMALL_DENOISE, SNAKEMAKE, SPARSE_BASELINE, make_dataset
+from tests.conftest import (
+    REPO,
+    SMALL_DENOISE,
+    SPARSE_BASELINE,
+    make_dataset,
+    snakemake_command,
+)
 
 SHIPPED_MODEL = REPO / "models" / "unet_default.pt"
 
@@ -51,19 +57,9 @@ def snakemake(
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config_file),
-        "--cores",
-        "2",
-        *(["-n"] if dry_run else []),
-        *args,
-    ]
+    cmd = snakemake_command(
+        workdir, config_file, "--cores", "2", *(["-n"] if dry_run else []), *args
+    )
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result

@@ -16,11 +16,10 @@ import pytest
 import yaml
 
 from tests.conftest import (
-    REPO,
     SMALL_DENOISE,
-    SNAKEMAKE,
     SPARSE_BASELINE,
     baseline_only,
+    local_profile_command,
     make_dataset,
 )
 from tests.test_incremental import planned_jobs
@@ -62,19 +61,7 @@ def test_killed_run_resumes_without_redoing_finished_micrographs(tmp_path: Path)
         )
     )
     workdir = tmp_path / "work"
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config),
-        "--profile",
-        str(REPO / "profiles" / "local"),
-        "--cores",
-        "1",
-    ]
+    cmd = local_profile_command(workdir, config)
     denoised = workdir / "results" / "set" / "denoise"
 
     def finished_batches() -> list[Path]:

@@ -60,6 +60,7 @@ PICK_COUNTS = f"{DATASET}/pick_counts.tsv"  # picks per micrograph, flagged (cry
 PICKS_INDEX = f"{DATASET}/autopick.star"  # RELION coordinate index of this run's picks
 STALE = f"{DATASET}/stale"  # picks of micrographs no longer in the data set, moved here
 FORMATTED_PICKS = f"{DATASET}/picks_{{format}}/{MICROGRAPH}.{{format}}"
+PICK_FORMATS = ("csv", "box")  # the {format}s of FORMATTED_PICKS (picks.formats)
 LABEL_MAP = per_micrograph("labels", ".png")
 METRICS = f"{DATASET}/metrics"
 METRICS_SUMMARY = f"{METRICS}/summary.tsv"
