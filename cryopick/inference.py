@@ -188,10 +188,10 @@ def memory_batch_size(
     not fit: its resampling is far off (a diameter in pixels where Angstrom are meant)."""
     if not max_memory_gb or not frames_and_scales:
         return batch_size
-    need = max(network_memory_gb(f, s, base_width) for f, s in frames_and_scales)
+    frame, scale = max(frames_and_scales, key=lambda fs: network_memory_gb(*fs, base_width))
+    need = network_memory_gb(frame, scale, base_width)
     room = max_memory_gb - BASE_MEMORY_GB
     if need > room:
-        frame, scale = max(frames_and_scales, key=lambda fs: network_memory_gb(*fs, base_width))
         h, w = round(frame.content_height * scale), round(frame.content_width * scale)
         raise InputError(
             f"{what}: the U-Net would resample each micrograph {scale:.2f}x to {w} x {h} "
