@@ -7,17 +7,21 @@ picks in the micrograph file's pixel frame only at the very end, so there is one
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from scipy import ndimage
+from scipy import ndimage, stats
 from scipy.spatial import cKDTree
 
 from cryopick.denoise import Denoised, Frame, load_denoised
 from cryopick.io import COORDINATE_COLUMNS, read_coordinates, write_coordinates, write_star
 from cryopick.settings import config_values
+
+LOGGER = logging.getLogger(__name__)
 
 
 def suppress_close(
@@ -88,10 +92,54 @@ class BlobSettings:
     threshold: float = 1.5  # minimum response in units of its robust standard deviation
     min_distance: float = 0.6  # minimum distance between picks
     edge_margin: float = 1.2  # centres closer than this to the micrograph edge are dropped
+    noise_check: bool = True  # no picks (and a WARNING) where the blobs look like pure noise
 
     @classmethod
     def from_config(cls, config: dict) -> "BlobSettings":
         return cls(**config_values(cls, config, "baseline"))
+
+
+# A blob detector finds local maxima in anything, pure noise included. Two label-free signs of
+# particles, either one enough: a heavy tail of strong blobs (of the peaks above 2 robust
+# standard deviations, at least this fraction above 4; pure noise after denoising: 0.00-0.07,
+# the labelled real and synthetic training sets: 0.12-0.90 with one exception, filtered
+# renderings, whose strong blobs sit at 2-4), or more strong dark blobs than strong bright ones
+# (peaks above 3 of the response and of its negation: noise is symmetric, so each strong peak
+# is dark or bright by a coin toss; particles make dark ones significantly more common, hollow
+# shells and thick-ice gradients excepted, which the tail catches).
+# Measured on held-out data: benchmarks/results/baseline_noise_check.md.
+STRONG_TAIL_FRACTION = 0.10
+DARK_EXCESS_P_VALUE = 0.01
+
+
+@dataclass(frozen=True)
+class BlobSignal:
+    """Label-free evidence that a micrograph's blobs are more than noise."""
+
+    strong_tail_fraction: float  # of the peaks above 2, the fraction above 4
+    strong_dark: int  # peaks above 3 of the response (dark blobs)
+    strong_bright: int  # peaks above 3 of its negation (bright blobs)
+
+    @property
+    def dark_excess_p_value(self) -> float:
+        """One-sided binomial p-value of this many dark blobs if dark and bright were equally
+        likely, as they are in noise."""
+        n = self.strong_dark + self.strong_bright
+        return float(stats.binom.sf(self.strong_dark - 1, n, 0.5)) if n else 1.0
+
+    @property
+    def looks_like_noise(self) -> bool:
+        return (
+            self.strong_tail_fraction < STRONG_TAIL_FRACTION
+            and self.dark_excess_p_value >= DARK_EXCESS_P_VALUE
+        )
+
+    def describe(self) -> str:
+        return (
+            f"strong-blob tail {self.strong_tail_fraction:.2f} < {STRONG_TAIL_FRACTION}, and "
+            f"{self.strong_dark} strong dark against {self.strong_bright} strong bright blobs, "
+            f"p = {self.dark_excess_p_value:.2g} >= {DARK_EXCESS_P_VALUE}"
+        )
 
 
 def blob_response(
@@ -111,15 +159,39 @@ def blob_response(
     return (response - median) / mad
 
 
+def blob_signal(
+    response: np.ndarray, valid: np.ndarray, diameter_px: float, settings: BlobSettings
+) -> BlobSignal:
+    """How the DoG response's peaks differ from those of noise (see the constants above)."""
+    distance = settings.min_distance * diameter_px
+    _, _, dark = find_peaks(response, distance, 2.0, valid)
+    _, _, bright = find_peaks(-response, distance, 3.0, valid)
+    tail = float(np.mean(dark > 4.0)) if len(dark) else 0.0
+    return BlobSignal(tail, int(np.sum(dark > 3.0)), len(bright))
+
+
 def pick_blobs(
     denoised: Denoised,
     diameter_px: float,
     settings: BlobSettings,
     exclusion: np.ndarray | None = None,
+    name: str = "micrograph",
 ) -> pd.DataFrame:
-    """Baseline picks for one denoised micrograph; ``diameter_px`` in network pixels."""
+    """Baseline picks for one denoised micrograph; ``diameter_px`` in network pixels. No picks,
+    with a WARNING naming ``name``, where the noise check finds no sign of particles."""
     frame = denoised.frame
     response = blob_response(denoised.image, diameter_px, settings, frame.content_mask)
+    valid = edge_valid_mask(frame, settings.edge_margin * diameter_px)
+    if settings.noise_check:
+        signal = blob_signal(response, valid, diameter_px, settings)
+        if signal.looks_like_noise:
+            LOGGER.warning(
+                "%s: no baseline picks: its blobs look like pure noise (%s); check "
+                "particle_diameter and pixel_size, or set baseline.noise_check: false",
+                name,
+                signal.describe(),
+            )
+            return pd.DataFrame(columns=COORDINATE_COLUMNS)
     return picks_from_score_map(
         response,
         frame,
@@ -170,7 +242,9 @@ def pick_baseline_file(
 ) -> pd.DataFrame:
     """Blob-detector picks for one denoised micrograph, written as RELION STAR."""
     denoised = load_denoised(denoised_path)
-    picks = pick_blobs(denoised, diameter_in_network_pixels(denoised, diameter_angstrom), settings)
+    diameter_px = diameter_in_network_pixels(denoised, diameter_angstrom)
+    name = Path(denoised_path).stem
+    picks = pick_blobs(denoised, diameter_px, settings, name=name)
     write_star(output_path, picks)
     return picks
 

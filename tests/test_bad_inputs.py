@@ -4,7 +4,8 @@ what a user does next (a micrograph removed, Snakemake's metadata wiped) on the 
 
 Cases (issue 13): a truncated MRC, a dangling symbolic link, a path in a list file that is
 gone, an image too small to be a micrograph, a movie stack (warned, processed), labels of an
-unbinned micrograph, an unreadable label file, plain x,y label headers; a config typo and a
+unbinned micrograph, an unreadable label file, plain x,y label headers, pure noise (no
+baseline picks, warned); a config typo and a
 particle diameter typed in pixels (memory refused before the job runs)."""
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def make_corpus(root: Path) -> dict:
     with mrcfile.new(micrographs / "movie.mrc") as mrc:
         mrc.set_data(np.stack([image, image, image]).astype(np.float32))
         mrc.voxel_size = 2.0
+    write_mrc(micrographs / "noise.mrc", np.random.default_rng(1).normal(size=(600, 800)), 2.0)
 
     listed = make_dataset(root / "listed", n_micrographs=2, seed=10)
     listing = root / "listed" / "micrographs.txt"
@@ -110,7 +112,7 @@ def test_each_bad_input_fails_alone_with_one_line(corpus_run) -> None:
     # the DAG was built despite the dangling link and the missing path: every good micrograph
     # of every data set has its picks
     for dataset, names in {
-        "mixed": ["mic_000", "mic_001", "movie"],
+        "mixed": ["mic_000", "mic_001", "movie", "noise"],
         "listed": ["mic_000", "mic_001"],
         "labels": ["mic_000", "mic_001", "mic_002"],
     }.items():
@@ -140,6 +142,15 @@ def test_a_movie_stack_is_picked_with_a_warning(corpus_run) -> None:
     assert "WARNING" in denoise_logs
     assert "movie.mrc: a stack of 3 frames; only the first is used" in denoise_logs
     assert len(read_coordinates(root / "work/results/mixed/picks/movie.star")) > 0
+
+
+def test_pure_noise_gets_no_baseline_picks_and_a_warning(corpus_run) -> None:
+    root, *_ = corpus_run
+    results = root / "work" / "results" / "mixed"
+    baseline_logs = "".join(p.read_text() for p in (results / "logs/pick_baseline").glob("*.log"))
+    assert "WARNING noise: no baseline picks: its blobs look like pure noise" in baseline_logs
+    assert len(read_coordinates(results / "picks" / "noise.star")) == 0
+    assert len(read_coordinates(results / "picks" / "mic_000.star")) > 0
 
 
 def test_bad_label_files_leave_the_other_micrographs_scored(corpus_run) -> None:

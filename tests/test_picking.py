@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -71,3 +73,55 @@ def test_finalize_drops_edge_low_score_and_duplicates():
     )
     assert out[["x", "y"]].to_numpy().tolist() == [[104.0, 100.0]]
     assert out["diameter"].tolist() == [20]
+
+
+def _denoised(image: np.ndarray, pixel_size: float = 2.0):
+    from cryopick.denoise import Denoised, DenoiseSettings, denoise_image, frame_for
+
+    frame = frame_for(image.shape, 256)
+    canvas = denoise_image(image, DenoiseSettings(size=256), frame)
+    return Denoised(canvas, frame, pixel_size * frame.scale)
+
+
+def test_baseline_refuses_pure_noise_and_says_so(caplog):
+    """Issue 13 (9e): the blob detector finds maxima in anything; on pure noise it must give
+    no picks and a WARNING naming the micrograph, not hundreds of picks."""
+    from cryopick.picking import BlobSettings, pick_blobs
+
+    noise = np.random.default_rng(3).standard_normal((600, 800)).astype(np.float32)
+    denoised = _denoised(noise)
+    settings = BlobSettings(sigma_factor=0.25, threshold=1.5, edge_margin=0.5)
+    unchecked = pick_blobs(
+        denoised, 40 / denoised.frame.scale, replace(settings, noise_check=False)
+    )
+    assert len(unchecked) > 20  # what the baseline did before
+    with caplog.at_level("WARNING"):
+        picks = pick_blobs(denoised, 40 / denoised.frame.scale, settings, name="noise_007")
+    assert len(picks) == 0 and list(picks.columns) == list(unchecked.columns)
+    assert "noise_007: no baseline picks: its blobs look like pure noise" in caplog.text
+
+
+def test_baseline_noise_check_keeps_particles():
+    from cryopick.picking import BlobSettings, blob_response, blob_signal, pick_blobs
+    from tests.conftest import disc_micrograph
+
+    image, centres = disc_micrograph((600, 800), n=25, diameter=40, seed=4)
+    denoised = _denoised(image)
+    diameter = 40 / denoised.frame.scale
+    settings = BlobSettings(sigma_factor=0.25, threshold=3.0, edge_margin=0.5)
+    response = blob_response(denoised.image, diameter, settings, denoised.frame.content_mask)
+    signal = blob_signal(
+        response, edge_valid_mask(denoised.frame, 0.5 * diameter), diameter, settings
+    )
+    assert not signal.looks_like_noise
+    assert len(pick_blobs(denoised, diameter, settings)) >= 20
+
+
+def test_blob_signal_dark_excess_is_a_binomial_test():
+    from cryopick.picking import BlobSignal
+
+    assert BlobSignal(0.0, 3, 0).dark_excess_p_value == 0.125  # three coin tosses
+    assert BlobSignal(0.0, 3, 0).looks_like_noise  # too few blobs to tell
+    assert not BlobSignal(0.0, 20, 2).looks_like_noise
+    assert not BlobSignal(0.3, 10, 10).looks_like_noise  # the strong tail alone is enough
+    assert BlobSignal(0.0, 0, 0).dark_excess_p_value == 1.0
