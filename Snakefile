@@ -37,11 +37,16 @@ include: "rules/labels.smk"
 rule all:
     default_target: True
     input:
-        PLAN.targets(),
+        PLAN.targets(BATCHES),
+
+
+onstart:
+    BATCHES.save()
+    move_stale_final_picks()
 
 
 onsuccess:
-    print_failed_micrographs()
+    end_with_failed_micrographs()
 
 
 onerror:

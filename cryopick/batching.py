@@ -257,6 +257,42 @@ def artifacts_by_micrograph(
     return result
 
 
+def completed_micrographs(folder: str | os.PathLike) -> dict[str, str]:
+    """Micrograph -> ``done`` or ``error``, as a batch's completion record lists them."""
+    require_complete(folder)
+    lines = completion_record(folder).read_text().splitlines()[1:]
+    return dict(line.split("\t", 1) for line in lines if line)
+
+
+def artifacts_and_errors(
+    records: Iterable[str | os.PathLike], micrographs: Iterable[str], suffix: str
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """From a stage's batches (their completion records or folders): micrograph -> artifact for
+    those that have one, and micrograph -> recorded error for those that failed, each in the
+    order of ``micrographs``; an InputError for one that the batches do not list. Reads the
+    completion records, so it costs one file per batch, not one per micrograph."""
+    records = list(records)
+    artifacts: dict[str, Path] = {}
+    errors: dict[str, str] = {}
+    for folder in map(batch_folder_of, records):
+        for name, status in completed_micrographs(folder).items():
+            if status == "error":
+                errors[name] = batch_error(folder, name) or "failed (no error record)"
+            else:
+                artifacts[name] = batch_artifact(folder, name, suffix)
+    wanted = list(micrographs)
+    missing = [m for m in wanted if m not in artifacts and m not in errors]
+    if missing:
+        raise InputError(
+            f"micrograph {missing[0]} is in none of the batches of "
+            f"{batch_folder_of(records[0]).parent if records else 'its stage'}"
+        )
+    return (
+        {m: artifacts[m] for m in wanted if m in artifacts},
+        {m: errors[m] for m in wanted if m in errors},
+    )
+
+
 def run_batch(
     micrographs: Iterable[str],
     folder: str | os.PathLike,

@@ -1,11 +1,11 @@
-# Stages that load a model (U-Net, SAM) and the short per-micrograph CPU stages that feed them
-# or score them (denoise, baseline and U-Net picks) run one job per batch of micrographs, not
-# one per micrograph: a 10,000-micrograph data set is ~160 jobs per stage instead of 10,000
-# (Snakemake's own cost is per job: benchmarks/dag_scale.py). Batch membership is stable
-# (results/{dataset}/batches.tsv, cryopick/batching.py): new micrographs only ever go into new
-# batches, so adding them reruns nothing already done.
-# New assignments are recorded when a real run starts (onstart below); dry runs and the jobs'
-# own parsing compute the same batches without writing. A batched rule looks like
+# Every per-micrograph stage (denoise, U-Net, CRF, SAM, each stage's picks, the final picks and
+# their extra formats) runs one job per batch of micrographs, not one per micrograph: a
+# 100,000-micrograph data set is ~1,600 jobs per stage instead of 100,000, and Snakemake's own
+# cost is per job (benchmarks/dag_scale.py). Only the training label maps stay per micrograph.
+# Batch membership is stable (results/{dataset}/batches.tsv, cryopick/batching.py): new
+# micrographs only ever go into new batches, so adding them reruns nothing already done.
+# New assignments are recorded when a real run starts (the Snakefile's onstart); dry runs and
+# the jobs' own parsing compute the same batches without writing. A batched rule looks like
 #
 #   rule unet_predict:
 #       input: denoised=paths.batch_complete(paths.DENOISED), ...  # upstream's record
@@ -13,12 +13,12 @@
 #               paths.batch_complete(paths.UNET_MAPS)  # written last: the batch is whole
 #       params: micrographs=batch_micrographs
 #
-# (patterns made by paths.batch_folder) and a per-micrograph rule downstream reads
-# batch_dir(paths.batch_complete(paths.UNET_MAPS)).
+# (patterns made by paths.batch_folder); the few per-micrograph rules (label maps) read
+# batch_dir(paths.batch_complete(paths.DENOISED)).
 # A micrograph that fails in a batched job gets an error record ({micrograph}.error.txt) in
-# the batch's directory instead of its artifact; the batch goes on, later batched stages pass
-# the record on, and the micrograph's own final picks fail with its message
-# (cryopick.batching.run_batch / batch_input).
+# the batch's directory instead of its artifact; the batch goes on, later stages pass the
+# record on into the final picks, and the run ends listing it and exiting non-zero
+# (cryopick.batching.run_batch / batch_input, cryopick.workflow.failures).
 
 from cryopick.batching import BatchPlan  # noqa: E402
 
@@ -29,14 +29,12 @@ BATCHES = BatchPlan.build(
 )
 batch_micrographs = BATCHES.micrographs_of_job
 batch_dir = BATCHES.batch_dir
-# the batch that holds a per-micrograph job's canvas / U-Net maps / SAM masks: readers name
-# its completion record (cryopick.batching.batch_folder_of), so a batch without one is redone
+# the batch that holds a per-micrograph job's canvas: readers name its completion record
+# (cryopick.batching.batch_folder_of), so a batch without one is redone
 denoise_batch_of_micrograph = batch_dir(paths.batch_complete(paths.DENOISED))
-unet_batch_of_micrograph = batch_dir(paths.batch_complete(paths.UNET_MAPS))
-sam_batch_of_micrograph = batch_dir(paths.batch_complete(paths.SAM_MASKS))
 
 
-# minutes of a batch of short CPU jobs (denoise ~1-5 s per micrograph, picks well under 1 s)
+# minutes of a batch of short CPU work (denoise ~1-5 s per micrograph, picks well under 1 s)
 DENOISE_BATCH_RUNTIME = 10 + config["batching"]["size"] // 2
 PICK_BATCH_RUNTIME = 5 + config["batching"]["size"] // 8
 
@@ -44,6 +42,3 @@ PICK_BATCH_RUNTIME = 5 + config["batching"]["size"] // 8
 wildcard_constraints:
     batch=r"\d+",
 
-
-onstart:
-    BATCHES.save()

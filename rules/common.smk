@@ -14,6 +14,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from cryopick.metrics import stage_input_name  # noqa: E402
+from cryopick.picks_index import move_stale_picks  # noqa: E402
 from cryopick.settings import config_problems, load_schema  # noqa: E402
 from cryopick.workflow import paths  # noqa: E402
 from cryopick.workflow.plan import (  # noqa: E402
@@ -84,7 +85,8 @@ dataset_ground_truth_masks = _of_dataset(lambda ds: ds.get("ground_truth_masks")
 
 
 def dataset_final_picks(wildcards):
-    return PLAN.final_picks(wildcards.dataset)
+    """The completion records of a data set's final-picks batches."""
+    return PLAN.final_picks(wildcards.dataset, BATCHES)
 
 
 # the settings an empty data set is most often wrong about, for its error message
@@ -107,20 +109,14 @@ def dataset_picking_stages(wildcards):
 
 
 def source_picks(wildcards):
-    """Picks of the stage chosen as the source of the final picks: the micrograph's file, or
-    the completion record of the batch that holds it."""
-    stage = PLAN.source_stage()
-    if stage.batched:
-        return BATCHES.batch_dir(paths.batch_complete(stage.picks))(wildcards)
-    return stage.picks.format(**wildcards)
+    """The completion record of the batch of the stage chosen as the source of the final
+    picks (every stage shares the data set's batches)."""
+    return paths.batch_complete(PLAN.source_stage().picks).format(**wildcards)
 
 
 def stage_outputs(pattern, dataset):
-    """Every output of a stage on a data set: its batches' completion records, or
-    per-micrograph files."""
-    if "{batch}" in pattern:
-        return BATCHES.expand(paths.batch_complete(pattern), dataset)
-    return expand(pattern, dataset=dataset, micrograph=PLAN.micrograph_names(dataset))
+    """Every output of a stage on a data set: its batches' completion records."""
+    return BATCHES.expand(paths.batch_complete(pattern), dataset)
 
 
 def metrics_inputs(wildcards):
@@ -176,7 +172,34 @@ def unet_training_inputs(wildcards):
 
 
 def print_failed_micrographs():
-    """The micrographs of this run that failed, one line each, at the very end."""
-    summary = failure_summary(recorded_failures(MICROGRAPHS))
-    if summary:
-        print(summary, file=sys.stderr)
+    """The micrographs of this run that failed, one line each, at the very end; returns how
+    many."""
+    failures = recorded_failures(MICROGRAPHS, BATCHES)
+    if failures:
+        print(failure_summary(failures), file=sys.stderr)
+    return len(failures)
+
+
+def end_with_failed_micrographs():
+    """onsuccess: every job ran, but a run with failed micrographs is not a success: list them
+    and exit non-zero, as Snakemake does for failed jobs under --keep-going."""
+    failed = print_failed_micrographs()
+    if failed:
+        raise WorkflowError(f"{failed} micrograph(s) failed (listed above)")
+
+
+def move_stale_final_picks():
+    """onstart: final picks that do not belong to this run moved to results/{dataset}/stale/
+    (cryopick.picks_index.move_stale_picks), before the jobs that rewrite their batches."""
+    for dataset in DATASETS:
+        batches = {b: BATCHES.micrographs(dataset, b) for b in BATCHES.batches(dataset)}
+        moved = move_stale_picks(
+            paths.final_picks_folders(dataset), batches, paths.STALE.format(dataset=dataset)
+        )
+        if moved:
+            print(
+                f"cryopick: {len(moved)} final-picks files or batches of micrographs no longer "
+                f"in data set {dataset!r} moved to {paths.STALE.format(dataset=dataset)} "
+                f"(e.g. {moved[0].name})",
+                file=sys.stderr,
+            )

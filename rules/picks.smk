@@ -1,21 +1,24 @@
 rule picks:
-    """Final picks from the configured stage: score cut, edge margin, de-duplication."""
+    """Final picks from the configured stage: score cut, edge margin, de-duplication; one job
+    per batch of micrographs, {micrograph}.star each in the batch's folder."""
     input:
         stage=source_picks,
-        denoised=denoise_batch_of_micrograph,
+        denoised=paths.batch_complete(paths.DENOISED),
     output:
-        paths.FINAL_PICKS,
+        directory(paths.FINAL_PICKS),
+        paths.batch_complete(paths.FINAL_PICKS),
     log:
-        paths.log("picks"),
+        paths.log("picks", paths.BATCH),
     benchmark:
-        paths.benchmark("picks")
+        paths.benchmark("picks", paths.BATCH)
     conda:
         "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=PICK_BATCH_RUNTIME,
     params:
+        micrographs=batch_micrographs,
         settings=final_picks_settings(config),
         diameter=dataset_diameter,
     script:
@@ -23,21 +26,25 @@ rule picks:
 
 
 rule picks_format:
-    """Final picks as CryoPPP .csv or EMAN .box (box side = particle diameter)."""
+    """Final picks of one batch as CryoPPP .csv or EMAN .box (box side = particle diameter)."""
     input:
-        star=paths.FINAL_PICKS,
-        denoised=denoise_batch_of_micrograph,
+        picks=paths.batch_complete(paths.FINAL_PICKS),
+        denoised=paths.batch_complete(paths.DENOISED),
     output:
-        paths.FORMATTED_PICKS,
+        directory(paths.FORMATTED_PICKS),
+        paths.batch_complete(paths.FORMATTED_PICKS),
     log:
-        paths.log("picks_{format}"),
+        paths.log("picks_{format}", paths.BATCH),
+    benchmark:
+        paths.benchmark("picks_{format}", paths.BATCH)
     conda:
         "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=PICK_BATCH_RUNTIME,
     params:
+        micrographs=batch_micrographs,
         diameter=dataset_diameter,
     script:
         "../scripts/picks_format.py"
@@ -46,8 +53,7 @@ rule picks_format:
 rule pick_counts:
     """Picks per micrograph against the data set's median: a WARNING for each micrograph with
     none or far too few, an error when most have none (cryopick/pick_counts.py); the RELION
-    coordinate index of the run's picks, and earlier picks of micrographs that left the data
-    set moved to stale/ (cryopick/picks_index.py)."""
+    coordinate index of the run's picks (cryopick/picks_index.py)."""
     input:
         picks=dataset_final_picks,
     output:

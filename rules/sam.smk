@@ -46,43 +46,49 @@ rule pick_sam:
     """Picks from SAM masks after CryoSegNet's Algorithm 1 with its defects fixed (the
     sam+postprocessing stage)."""
     input:
-        masks=sam_batch_of_micrograph,
-        denoised=denoise_batch_of_micrograph,
+        masks=paths.batch_complete(paths.SAM_MASKS),
+        denoised=paths.batch_complete(paths.DENOISED),
     output:
-        stage_picks("sam+postprocessing"),
+        directory(stage_picks("sam+postprocessing")),
+        paths.batch_complete(stage_picks("sam+postprocessing")),
     log:
-        paths.log("pick_sam"),
+        paths.log("pick_sam", paths.BATCH),
     benchmark:
-        paths.benchmark("pick_sam")
+        paths.benchmark("pick_sam", paths.BATCH)
     conda:
         "../envs/sam.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=PICK_BATCH_RUNTIME,
     params:
+        micrographs=batch_micrographs,
         settings=config["postprocess"],
     script:
         "../scripts/pick_sam.py"
+
 
 
 rule pick_sam_raw:
     """One pick per SAM mask, unfiltered: the sam stage's row, against which the
     postprocessing is measured."""
     input:
-        masks=sam_batch_of_micrograph,
-        denoised=denoise_batch_of_micrograph,
+        masks=paths.batch_complete(paths.SAM_MASKS),
+        denoised=paths.batch_complete(paths.DENOISED),
     output:
-        stage_picks("sam"),
+        directory(stage_picks("sam")),
+        paths.batch_complete(stage_picks("sam")),
     log:
-        paths.log("pick_sam_raw"),
+        paths.log("pick_sam_raw", paths.BATCH),
     benchmark:
-        paths.benchmark("pick_sam_raw")
+        paths.benchmark("pick_sam_raw", paths.BATCH)
     conda:
         "../envs/sam.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=PICK_BATCH_RUNTIME,
+    params:
+        micrographs=batch_micrographs,
     script:
         "../scripts/pick_sam_raw.py"

@@ -1,25 +1,30 @@
-"""Snakemake wrapper: dense-CRF refinement of one micrograph's U-Net map (in its batch's
-directory) with its denoised canvas (cryopick.crf.run_crf)."""
+"""Snakemake wrapper: dense-CRF refinement of one batch of U-Net maps with their denoised
+canvases (cryopick.crf.run_crf), {micrograph}.npz each in the batch's folder."""
 
-from cryopick.batching import batch_input
+from pathlib import Path
+
+from cryopick.batching import batch_artifact, batch_input, run_batch, write_completion
 from cryopick.crf import CrfSettings, run_crf
-from cryopick.workflow import logged_job
+from cryopick.workflow import as_list, logged_job
 
-micrograph = snakemake.wildcards.micrograph
-with logged_job(snakemake.log[0], f"crf {micrograph}") as log:
-    probabilities = batch_input(snakemake.input.probabilities, micrograph)
-    denoised = batch_input(snakemake.input.denoised, micrograph)
-    stats = run_crf(
-        [str(probabilities)],
-        [str(denoised)],
-        [snakemake.output[0]],
-        CrfSettings.from_config(snakemake.params.settings),
+micrographs = as_list(snakemake.params.micrographs)
+folder = Path(snakemake.output[0])
+settings = CrfSettings.from_config(snakemake.params.settings)
+
+
+def refine(micrograph: str) -> str:
+    (row,) = run_crf(
+        [str(batch_input(snakemake.input.probabilities, micrograph))],
+        [str(batch_input(snakemake.input.denoised, micrograph))],
+        [str(batch_artifact(folder, micrograph))],
+        settings,
     )
-    for row in stats:
-        log.info(
-            "%s: particle fraction %.4f -> %.4f in %.2f s",
-            row["input"],
-            row["fraction_before"],
-            row["fraction_after"],
-            row["seconds"],
-        )
+    return (
+        f"particle fraction {row['fraction_before']:.4f} -> {row['fraction_after']:.4f} "
+        f"in {row['seconds']:.2f} s"
+    )
+
+
+with logged_job(snakemake.log[0], f"crf, batch {snakemake.wildcards.batch}") as log:
+    run_batch(micrographs, folder, refine, log=log.info)
+    write_completion(folder, micrographs)

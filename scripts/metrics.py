@@ -1,9 +1,10 @@
 """Snakemake wrapper: per-stage metrics of one data set (cryopick.metrics.evaluate_dataset)."""
 
-from cryopick.batching import artifacts_by_micrograph
+from cryopick.batching import artifacts_and_errors, artifacts_by_micrograph
 from cryopick.io import atomic_path
 from cryopick.metrics import evaluate_dataset, stage_input_name
 from cryopick.workflow import as_list, logged_job
+from cryopick.workflow.stages import FINAL
 
 micrographs = as_list(snakemake.params.micrographs)
 
@@ -14,6 +15,18 @@ def per_micrograph(entry, suffix: str) -> list[str]:
 
 
 with logged_job(snakemake.log[0], "metrics") as log:
+    # micrographs that failed (bad input) have no picks in any stage: scored without them
+    _, failed = artifacts_and_errors(
+        as_list(snakemake.input[stage_input_name(FINAL)]), micrographs, ".star"
+    )
+    if failed:
+        log.warning(
+            "%d of %d micrographs failed and are not scored (e.g. %s: %s)",
+            len(failed),
+            len(micrographs),
+            *next(iter(failed.items())),
+        )
+        micrographs = [m for m in micrographs if m not in failed]
     per_micrograph_table, summary = evaluate_dataset(
         micrographs,
         {

@@ -1,29 +1,23 @@
-"""Snakemake wrapper: pick counts of a data set, flagged (cryopick.pick_counts); the coordinate
-index of the run's picks and stale picks moved aside (cryopick.picks_index)."""
+"""Snakemake wrapper: pick counts of a data set, flagged (cryopick.pick_counts), and the
+coordinate index of the run's picks (cryopick.picks_index)."""
 
-from pathlib import Path
-
+from cryopick.batching import artifacts_and_errors
 from cryopick.pick_counts import CountChecks, check_pick_counts
-from cryopick.picks_index import move_stale_picks, write_coordinate_index
-from cryopick.workflow import as_list, logged_job, paths
+from cryopick.picks_index import write_coordinate_index
+from cryopick.workflow import as_list, logged_job
 
 dataset = snakemake.wildcards.dataset
 files = dict(snakemake.params.micrographs)
-picks = dict(zip(files, as_list(snakemake.input.picks)))
 with logged_job(snakemake.log[0], f"pick counts of {dataset}") as log:
-    # the final picks and their .csv / .box copies (whichever formats earlier runs made)
-    folders = [Path(paths.FINAL_PICKS.format(dataset=dataset, micrograph="_")).parent] + [
-        Path(paths.FORMATTED_PICKS.format(dataset=dataset, micrograph="_", format=f)).parent
-        for f in paths.PICK_FORMATS
-    ]
-    moved = move_stale_picks(folders, files, paths.STALE.format(dataset=dataset))
-    if moved:
+    picks, failed = artifacts_and_errors(as_list(snakemake.input.picks), files, ".star")
+    if failed:
         log.warning(
-            "%d pick files of micrographs no longer in data set %r moved to %s (e.g. %s)",
-            len(moved),
+            "dataset %r: %d of %d micrographs failed and have no picks (e.g. %s: %s); they are "
+            "not in the counts or the index",
             dataset,
-            paths.STALE.format(dataset=dataset),
-            moved[0].name,
+            len(failed),
+            len(files),
+            *next(iter(failed.items())),
         )
     check_pick_counts(
         picks,
@@ -33,4 +27,4 @@ with logged_job(snakemake.log[0], f"pick counts of {dataset}") as log:
         snakemake.output.counts,
         log,
     )
-    write_coordinate_index(snakemake.output.index, files, picks)
+    write_coordinate_index(snakemake.output.index, files, {m: str(p) for m, p in picks.items()})

@@ -1,19 +1,29 @@
-"""Snakemake wrapper: picks from one micrograph's CRF-refined map and its U-Net centre map
-(cryopick.instances.pick_crf_file)."""
+"""Snakemake wrapper: picks from one batch's CRF-refined maps and U-Net centre maps
+(cryopick.instances.pick_crf_file), {micrograph}.star each in the batch's folder."""
 
-from cryopick.batching import batch_input
+from pathlib import Path
+
+from cryopick.batching import batch_artifact, batch_input, run_batch, write_completion
 from cryopick.instances import MaskPickSettings, pick_crf_file
-from cryopick.workflow import logged_job
+from cryopick.workflow import as_list, logged_job
 
-with logged_job(snakemake.log[0], f"crf picks {snakemake.input.refined}") as log:
-    maps = batch_input(snakemake.input.maps, snakemake.wildcards.micrograph)
-    denoised = str(batch_input(snakemake.input.denoised, snakemake.wildcards.micrograph))
+micrographs = as_list(snakemake.params.micrographs)
+folder = Path(snakemake.output[0])
+settings = MaskPickSettings.from_config(snakemake.params.settings)
+
+
+def pick(micrograph: str) -> str:
     picks = pick_crf_file(
-        snakemake.input.refined,
-        str(maps),
-        denoised,
-        snakemake.output[0],
+        str(batch_input(snakemake.input.refined, micrograph)),
+        str(batch_input(snakemake.input.maps, micrograph)),
+        str(batch_input(snakemake.input.denoised, micrograph)),
+        str(batch_artifact(folder, micrograph, ".star")),
         snakemake.params.diameter,
-        MaskPickSettings.from_config(snakemake.params.settings),
+        settings,
     )
-    log.info("%d picks", len(picks))
+    return f"{len(picks)} picks"
+
+
+with logged_job(snakemake.log[0], f"crf picks, batch {snakemake.wildcards.batch}") as log:
+    run_batch(micrographs, folder, pick, log=log.info)
+    write_completion(folder, micrographs)

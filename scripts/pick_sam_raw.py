@@ -1,13 +1,25 @@
 """Snakemake wrapper: one pick per SAM mask, unfiltered (cryopick.postprocess.sam_raw_picks_file),
-the reference that shows what the postprocessing is worth."""
+for one batch: the reference that shows what the postprocessing is worth."""
 
-from cryopick.batching import batch_input
+from pathlib import Path
+
+from cryopick.batching import batch_artifact, batch_input, run_batch, write_completion
 from cryopick.postprocess import sam_raw_picks_file
-from cryopick.workflow import logged_job
+from cryopick.workflow import as_list, logged_job
 
-micrograph = snakemake.wildcards.micrograph
-with logged_job(snakemake.log[0], f"raw sam picks {micrograph}") as log:
-    masks = batch_input(snakemake.input.masks, micrograph, ".json.gz")
-    denoised = batch_input(snakemake.input.denoised, micrograph)
-    picks = sam_raw_picks_file(str(masks), str(denoised), snakemake.output[0])
-    log.info("%d picks", len(picks))
+micrographs = as_list(snakemake.params.micrographs)
+folder = Path(snakemake.output[0])
+
+
+def pick(micrograph: str) -> str:
+    picks = sam_raw_picks_file(
+        str(batch_input(snakemake.input.masks, micrograph, ".json.gz")),
+        str(batch_input(snakemake.input.denoised, micrograph)),
+        str(batch_artifact(folder, micrograph, ".star")),
+    )
+    return f"{len(picks)} picks"
+
+
+with logged_job(snakemake.log[0], f"raw sam picks, batch {snakemake.wildcards.batch}") as log:
+    run_batch(micrographs, folder, pick, log=log.info)
+    write_completion(folder, micrographs)

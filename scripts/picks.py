@@ -1,31 +1,40 @@
-"""Snakemake wrapper: final picks from the chosen stage (cryopick.picking.finalize_picks_file)."""
+"""Snakemake wrapper: final picks of one batch of micrographs from the chosen stage
+(cryopick.picking.finalize_picks_file), one {micrograph}.star each in the batch's folder."""
 
 from pathlib import Path
 
-from cryopick.batching import batch_input, is_batch
+from cryopick.batching import batch_artifact, batch_input, run_batch, write_completion
 from cryopick.picking import FinalSettings, finalize_picks_file
-from cryopick.workflow import logged_job
+from cryopick.workflow import as_list, logged_job
 
-micrograph = snakemake.wildcards.micrograph
-with logged_job(
-    snakemake.log[0], f"final picks of {micrograph} from {snakemake.input.stage}"
-) as log:
-    stage = Path(snakemake.input.stage)
+dataset = snakemake.wildcards.dataset
+micrographs = as_list(snakemake.params.micrographs)
+folder = Path(snakemake.output[0])
+settings = FinalSettings.from_config(snakemake.params.settings)
+
+
+def finalize(micrograph: str) -> str:
+    # batch_input: an InputError with the first cause for a micrograph that failed upstream,
+    # which becomes its error record in this batch's folder
     picks = finalize_picks_file(
-        # a batched stage's directory (or a per-micrograph file); a micrograph that failed
-        # upstream ends here with the recorded message
-        str(batch_input(stage, micrograph, ".star")) if is_batch(stage) else str(stage),
+        str(batch_input(snakemake.input.stage, micrograph, ".star")),
         str(batch_input(snakemake.input.denoised, micrograph)),
-        snakemake.output[0],
-        FinalSettings.from_config(snakemake.params.settings),
+        str(batch_artifact(folder, micrograph, ".star")),
+        settings,
         snakemake.params.diameter,
     )
-    if len(picks):
-        log.info("%d picks", len(picks))
-    else:  # an empty .star shows as nothing in RELION: say so where the user looks
+    if len(picks) == 0:  # an empty .star shows as nothing in RELION: say so where users look
         log.warning(
-            "%s: no picks (check particle_diameter, pixel_size and particle_contrast "
-            "of data set %r)",
+            "%s: no picks (check particle_diameter, pixel_size and particle_contrast of data "
+            "set %r)",
             micrograph,
-            snakemake.wildcards.dataset,
+            dataset,
         )
+    return f"{len(picks)} picks"
+
+
+with logged_job(snakemake.log[0], f"final picks, batch {snakemake.wildcards.batch}") as log:
+    failed = run_batch(micrographs, folder, finalize, log=log.info)
+    if failed:
+        log.error("%d of %d micrographs have no picks: they failed", len(failed), len(micrographs))
+    write_completion(folder, micrographs)

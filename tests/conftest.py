@@ -16,6 +16,21 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
+def final_picks_file(results: Path, name: str, fmt: str = "star") -> Path:
+    """A micrograph's final picks under ``results`` (results/{dataset}): in its batch's folder,
+    picks/batch_NNNNN/{name}.star (picks_{fmt}/... for another format); a path that does not
+    exist when no batch holds it."""
+    folder = results / ("picks" if fmt == "star" else f"picks_{fmt}")
+    found = sorted(folder.glob(f"batch_*/{name}.{fmt}"))
+    assert len(found) <= 1, found
+    return found[0] if found else folder / "batch_none" / f"{name}.{fmt}"
+
+
+def final_picks_names(results: Path) -> set[str]:
+    """The micrographs with final picks (a .star) under ``results`` (results/{dataset})."""
+    return {p.stem for p in (results / "picks").glob("batch_*/*.star")}
+
+
 def disc_micrograph(
     shape=(600, 800), n=25, diameter=40.0, seed=0, noise=0.35, margin=None
 ) -> tuple[np.ndarray, np.ndarray]:

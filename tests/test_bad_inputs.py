@@ -27,6 +27,8 @@ from tests.conftest import (
     SMALL_DENOISE,
     SPARSE_BASELINE,
     disc_micrograph,
+    final_picks_file,
+    final_picks_names,
     make_dataset,
     run_workflow,
 )
@@ -117,17 +119,20 @@ def test_each_bad_input_fails_alone_with_one_line(corpus_run) -> None:
         "labels": ["mic_000", "mic_001", "mic_002"],
     }.items():
         for name in names:
-            assert (results / dataset / "picks" / f"{name}.star").is_file(), (dataset, name)
+            assert final_picks_file(results / dataset, name).is_file(), (dataset, name)
     # each case: its line in its micrograph's error record, its final picks' log and the
     # list of failed micrographs at the end of the run; no traceback anywhere
     summary = output[output.index("micrograph(s) failed and have no picks") :]
     for case, (dataset, name, line) in CASES.items():
         record = next((results / dataset / "denoise").glob(f"batch_*/{name}.error.txt"))
         assert line in record.read_text(), case
-        picks_log = (results / dataset / "logs" / "picks" / f"{name}.log").read_text()
-        assert line in picks_log and "Traceback" not in picks_log, case
+        picks_log = "".join(
+            p.read_text() for p in (results / dataset / "logs" / "picks").glob("batch_*.log")
+        )
+        assert f"{name}: FAILED: " in picks_log and line in picks_log, case
+        assert "Traceback" not in picks_log, case
         assert f"{dataset}/{name}: " in summary and line in summary, case
-        assert not (results / dataset / "picks" / f"{name}.star").exists()
+        assert not final_picks_file(results / dataset, name).exists()
     assert "4 micrograph(s) failed" in output
     assert "Traceback" not in output
     # nothing the user made changed
@@ -141,7 +146,7 @@ def test_a_movie_stack_is_picked_with_a_warning(corpus_run) -> None:
     )
     assert "WARNING" in denoise_logs
     assert "movie.mrc: a stack of 3 frames; only the first is used" in denoise_logs
-    assert len(read_coordinates(root / "work/results/mixed/picks/movie.star")) > 0
+    assert len(read_coordinates(final_picks_file(root / "work/results/mixed", "movie"))) > 0
 
 
 def test_pure_noise_gets_no_baseline_picks_and_a_warning(corpus_run) -> None:
@@ -149,8 +154,8 @@ def test_pure_noise_gets_no_baseline_picks_and_a_warning(corpus_run) -> None:
     results = root / "work" / "results" / "mixed"
     baseline_logs = "".join(p.read_text() for p in (results / "logs/pick_baseline").glob("*.log"))
     assert "WARNING noise: no baseline picks: its blobs look like pure noise" in baseline_logs
-    assert len(read_coordinates(results / "picks" / "noise.star")) == 0
-    assert len(read_coordinates(results / "picks" / "mic_000.star")) > 0
+    assert len(read_coordinates(final_picks_file(results, "noise"))) == 0
+    assert len(read_coordinates(final_picks_file(results, "mic_000"))) > 0
 
 
 def test_bad_label_files_leave_the_other_micrographs_scored(corpus_run) -> None:
@@ -187,11 +192,12 @@ def test_a_removed_micrograph_leaves_no_stale_picks_among_the_current_ones(corpu
     }
     run_workflow(root / "work", config)
     results = root / "work" / "results" / "labels"
-    assert sorted(p.name for p in (results / "picks").iterdir()) == ["mic_000.star", "mic_002.star"]
-    assert (results / "stale" / "picks" / "mic_001.star").is_file()
-    assert (results / "stale" / "picks_csv" / "mic_001.csv").is_file()
+    # its batch is rewritten without it; its picks were moved aside before, not deleted
+    assert final_picks_names(results) == {"mic_000", "mic_002"}
+    assert (results / "stale" / "picks" / "batch_00000" / "mic_001.star").is_file()
+    assert (results / "stale" / "picks_csv" / "batch_00000" / "mic_001.csv").is_file()
     index = (results / "autopick.star").read_text()
-    assert "mic_002.star" in index and "mic_001" not in index
+    assert "picks/batch_00000/mic_002.star" in index and "mic_001" not in index
 
 
 def test_a_half_written_batch_is_redone_without_snakemakes_metadata(corpus_run) -> None:
@@ -201,17 +207,21 @@ def test_a_half_written_batch_is_redone_without_snakemakes_metadata(corpus_run) 
     config = {**config, "datasets": {"listed": datasets["listed"]}}
     work = root / "work"
     results = work / "results" / "listed"
-    before = {p.name: p.read_bytes() for p in (results / "picks").glob("*.star")}
+    before = {p.name: p.read_bytes() for p in (results / "picks").glob("batch_*/*.star")}
+    assert before
     batch = results / "denoise" / "batch_00000"
-    # what a job killed while writing leaves: a record missing, an artifact gone
+    # what a job killed while writing the denoise batch leaves: its record missing, an
+    # artifact gone, nothing downstream of it yet
     (results / "denoise" / "batch_00000.complete").unlink()
     lost = next(batch.glob("*.npz"))
     lost.unlink()
+    for downstream in ("baseline", "picks", "picks_csv"):
+        shutil.rmtree(results / downstream)
     shutil.rmtree(work / ".snakemake")
     # (the list's missing micrograph still fails, alone)
     run_workflow(work, config, "--keep-going", check=False)
     assert (results / "denoise" / "batch_00000.complete").is_file() and lost.is_file()
-    assert {p.name: p.read_bytes() for p in (results / "picks").glob("*.star")} == before
+    assert {p.name: p.read_bytes() for p in (results / "picks").glob("batch_*/*.star")} == before
 
 
 def test_a_config_typo_is_one_line(tmp_path, corpus_run) -> None:

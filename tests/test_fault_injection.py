@@ -44,16 +44,11 @@ def in_flight(workdir: Path, folder: str) -> bool:
     return any(f"/{folder}/" in p for p in incomplete_outputs(workdir))
 
 
-def some_final_picks(workdir: Path) -> bool:
-    picks = workdir / "results" / "set" / "picks"
-    return picks.is_dir() and 1 <= len(list(picks.glob("*.star"))) < 5
-
-
 KILL_POINTS = {
     "denoise batch in flight": lambda w: in_flight(w, "denoise"),
     "U-Net batch in flight": lambda w: in_flight(w, "unet"),
     "U-Net picks in flight": lambda w: in_flight(w, "unet_picks"),
-    "final picks half done": some_final_picks,
+    "final picks batch in flight": lambda w: in_flight(w, "picks"),
 }
 
 

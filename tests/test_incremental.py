@@ -85,7 +85,7 @@ def add_micrograph(dataset: dict, source: str, name: str) -> None:
     shutil.copy(labels / f"{source}.csv", labels / f"{name}.csv")
 
 
-MICROGRAPHS = {"mic_000", "mic_001"}
+BATCH = {"00000"}  # both micrographs: one batch of the batched stages
 
 
 def unet_settings(weights: Path) -> dict:
@@ -124,14 +124,11 @@ def test_unchanged_rerun_plans_nothing(processed) -> None:
 def test_picking_parameter_reruns_picks_metrics_and_report_only(processed) -> None:
     workdir, config = processed
     assert plan(workdir, with_changes(config, picks={"min_distance": 0.7})) == {
-        "picks": MICROGRAPHS,
+        "picks": BATCH,
         "pick_counts": {""},
         "metrics": {""},
         "report": {""},
     }
-
-
-BATCH = {"00000"}  # both micrographs: one batch of the batched stages
 
 
 def test_baseline_picking_parameter_reruns_the_baseline_picks_only(processed) -> None:
@@ -148,7 +145,7 @@ def test_unet_picking_parameter_repicks_without_rerunning_the_network(processed)
     workdir, config = processed
     assert plan(workdir, with_changes(config, unet={"threshold": 0.3})) == {
         "pick_unet": BATCH,
-        "picks": MICROGRAPHS,
+        "picks": BATCH,
         "pick_counts": {""},
         "metrics": {""},
         "report": {""},
@@ -162,7 +159,7 @@ def test_denoise_parameter_reruns_denoise_and_everything_after(processed) -> Non
         "pick_baseline": BATCH,
         "unet_predict": BATCH,
         "pick_unet": BATCH,
-        "picks": MICROGRAPHS,
+        "picks": BATCH,
         "pick_counts": {""},
         "metrics": {""},
         "report": {""},
@@ -184,7 +181,7 @@ def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
     assert plan(tmp_path / "work", config) == {
         "denoise": {"00001"},
         "pick_baseline": {"00001"},
-        "picks": {"mic_new"},
+        "picks": {"00001"},
         "pick_counts": {""},
         "metrics": {""},
         "report": {""},
@@ -213,16 +210,13 @@ def batched_workflow(tmp_path: Path) -> tuple[Path, dict, dict, Path]:
     return workdir, config, dataset, weights
 
 
-ALL5 = {f"mic_{i:03d}" for i in range(5)}
-
-
 def test_replacing_the_weights_reruns_the_unet_stage_and_after_only(batched_workflow) -> None:
     workdir, config, _, weights = batched_workflow
     shutil.copy(REPO / "models" / "unet_synthetic.pt", weights)
     assert plan(workdir, config) == {
         "unet_predict": {"00000", "00001", "00002"},
         "pick_unet": {"00000", "00001", "00002"},
-        "picks": ALL5,
+        "picks": {"00000", "00001", "00002"},
         "pick_counts": {""},
         "metrics": {""},
         "report": {""},
@@ -244,12 +238,11 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     }
     for name in ("mic_005", "mic_006", "mic_007"):
         add_micrograph(dataset, "mic_000", name)
-    new = {"mic_005", "mic_006", "mic_007"}
     # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
     assert plan(workdir, config) == {
         "denoise": {"00003", "00004"},
         "pick_baseline": {"00003", "00004"},
-        "picks": new,
+        "picks": {"00003", "00004"},
         "pick_counts": {""},
         "metrics": {""},
         "report": {""},

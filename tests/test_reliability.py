@@ -153,17 +153,39 @@ def test_picks_of_micrographs_that_left_the_data_set_are_moved_aside(tmp_path: P
     from cryopick.picks_index import move_stale_picks, write_coordinate_index
 
     picks, csv = tmp_path / "picks", tmp_path / "picks_csv"
-    for folder in (picks, csv):
-        folder.mkdir()
-    for name in ("a.001", "b", "old"):
-        (picks / f"{name}.star").write_text("x")
-        (csv / f"{name}.csv").write_text("x")
-    moved = move_stale_picks([picks, csv], ["a.001", "b"], tmp_path / "stale")
+    # batch 00000 held a.001, b and gone; batch 00001 held only old ones; a flat file from the
+    # one-file-per-micrograph layout; an earlier stale copy of b's batch-mate
+    for folder, suffix in ((picks, ".star"), (csv, ".csv")):
+        for batch, names in (("00000", ("a.001", "b", "gone")), ("00001", ("old",))):
+            (folder / f"batch_{batch}").mkdir(parents=True)
+            (folder / f"batch_{batch}.complete").write_text("micrograph\tstatus\n")
+            for name in names:
+                (folder / f"batch_{batch}" / f"{name}{suffix}").write_text("x")
+        (folder / f"flat{suffix}").write_text("x")
+    (picks / "batch_00000" / "gone.error.txt").write_text("bad\n")
+    (picks / "batch_00000" / ".snakemake_timestamp").write_text("")
+    earlier = tmp_path / "stale" / "picks" / "batch_00000" / "gone.star"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("earlier")
+    moved = move_stale_picks([picks, csv], {"00000": ["a.001", "b"]}, tmp_path / "stale")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in moved) == [
-        "stale/picks/old.star",
-        "stale/picks_csv/old.csv",
+        "stale/picks/batch_00000/gone.error.txt",
+        "stale/picks/batch_00000/gone.star.1",  # the earlier copy is not overwritten
+        "stale/picks/batch_00001",
+        "stale/picks/batch_00001.complete",
+        "stale/picks/flat.star",
+        "stale/picks_csv/batch_00000/gone.csv",
+        "stale/picks_csv/batch_00001",
+        "stale/picks_csv/batch_00001.complete",
+        "stale/picks_csv/flat.csv",
     ]
-    assert sorted(p.name for p in picks.iterdir()) == ["a.001.star", "b.star"]
+    assert earlier.read_text() == "earlier"
+    assert sorted(p.name for p in picks.iterdir()) == ["batch_00000", "batch_00000.complete"]
+    assert sorted(p.name for p in (picks / "batch_00000").iterdir()) == [
+        ".snakemake_timestamp",
+        "a.001.star",
+        "b.star",
+    ]
     index = tmp_path / "autopick.star"
     write_coordinate_index(
         index, {"a.001": "m/a.001.mrc", "b": "m/b.mrc"}, {"b": "p/b.star", "a.001": "p/a.star"}

@@ -12,25 +12,25 @@ import numpy as np
 import pytest
 
 from cryopick.io import read_coordinates, write_relion_micrographs_star
-from tests.conftest import requires
+from tests.conftest import final_picks_file, final_picks_names, requires
 
 pytestmark = [pytest.mark.relion, requires("relion_preprocess", "Debian package relion")]
 
 
 def test_relion_extracts_every_pick_centred(workflow_run, small_dataset, tmp_path):
     workdir, _, _ = workflow_run
-    picks_dir = workdir / "results" / "small" / "picks"
+    results = workdir / "results" / "small"
     mic_dir = os.path.dirname(small_dataset["micrographs"])
-    names = sorted(p.stem for p in picks_dir.glob("*.star"))
+    names = sorted(final_picks_names(results))
     (tmp_path / "Micrographs").mkdir()
     (tmp_path / "coords" / "Micrographs").mkdir(parents=True)
     lines = []
     n_picks = 0
     for name in names:
         os.symlink(os.path.join(mic_dir, f"{name}.mrc"), tmp_path / "Micrographs" / f"{name}.mrc")
-        star = (picks_dir / f"{name}.star").read_text()
-        (tmp_path / "coords" / "Micrographs" / f"{name}_pick.star").write_text(star)
-        n_picks += len(read_coordinates(picks_dir / f"{name}.star"))
+        star = final_picks_file(results, name)
+        (tmp_path / "coords" / "Micrographs" / f"{name}_pick.star").write_text(star.read_text())
+        n_picks += len(read_coordinates(star))
         lines.append(f"Micrographs/{name}.mrc")
     write_relion_micrographs_star(tmp_path / "mics.star", lines, small_dataset["pixel_size"])
     box = 64

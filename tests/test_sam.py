@@ -291,7 +291,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
         "crf_picks": {"edge_margin": 0.3},
         "picks": {"source": "crf", "edge_margin": 0.3},
     }
-    targets = ["results/t/sam/batch_00000"] + [f"results/t/crf/{name}.npz" for name in names]
+    targets = ["results/t/sam/batch_00000", "results/t/crf/batch_00000"]
     targets += ["results/t/metrics/summary.tsv"]
     # the hand-made maps stand for the U-Net's: its rule is left out of this run
     targets += [
@@ -312,14 +312,14 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
     for name in names:
         records = sam.load_masks(tmp_path / f"results/t/sam/batch_00000/{name}.json.gz")
         assert records and records[0].size == (96, 96)
-        with np.load(tmp_path / f"results/t/crf/{name}.npz") as refined:
+        with np.load(tmp_path / f"results/t/crf/batch_00000/{name}.npz") as refined:
             assert refined["mask"].shape == (96, 96) and refined["mask"].any()
         # one raw pick per mask; the CRF picks (the final source) find both particles
-        raw = read_coordinates(tmp_path / f"results/t/sam_raw_picks/{name}.star")
+        raw = read_coordinates(tmp_path / f"results/t/sam_raw_picks/batch_00000/{name}.star")
         assert len(raw) == len(records)
-        crf_picks = read_coordinates(tmp_path / f"results/t/crf_picks/{name}.star")
+        crf_picks = read_coordinates(tmp_path / f"results/t/crf_picks/batch_00000/{name}.star")
         assert len(crf_picks) == 2 and crf_picks["score"].between(0.5, 1).all()
-        assert len(read_coordinates(tmp_path / f"results/t/picks/{name}.star")) == 2
+        assert len(read_coordinates(tmp_path / f"results/t/picks/batch_00000/{name}.star")) == 2
     summary = pd.read_csv(tmp_path / "results/t/metrics/summary.tsv", sep="\t")
     assert list(summary["stage"]) == [
         "baseline",

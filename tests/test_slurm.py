@@ -14,6 +14,8 @@ import pytest
 import yaml
 from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
 
+from tests.conftest import final_picks_file
+
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,7 +124,7 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
 
     names = sorted(p.stem for p in Path(demo["micrographs"]).parent.glob("*.jpg"))
     for name in names:
-        star = (workdir / "results/demo/picks" / f"{name}.star").read_text()
+        star = final_picks_file(workdir / "results/demo", name).read_text()
         assert "rlnCoordinateX" in star and len(star.splitlines()) > 50
     summary = pd.read_csv(workdir / "results/demo/metrics/summary.tsv", sep="\t")
     assert list(summary["stage"]) == ["baseline", "unet", "final"] and (summary["f1"] > 0.3).all()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cryopick.batching import BatchPlan
 from cryopick.io import InputError
 from cryopick.workflow import paths, plan, stages
 from cryopick.workflow.plan import WorkflowPlan
@@ -103,17 +104,14 @@ def test_the_table_is_consistent_with_the_schema_and_the_rules():
         assert f'stage_picks("{stage.name}")' in (REPO / "rules" / stage.rules).read_text()
 
 
-def test_patterns_of_batched_and_per_micrograph_stages():
+def test_every_stage_writes_one_folder_per_batch():
     assert stages.stage_picks("unet") == "results/{dataset}/unet_picks/batch_{batch}"
     assert stages.stage_picks("baseline") == "results/{dataset}/baseline/batch_{batch}"
-    assert stages.stage_picks("unet+crf") == "results/{dataset}/crf_picks/{micrograph}.star"
-    assert stages.stage_picks("sam") == "results/{dataset}/sam_raw_picks/{micrograph}.star"
-    assert (
-        stages.stage_picks("sam+postprocessing") == "results/{dataset}/sam_picks/{micrograph}.star"
-    )
+    assert stages.stage_picks("unet+crf") == "results/{dataset}/crf_picks/batch_{batch}"
+    assert stages.stage_picks("sam") == "results/{dataset}/sam_raw_picks/batch_{batch}"
+    assert stages.stage_picks("sam+postprocessing") == "results/{dataset}/sam_picks/batch_{batch}"
     for stage in stages.STAGES:
-        assert ("{batch}" in stage.picks) == stage.batched
-        assert ("{micrograph}" in stage.picks) != stage.batched
+        assert "{batch}" in stage.picks and "{micrograph}" not in stage.picks
 
 
 @pytest.mark.parametrize(
@@ -159,7 +157,7 @@ def test_source_stage_and_its_refusals(tmp_path):
 
 
 def test_picking_stages_with_and_without_ground_truth():
-    final = ("final", "results/{dataset}/picks/{micrograph}.star")
+    final = ("final", "results/{dataset}/picks/batch_{batch}")
     config = make_config()
     assert list(stages.picking_stages(config, True).items()) == [
         ("baseline", "results/{dataset}/baseline/batch_{batch}"),
@@ -255,19 +253,21 @@ def test_targets(tmp_path):
         picks={"formats": ["csv", "box"]},
     )
     wf = WorkflowPlan(config)
-    assert wf.targets() == [
-        "results/real/picks/m1.star",
-        "results/real/picks_csv/m1.csv",
-        "results/real/picks_box/m1.box",
-        "results/new/picks/n1.star",
-        "results/new/picks_csv/n1.csv",
-        "results/new/picks_box/n1.box",
-        "results/fake/picks/syn_0000.star",
-        "results/fake/picks/syn_0001.star",
-        "results/fake/picks_csv/syn_0000.csv",
-        "results/fake/picks_csv/syn_0001.csv",
-        "results/fake/picks_box/syn_0000.box",
-        "results/fake/picks_box/syn_0001.box",
+    batches = BatchPlan.build(
+        {name: list(listing) for name, listing in wf.micrographs.items()},
+        manifest=str(tmp_path / "{dataset}.tsv"),
+        batch_size=64,
+    )
+    assert wf.targets(batches) == [
+        "results/real/picks/batch_00000.complete",
+        "results/real/picks_csv/batch_00000.complete",
+        "results/real/picks_box/batch_00000.complete",
+        "results/new/picks/batch_00000.complete",
+        "results/new/picks_csv/batch_00000.complete",
+        "results/new/picks_box/batch_00000.complete",
+        "results/fake/picks/batch_00000.complete",
+        "results/fake/picks_csv/batch_00000.complete",
+        "results/fake/picks_box/batch_00000.complete",
         "results/real/pick_counts.tsv",
         "results/new/pick_counts.tsv",
         "results/fake/pick_counts.tsv",
@@ -282,10 +282,7 @@ def test_targets(tmp_path):
         "results/fake/metrics/summary.tsv",
     ]
     assert list(wf.picking_stages("new")) == ["unet", "final"]
-    assert wf.final_picks("fake") == [
-        "results/fake/picks/syn_0000.star",
-        "results/fake/picks/syn_0001.star",
-    ]
+    assert wf.final_picks("fake", batches) == ["results/fake/picks/batch_00000.complete"]
     assert list(wf.picking_stages("real")) == ["baseline", "unet", "final"]
     # every configured set, used or not (the all_synthetic target)
     assert wf.synthetic_outputs() == [

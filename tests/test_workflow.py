@@ -16,6 +16,7 @@ from tests.conftest import (
     SMALL_DENOISE,
     SNAKEMAKE,
     SPARSE_BASELINE,
+    final_picks_file,
     make_dataset,
     run_workflow,
 )
@@ -27,11 +28,11 @@ def test_end_to_end_outputs(workflow_run):
     workdir, _, _ = workflow_run
     results = workdir / "results" / "small"
     for name in ("mic_000", "mic_001"):
-        picks = read_coordinates(results / "picks" / f"{name}.star")
+        picks = read_coordinates(final_picks_file(results, name))
         assert 20 <= len(picks) <= 30
         assert (np.diff(picks["score"]) <= 0).all()  # best first
-        assert len(read_coordinates(results / "picks_csv" / f"{name}.csv")) == len(picks)
-        assert len(read_coordinates(results / "picks_box" / f"{name}.box")) == len(picks)
+        assert len(read_coordinates(final_picks_file(results, name, "csv"))) == len(picks)
+        assert len(read_coordinates(final_picks_file(results, name, "box"))) == len(picks)
     # the short CPU stages ran as one job per batch (two micrographs, one batch)
     log = (results / "logs" / "denoise" / "batch_00000.log").read_text()
     assert log.count("done in") == 1 and "mic_000: denoised" in log and "mic_001" in log
@@ -66,8 +67,8 @@ def test_same_inputs_give_same_picks(workflow_run, tmp_path):
     workdir, config, _ = workflow_run
     run_workflow(tmp_path / "again", config)
     for name in ("mic_000", "mic_001"):
-        first = read_coordinates(workdir / "results/small/picks" / f"{name}.star")
-        second = read_coordinates(tmp_path / "again/results/small/picks" / f"{name}.star")
+        first = read_coordinates(final_picks_file(workdir / "results/small", name))
+        second = read_coordinates(final_picks_file(tmp_path / "again/results/small", name))
         pd.testing.assert_frame_equal(first, second)
 
 
@@ -96,11 +97,15 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
     run_workflow(work, config)
     manifest = work / "results" / "set" / "batches.tsv"
     old_batches = manifest.read_text().splitlines()
+    # every per-micrograph artifact (the batches); the data set's tables are redone, since
+    # the data set changed
     kept = {
         p: (_digest(p), p.stat().st_mtime_ns)
-        for p in (work / "results").rglob("*")
-        if p.is_file() and "logs" not in p.parts and "benchmarks" not in p.parts and p != manifest
+        for p in (work / "results").rglob("batch_*/*")
+        if p.is_file() and "logs" not in p.parts and "benchmarks" not in p.parts
     }
+    summary = work / "results" / "set" / "metrics" / "summary.tsv"
+    scores = summary.read_text()
     # add three damaged micrographs to the same data set
     good = data / "micrographs" / "mic_000.mrc"
     truncated = data / "micrographs" / "truncated.mrc"
@@ -133,14 +138,23 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
         for stage in ("unet", "unet_picks"):
             record = results / stage / "batch_00001" / f"{name}.error.txt"
             assert message in record.read_text()
-        # the micrograph's own final picks fail with the first cause, in one line
-        picks_log = (results / "logs" / "picks" / f"{name}.log").read_text()
-        assert message in picks_log and "Traceback" not in picks_log
-        assert not (results / "picks" / f"{name}.star").exists()
+        # its final picks: the first cause in its batch's log and error record, no .star
+        picks_log = (results / "logs" / "picks" / "batch_00001.log").read_text()
+        assert f"{name}: FAILED: " in picks_log and message in picks_log
+        assert "Traceback" not in picks_log
+        assert message in (results / "picks" / "batch_00001" / f"{name}.error.txt").read_text()
+        assert not final_picks_file(results, name).exists()
     assert "truncated" in result.stderr
-    # the good micrographs' outputs and the earlier metrics are untouched, the inputs too
+    # the good micrographs' outputs are untouched, the inputs too; the metrics are those of
+    # the good ones, as before (the failed ones are named as not scored)
     for path, (digest, mtime) in kept.items():
         assert path.exists() and _digest(path) == digest and path.stat().st_mtime_ns == mtime, path
+    assert summary.read_text() == scores
+    assert (
+        "3 of 5 micrographs failed and are not scored"
+        in (results / "logs" / "metrics.log").read_text()
+    )
+    assert "3 micrograph(s) failed (listed above)" in result.stderr
     assert {p: _digest(p) for p in data.rglob("*") if p.is_file()} == inputs
     # the batch manifest only grows: every earlier micrograph keeps its batch
     assert set(old_batches) <= set(manifest.read_text().splitlines())
@@ -155,7 +169,7 @@ def test_missing_ground_truth_is_named_or_skipped(tmp_path):
     assert result.returncode != 0
     log = (tmp_path / "w1/results/set/logs/metrics.log").read_text()
     assert "no ground-truth file" in log and "mic_001" in log
-    assert (tmp_path / "w1/results/set/picks/mic_001.star").exists()
+    assert final_picks_file(tmp_path / "w1/results/set", "mic_001").exists()
     config["metrics"] = {"missing_ground_truth": "skip"}
     run_workflow(tmp_path / "w2", config)
     summary = pd.read_csv(tmp_path / "w2/results/set/metrics/summary.tsv", sep="\t")
@@ -263,7 +277,7 @@ def test_empty_picks_warn_and_a_mostly_empty_data_set_fails(tmp_path, small_data
     assert result.returncode != 0
     for name in ("mic_000", "mic_001"):
         assert f"WARNING {name}: no picks (check particle_diameter" in output
-        assert len(read_coordinates(tmp_path / "results/small/picks" / f"{name}.star")) == 0
+        assert len(read_coordinates(final_picks_file(tmp_path / "results/small", name))) == 0
     assert "dataset 'small': 2 of 2 micrographs have no picks. Check particle_diameter" in output
     assert "particle_contrast" in output and "Traceback" not in output
     assert not (tmp_path / "results/small/pick_counts.tsv").exists()

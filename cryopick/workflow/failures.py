@@ -1,32 +1,40 @@
 """The micrographs of this run that failed, listed once at its end (Snakefile ``onsuccess`` and
-``onerror``): a bad micrograph fails alone with an error record in its batch folder
-(cryopick.batching), and a user of a 20,000-micrograph run should not have to grep the logs to
-learn which ones."""
+``onerror``): a bad micrograph fails alone with an error record in its batch folder, passed on
+from stage to stage into its final-picks batch (cryopick.batching), and a user of a
+20,000-micrograph run should not have to grep the logs to learn which ones."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable, Mapping
 
-from cryopick.batching import ERROR_SUFFIX
+from cryopick.batching import (
+    ERROR_SUFFIX,
+    batch_error,
+    batch_folder_of,
+    completed_micrographs,
+    completion_record,
+)
 from cryopick.workflow import paths
 
 
 def recorded_failures(
-    micrographs: Mapping[str, Iterable[str]], root: str = "."
+    micrographs: Mapping[str, Iterable[str]], batches, root: str = "."
 ) -> list[tuple[str, str, str]]:
     """(data set, micrograph, message) for every micrograph of ``micrographs`` (data set ->
-    names of this run) with an error record in any batch folder of its data set; the record of
-    the earliest stage folder (by name order of the stages that copy it on, all alike)."""
+    names of this run) that its final-picks batch lists as failed, with the message of the
+    first cause. Reads one completion record per batch of ``batches``
+    (cryopick.batching.BatchPlan), not one file per micrograph; a batch not done is skipped."""
     failures = []
     for dataset, names in micrographs.items():
         wanted = set(names)
-        folder = Path(root) / paths.DATASET.format(dataset=dataset)
         found: dict[str, str] = {}
-        for record in sorted(folder.glob(f"*/batch_*/*{ERROR_SUFFIX}")):
-            name = record.name[: -len(ERROR_SUFFIX)]
-            if name in wanted and name not in found:
-                found[name] = record.read_text().strip().splitlines()[0]
+        for record in batches.expand(paths.batch_complete(paths.FINAL_PICKS), dataset):
+            folder = batch_folder_of(f"{root}/{record}")
+            if not completion_record(folder).is_file():
+                continue
+            for name, status in completed_micrographs(folder).items():
+                if status == "error" and name in wanted:
+                    found[name] = (batch_error(folder, name) or "failed").splitlines()[0]
         failures += [(dataset, name, found[name]) for name in sorted(found)]
     return failures
 
@@ -41,7 +49,6 @@ def failure_summary(failures: list[tuple[str, str, str]], limit: int = 20) -> st
     ]
     lines += [f"  {dataset}/{name}: {message}" for dataset, name, message in failures[:limit]]
     if len(failures) > limit:
-        lines.append(
-            f"  ... and {len(failures) - limit} more: results/<dataset>/*/batch_*/*{ERROR_SUFFIX}"
-        )
+        where = paths.FINAL_PICKS.format(dataset="<dataset>", batch="*")
+        lines.append(f"  ... and {len(failures) - limit} more: {where}/*{ERROR_SUFFIX}")
     return "\n".join(lines)

@@ -54,13 +54,23 @@ BATCH_MANIFEST = f"{DATASET}/batches.tsv"  # micrograph -> batch, cryopick.batch
 DENOISED = batch_folder("denoise")  # {micrograph}.npz: the denoised canvas
 UNET_MAPS = batch_folder("unet")  # {micrograph}.npz: U-Net probability and centre maps
 SAM_MASKS = batch_folder("sam")  # {micrograph}.json.gz: SAM masks
-CRF_MAP = per_micrograph("crf", ".npz")
-FINAL_PICKS = per_micrograph("picks", ".star")
+CRF_MAPS = batch_folder("crf")  # {micrograph}.npz: the CRF-refined map
+# the final picks, one job per batch: {micrograph}.star inside, listed by PICKS_INDEX
+FINAL_PICKS = batch_folder("picks")
 PICK_COUNTS = f"{DATASET}/pick_counts.tsv"  # picks per micrograph, flagged (cryopick.pick_counts)
 PICKS_INDEX = f"{DATASET}/autopick.star"  # RELION coordinate index of this run's picks
 STALE = f"{DATASET}/stale"  # picks of micrographs no longer in the data set, moved here
-FORMATTED_PICKS = f"{DATASET}/picks_{{format}}/{MICROGRAPH}.{{format}}"
+FORMATTED_PICKS = batch_folder("picks_{format}")  # {micrograph}.{format} inside
 PICK_FORMATS = ("csv", "box")  # the {format}s of FORMATTED_PICKS (picks.formats)
+
+
+def final_picks_folders(dataset: str) -> list[str]:
+    """The folders under which a data set's final picks lie (in every format), each holding
+    one folder per batch: what users import, and what stale picks are moved out of."""
+    patterns = [FINAL_PICKS] + [FORMATTED_PICKS.replace("{format}", f) for f in PICK_FORMATS]
+    return [pattern.format(dataset=dataset, batch="_").rsplit("/", 1)[0] for pattern in patterns]
+
+
 LABEL_MAP = per_micrograph("labels", ".png")
 METRICS = f"{DATASET}/metrics"
 METRICS_SUMMARY = f"{METRICS}/summary.tsv"

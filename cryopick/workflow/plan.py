@@ -7,13 +7,20 @@ methods to the jobs' wildcards; everything here only lists names and never opens
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Protocol
 
 from cryopick.datasets import list_label_files, list_micrographs
 from cryopick.io import InputError
 from cryopick.synthetic import SyntheticSettings, synthetic_micrograph_names
 from cryopick.workflow import paths, stages
 from cryopick.workflow.stages import Stage
+
+
+class Batches(Protocol):
+    """What the plan needs of the batches (cryopick.batching.BatchPlan)."""
+
+    def expand(self, pattern: str, dataset: str) -> list[str]: ...
+
 
 # keys of a synthetic set that are bookkeeping, not physics (a change of these reruns nothing)
 SYNTHETIC_BOOKKEEPING = ("n_micrographs", "seed", "name_prefix")
@@ -183,28 +190,30 @@ class WorkflowPlan:
         """The pick-count check of every data set (cryopick.pick_counts)."""
         return [paths.PICK_COUNTS.format(dataset=d) for d in self.datasets]
 
-    def final_picks(self, dataset: str) -> list[str]:
-        """Every final picks file of a data set, in micrograph order."""
+    def final_picks(self, dataset: str, batches: "Batches") -> list[str]:
+        """The completion record of every batch of a data set's final picks."""
+        return batches.expand(paths.batch_complete(paths.FINAL_PICKS), dataset)
+
+    def formatted_picks(self, dataset: str, batches: "Batches") -> list[str]:
+        """The completion records of the final picks' batches in every extra format."""
         return [
-            paths.FINAL_PICKS.format(dataset=dataset, micrograph=n)
-            for n in self.micrograph_names(dataset)
+            record
+            for fmt in self.config["picks"]["formats"]
+            for record in batches.expand(
+                paths.batch_complete(paths.FORMATTED_PICKS.replace("{format}", fmt)), dataset
+            )
         ]
 
     def report_summaries(self) -> list[str]:
         return [paths.METRICS_SUMMARY.format(dataset=d) for d in self.scored_datasets()]
 
-    def targets(self) -> list[str]:
-        """What a plain run makes: final picks (in every format), metrics, the report and the
-        parameters of every synthetic set in use."""
+    def targets(self, batches: "Batches") -> list[str]:
+        """What a plain run makes: final picks (in every format, one folder per batch),
+        metrics, the report and the parameters of every synthetic set in use."""
         outputs = []
         for dataset in self.datasets:
-            names = self.micrograph_names(dataset)
-            outputs += [paths.FINAL_PICKS.format(dataset=dataset, micrograph=n) for n in names]
-            for fmt in self.config["picks"]["formats"]:
-                outputs += [
-                    paths.FORMATTED_PICKS.format(dataset=dataset, format=fmt, micrograph=n)
-                    for n in names
-                ]
+            outputs += self.final_picks(dataset, batches)
+            outputs += self.formatted_picks(dataset, batches)
         outputs += self.pick_count_tables()
         outputs += self.report_summaries()
         outputs += [paths.REPORT_TSV, paths.REPORT_HTML]

@@ -51,17 +51,16 @@ REQUIREMENTS: dict[str, Requirement] = {
 class Stage:
     """One picking stage.
 
-    ``folder``: where its picks go under results/{dataset}/; ``batched``: one job per batch of
-    micrographs (a folder per batch, {micrograph}.star inside) or one per micrograph (a .star
-    each); ``rules``: its rule file under rules/; ``source``: the ``picks.source`` value that
-    makes its picks the final picks (None: compared only); ``requires``: names in
+    ``folder``: where its picks go under results/{dataset}/, one folder per batch of
+    micrographs ({micrograph}.star inside; every stage runs one job per batch); ``rules``: its
+    rule file under rules/; ``source``: the ``picks.source`` value that makes its picks the
+    final picks (None: compared only); ``requires``: names in
     :data:`REQUIREMENTS`; ``switch``: the config section whose ``enabled`` adds the stage to the
     comparison (None: always, once its requirements are met; the source stage runs anyway).
     """
 
     name: str
     folder: str
-    batched: bool
     rules: str
     source: str | None = None
     requires: tuple[str, ...] = ()
@@ -69,31 +68,26 @@ class Stage:
 
     @property
     def picks(self) -> str:
-        """The pattern of its picks: a batch folder ({dataset}, {batch}) or a .star file
-        ({dataset}, {micrograph})."""
-        if self.batched:
-            return paths.batch_folder(self.folder)
-        return paths.per_micrograph(self.folder, ".star")
+        """The pattern of its picks: a batch folder ({dataset}, {batch})."""
+        return paths.batch_folder(self.folder)
 
 
 # In summary.tsv order (the final picks come last).
 STAGES: tuple[Stage, ...] = (
-    Stage("baseline", "baseline", batched=True, rules="baseline.smk", source="baseline"),
-    Stage("unet", "unet_picks", batched=True, rules="unet.smk", source="unet", requires=("unet",)),
+    Stage("baseline", "baseline", rules="baseline.smk", source="baseline"),
+    Stage("unet", "unet_picks", rules="unet.smk", source="unet", requires=("unet",)),
     Stage(
         "unet+crf",
         "crf_picks",
-        batched=False,
         rules="crf.smk",
         source="crf",
         requires=("unet",),
         switch="crf",
     ),
-    Stage("sam", "sam_raw_picks", batched=False, rules="sam.smk", requires=("unet", "sam")),
+    Stage("sam", "sam_raw_picks", rules="sam.smk", requires=("unet", "sam")),
     Stage(
         "sam+postprocessing",
         "sam_picks",
-        batched=False,
         rules="sam.smk",
         source="sam",
         requires=("unet", "sam"),
