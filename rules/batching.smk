@@ -41,4 +41,3 @@ PICK_BATCH_RUNTIME = 5 + config["batching"]["size"] // 8
 
 wildcard_constraints:
     batch=r"\d+",
-

@@ -68,7 +68,6 @@ rule pick_sam:
         "../scripts/pick_sam.py"
 
 
-
 rule pick_sam_raw:
     """One pick per SAM mask, unfiltered: the sam stage's row, against which the
     postprocessing is measured."""
