@@ -40,11 +40,6 @@ rule all:
         PLAN.targets(BATCHES),
 
 
-onstart:
-    BATCHES.save()
-    move_stale_final_picks()
-
-
 onsuccess:
     end_with_failed_micrographs()
 

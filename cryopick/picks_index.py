@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from cryopick.batching import COMPLETION_SUFFIX, ERROR_SUFFIX
 from cryopick.io import atomic_path
 
 
@@ -36,75 +35,51 @@ def write_coordinate_index(
         Path(tmp).write_text("\n".join(lines) + "\n")
 
 
-def stale_entries(
-    folder: str | os.PathLike, batches: Mapping[str, Iterable[str]], prefix: str = "batch_"
-) -> list[Path]:
-    """What in a final-picks folder does not belong to this run: batch folders (and their
-    completion records) of batches that no longer hold a micrograph, files inside a current
-    batch folder of micrographs that left that batch, and anything else (the one-file-per-
-    micrograph layout of cryopick before batched final picks, a user's stray copy)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    current = {f"{prefix}{batch}": set(names) for batch, names in batches.items()}
-    stale = []
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        name = (
-            entry.name[: -len(COMPLETION_SUFFIX)]
-            if entry.name.endswith(COMPLETION_SUFFIX)
-            else None
-        )
-        if name in current and entry.is_file():
-            continue  # a current batch's completion record
-        if entry.name in current and entry.is_dir():
-            members = current[entry.name]
-            stale += [
-                f
-                for f in sorted(entry.iterdir())
-                if f.is_file()
-                and not f.name.startswith(".")  # Snakemake's own (.snakemake_timestamp)
-                and micrograph_of(f.name) not in members
-            ]
-            continue
-        stale.append(entry)
-    return stale
-
-
-def micrograph_of(file_name: str) -> str:
-    """The micrograph a batch folder's file belongs to: {micrograph}.star / .csv / .box or
-    {micrograph}.error.txt."""
-    if file_name.endswith(ERROR_SUFFIX):
-        return file_name[: -len(ERROR_SUFFIX)]
-    return file_name.rsplit(".", 1)[0]
-
-
 def move_stale_picks(
-    folders: Iterable[str | os.PathLike],
-    batches: Mapping[str, Iterable[str]],
-    stale_root: str | os.PathLike,
+    folders: Iterable[str | os.PathLike], current: Iterable[str], stale_root: str | os.PathLike
 ) -> list[Path]:
-    """Move the :func:`stale_entries` of each final-picks folder under ``stale_root``/<folder
-    name>/ (same relative path), so that a data set pointed at other micrographs no longer
-    shows the old picks beside the new; returns their new paths. Moved, never deleted or
-    overwritten (an earlier stale copy of the same name keeps its place: the newer one gets a
-    numbered name), so the user decides. Runs before the jobs (Snakemake's onstart): a batch
-    that lost a micrograph is rewritten by its job, which would delete the file."""
-    batches = {batch: list(names) for batch, names in batches.items()}
+    """Move every file of ``folders`` whose micrograph (the name less its suffix) is not
+    among ``current`` into ``stale_root``/<folder name>/, so that a data set pointed at other
+    micrographs no longer shows the old picks beside the new; returns their new paths. Moved,
+    never deleted: the user decides."""
+    wanted = set(current)
     moved = []
     for folder in map(Path, folders):
-        for entry in stale_entries(folder, batches):
-            target = _free_path(Path(stale_root) / folder.name / entry.relative_to(folder))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(entry), str(target))
-            moved.append(target)
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            name = entry.name.rsplit(".", 1)[0]
+            if entry.is_file() and name not in wanted and not entry.name.startswith("."):
+                target = Path(stale_root) / folder.name / entry.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(entry), str(target))
+                moved.append(target)
     return moved
 
 
-def _free_path(path: Path) -> Path:
-    candidate, n = path, 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.name}.{n}")
-        n += 1
-    return candidate
+def publish(artifact: str | os.PathLike, published: str | os.PathLike) -> None:
+    """Make a batch folder's artifact appear at its published path (the one-file-per-micrograph
+    layout users import): a hard link, so it costs no space and cannot differ from what the
+    batch recorded, or a copy where the file system has no hard links; replaced atomically,
+    so a reader never sees a half-written file."""
+    published = Path(published)
+    published.parent.mkdir(parents=True, exist_ok=True)
+    tmp = published.with_name(f".{published.name}.{os.getpid()}.tmp")
+    try:
+        os.link(artifact, tmp)
+    except OSError:
+        shutil.copy2(artifact, tmp)
+    os.replace(tmp, published)
+
+
+def withdraw(published: str | os.PathLike, stale_root: str | os.PathLike) -> Path | None:
+    """A micrograph that failed this time may have published picks from an earlier run: move
+    them to ``stale_root``/<folder name>/ (never deleted), so the folder holds only picks of
+    this run; returns the new path, None when there was nothing."""
+    published = Path(published)
+    if not published.is_file():
+        return None
+    target = Path(stale_root) / published.parent.name / published.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(published), str(target))
+    return target

@@ -4,7 +4,7 @@
 # cost is per job (benchmarks/dag_scale.py). Only the training label maps stay per micrograph.
 # Batch membership is stable (results/{dataset}/batches.tsv, cryopick/batching.py): new
 # micrographs only ever go into new batches, so adding them reruns nothing already done.
-# New assignments are recorded when a real run starts (the Snakefile's onstart); dry runs and
+# New assignments are recorded when a real run starts (onstart below); dry runs and
 # the jobs' own parsing compute the same batches without writing. A batched rule looks like
 #
 #   rule unet_predict:
@@ -41,3 +41,7 @@ PICK_BATCH_RUNTIME = 5 + config["batching"]["size"] // 8
 
 wildcard_constraints:
     batch=r"\d+",
+
+
+onstart:
+    BATCHES.save()

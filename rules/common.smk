@@ -14,7 +14,6 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from cryopick.metrics import stage_input_name  # noqa: E402
-from cryopick.picks_index import move_stale_picks  # noqa: E402
 from cryopick.settings import config_problems, load_schema  # noqa: E402
 from cryopick.workflow import paths  # noqa: E402
 from cryopick.workflow.plan import (  # noqa: E402
@@ -186,20 +185,3 @@ def end_with_failed_micrographs():
     failed = print_failed_micrographs()
     if failed:
         raise WorkflowError(f"{failed} micrograph(s) failed (listed above)")
-
-
-def move_stale_final_picks():
-    """onstart: final picks that do not belong to this run moved to results/{dataset}/stale/
-    (cryopick.picks_index.move_stale_picks), before the jobs that rewrite their batches."""
-    for dataset in DATASETS:
-        batches = {b: BATCHES.micrographs(dataset, b) for b in BATCHES.batches(dataset)}
-        moved = move_stale_picks(
-            paths.final_picks_folders(dataset), batches, paths.STALE.format(dataset=dataset)
-        )
-        if moved:
-            print(
-                f"cryopick: {len(moved)} final-picks files or batches of micrographs no longer "
-                f"in data set {dataset!r} moved to {paths.STALE.format(dataset=dataset)} "
-                f"(e.g. {moved[0].name})",
-                file=sys.stderr,
-            )

@@ -1,6 +1,8 @@
 rule picks:
-    """Final picks from the configured stage: score cut, edge margin, de-duplication; one job
-    per batch of micrographs, {micrograph}.star each in the batch's folder."""
+    """Final picks of one batch of micrographs from the configured stage: score cut, edge
+    margin, de-duplication; written into the batch's folder (RELION STAR and the extra formats)
+    and published as results/{dataset}/picks/{micrograph}.star (picks_{format}/ for the
+    others)."""
     input:
         stage=source_picks,
         denoised=paths.batch_complete(paths.DENOISED),
@@ -20,40 +22,17 @@ rule picks:
     params:
         micrographs=batch_micrographs,
         settings=final_picks_settings(config),
+        formats=config["picks"]["formats"],
         diameter=dataset_diameter,
     script:
         "../scripts/picks.py"
 
 
-rule picks_format:
-    """Final picks of one batch as CryoPPP .csv or EMAN .box (box side = particle diameter)."""
-    input:
-        picks=paths.batch_complete(paths.FINAL_PICKS),
-        denoised=paths.batch_complete(paths.DENOISED),
-    output:
-        directory(paths.FORMATTED_PICKS),
-        paths.batch_complete(paths.FORMATTED_PICKS),
-    log:
-        paths.log("picks_{format}", paths.BATCH),
-    benchmark:
-        paths.benchmark("picks_{format}", paths.BATCH)
-    conda:
-        "../envs/cryopick.yaml"
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=PICK_BATCH_RUNTIME,
-    params:
-        micrographs=batch_micrographs,
-        diameter=dataset_diameter,
-    script:
-        "../scripts/picks_format.py"
-
-
 rule pick_counts:
     """Picks per micrograph against the data set's median: a WARNING for each micrograph with
     none or far too few, an error when most have none (cryopick/pick_counts.py); the RELION
-    coordinate index of the run's picks (cryopick/picks_index.py)."""
+    coordinate index of the run's picks, and earlier picks of micrographs that left the data
+    set moved to stale/ (cryopick/picks_index.py)."""
     input:
         picks=dataset_final_picks,
     output:

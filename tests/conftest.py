@@ -17,18 +17,14 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def final_picks_file(results: Path, name: str, fmt: str = "star") -> Path:
-    """A micrograph's final picks under ``results`` (results/{dataset}): in its batch's folder,
-    picks/batch_NNNNN/{name}.star (picks_{fmt}/... for another format); a path that does not
-    exist when no batch holds it."""
-    folder = results / ("picks" if fmt == "star" else f"picks_{fmt}")
-    found = sorted(folder.glob(f"batch_*/{name}.{fmt}"))
-    assert len(found) <= 1, found
-    return found[0] if found else folder / "batch_none" / f"{name}.{fmt}"
+    """A micrograph's published final picks under ``results`` (results/{dataset}):
+    picks/{name}.star, or picks_{fmt}/{name}.{fmt} for another format."""
+    return results / ("picks" if fmt == "star" else f"picks_{fmt}") / f"{name}.{fmt}"
 
 
 def final_picks_names(results: Path) -> set[str]:
-    """The micrographs with final picks (a .star) under ``results`` (results/{dataset})."""
-    return {p.stem for p in (results / "picks").glob("batch_*/*.star")}
+    """The micrographs with published final picks (a .star) under ``results``."""
+    return {p.stem for p in (results / "picks").glob("*.star")}
 
 
 def disc_micrograph(

@@ -192,12 +192,11 @@ def test_a_removed_micrograph_leaves_no_stale_picks_among_the_current_ones(corpu
     }
     run_workflow(root / "work", config)
     results = root / "work" / "results" / "labels"
-    # its batch is rewritten without it; its picks were moved aside before, not deleted
     assert final_picks_names(results) == {"mic_000", "mic_002"}
-    assert (results / "stale" / "picks" / "batch_00000" / "mic_001.star").is_file()
-    assert (results / "stale" / "picks_csv" / "batch_00000" / "mic_001.csv").is_file()
+    assert (results / "stale" / "picks" / "mic_001.star").is_file()
+    assert (results / "stale" / "picks_csv" / "mic_001.csv").is_file()
     index = (results / "autopick.star").read_text()
-    assert "picks/batch_00000/mic_002.star" in index and "mic_001" not in index
+    assert "results/labels/picks/mic_002.star" in index and "mic_001" not in index
 
 
 def test_a_half_written_batch_is_redone_without_snakemakes_metadata(corpus_run) -> None:
@@ -207,7 +206,7 @@ def test_a_half_written_batch_is_redone_without_snakemakes_metadata(corpus_run) 
     config = {**config, "datasets": {"listed": datasets["listed"]}}
     work = root / "work"
     results = work / "results" / "listed"
-    before = {p.name: p.read_bytes() for p in (results / "picks").glob("batch_*/*.star")}
+    before = {p.name: p.read_bytes() for p in (results / "picks").glob("*.star")}
     assert before
     batch = results / "denoise" / "batch_00000"
     # what a job killed while writing the denoise batch leaves: its record missing, an
@@ -215,13 +214,13 @@ def test_a_half_written_batch_is_redone_without_snakemakes_metadata(corpus_run) 
     (results / "denoise" / "batch_00000.complete").unlink()
     lost = next(batch.glob("*.npz"))
     lost.unlink()
-    for downstream in ("baseline", "picks", "picks_csv"):
+    for downstream in ("baseline", "final_picks", "picks", "picks_csv"):
         shutil.rmtree(results / downstream)
     shutil.rmtree(work / ".snakemake")
     # (the list's missing micrograph still fails, alone)
     run_workflow(work, config, "--keep-going", check=False)
     assert (results / "denoise" / "batch_00000.complete").is_file() and lost.is_file()
-    assert {p.name: p.read_bytes() for p in (results / "picks").glob("batch_*/*.star")} == before
+    assert {p.name: p.read_bytes() for p in (results / "picks").glob("*.star")} == before
 
 
 def test_a_config_typo_is_one_line(tmp_path, corpus_run) -> None:

@@ -48,7 +48,7 @@ KILL_POINTS = {
     "denoise batch in flight": lambda w: in_flight(w, "denoise"),
     "U-Net batch in flight": lambda w: in_flight(w, "unet"),
     "U-Net picks in flight": lambda w: in_flight(w, "unet_picks"),
-    "final picks batch in flight": lambda w: in_flight(w, "picks"),
+    "final picks batch in flight": lambda w: in_flight(w, "final_picks"),
 }
 
 

@@ -153,39 +153,17 @@ def test_picks_of_micrographs_that_left_the_data_set_are_moved_aside(tmp_path: P
     from cryopick.picks_index import move_stale_picks, write_coordinate_index
 
     picks, csv = tmp_path / "picks", tmp_path / "picks_csv"
-    # batch 00000 held a.001, b and gone; batch 00001 held only old ones; a flat file from the
-    # one-file-per-micrograph layout; an earlier stale copy of b's batch-mate
-    for folder, suffix in ((picks, ".star"), (csv, ".csv")):
-        for batch, names in (("00000", ("a.001", "b", "gone")), ("00001", ("old",))):
-            (folder / f"batch_{batch}").mkdir(parents=True)
-            (folder / f"batch_{batch}.complete").write_text("micrograph\tstatus\n")
-            for name in names:
-                (folder / f"batch_{batch}" / f"{name}{suffix}").write_text("x")
-        (folder / f"flat{suffix}").write_text("x")
-    (picks / "batch_00000" / "gone.error.txt").write_text("bad\n")
-    (picks / "batch_00000" / ".snakemake_timestamp").write_text("")
-    earlier = tmp_path / "stale" / "picks" / "batch_00000" / "gone.star"
-    earlier.parent.mkdir(parents=True)
-    earlier.write_text("earlier")
-    moved = move_stale_picks([picks, csv], {"00000": ["a.001", "b"]}, tmp_path / "stale")
+    for folder in (picks, csv):
+        folder.mkdir()
+    for name in ("a.001", "b", "old"):
+        (picks / f"{name}.star").write_text("x")
+        (csv / f"{name}.csv").write_text("x")
+    moved = move_stale_picks([picks, csv], ["a.001", "b"], tmp_path / "stale")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in moved) == [
-        "stale/picks/batch_00000/gone.error.txt",
-        "stale/picks/batch_00000/gone.star.1",  # the earlier copy is not overwritten
-        "stale/picks/batch_00001",
-        "stale/picks/batch_00001.complete",
-        "stale/picks/flat.star",
-        "stale/picks_csv/batch_00000/gone.csv",
-        "stale/picks_csv/batch_00001",
-        "stale/picks_csv/batch_00001.complete",
-        "stale/picks_csv/flat.csv",
+        "stale/picks/old.star",
+        "stale/picks_csv/old.csv",
     ]
-    assert earlier.read_text() == "earlier"
-    assert sorted(p.name for p in picks.iterdir()) == ["batch_00000", "batch_00000.complete"]
-    assert sorted(p.name for p in (picks / "batch_00000").iterdir()) == [
-        ".snakemake_timestamp",
-        "a.001.star",
-        "b.star",
-    ]
+    assert sorted(p.name for p in picks.iterdir()) == ["a.001.star", "b.star"]
     index = tmp_path / "autopick.star"
     write_coordinate_index(
         index, {"a.001": "m/a.001.mrc", "b": "m/b.mrc"}, {"b": "p/b.star", "a.001": "p/a.star"}
@@ -209,3 +187,24 @@ def test_denoising_works_on_the_content_of_a_long_micrograph(monkeypatch) -> Non
     canvas = denoise.denoise_image(image, denoise.DenoiseSettings(size=256), frame)
     assert seen == [(32, 256)] and canvas.shape == (256, 256)
     assert len(np.unique(canvas[32:])) == 1  # the padding: one value, the content's median
+
+
+def test_published_picks_are_the_batch_artifact_and_a_failed_one_is_withdrawn(
+    tmp_path: Path,
+) -> None:
+    from cryopick.picks_index import publish, withdraw
+
+    artifact = tmp_path / "final_picks" / "batch_00000" / "m.star"
+    artifact.parent.mkdir(parents=True)
+    artifact.write_text("new picks\n")
+    published = tmp_path / "picks" / "m.star"
+    published.parent.mkdir()
+    published.write_text("an earlier run's picks\n")
+    publish(artifact, published)
+    assert published.read_text() == "new picks\n"
+    assert published.stat().st_ino == artifact.stat().st_ino  # a hard link: no second copy
+    assert [p.name for p in published.parent.iterdir()] == ["m.star"]  # no temporary left
+    # the micrograph fails in a later run: its old picks leave the folder, kept in stale/
+    moved = withdraw(published, tmp_path / "stale")
+    assert moved == tmp_path / "stale" / "picks" / "m.star" and moved.read_text() == "new picks\n"
+    assert not published.exists() and withdraw(published, tmp_path / "stale") is None

@@ -319,7 +319,7 @@ def test_sam_and_crf_rules_end_to_end(tmp_path, tiny_checkpoint) -> None:
         assert len(raw) == len(records)
         crf_picks = read_coordinates(tmp_path / f"results/t/crf_picks/batch_00000/{name}.star")
         assert len(crf_picks) == 2 and crf_picks["score"].between(0.5, 1).all()
-        assert len(read_coordinates(tmp_path / f"results/t/picks/batch_00000/{name}.star")) == 2
+        assert len(read_coordinates(tmp_path / f"results/t/picks/{name}.star")) == 2
     summary = pd.read_csv(tmp_path / "results/t/metrics/summary.tsv", sep="\t")
     assert list(summary["stage"]) == [
         "baseline",

@@ -157,7 +157,7 @@ def test_source_stage_and_its_refusals(tmp_path):
 
 
 def test_picking_stages_with_and_without_ground_truth():
-    final = ("final", "results/{dataset}/picks/batch_{batch}")
+    final = ("final", "results/{dataset}/final_picks/batch_{batch}")
     config = make_config()
     assert list(stages.picking_stages(config, True).items()) == [
         ("baseline", "results/{dataset}/baseline/batch_{batch}"),
@@ -259,15 +259,9 @@ def test_targets(tmp_path):
         batch_size=64,
     )
     assert wf.targets(batches) == [
-        "results/real/picks/batch_00000.complete",
-        "results/real/picks_csv/batch_00000.complete",
-        "results/real/picks_box/batch_00000.complete",
-        "results/new/picks/batch_00000.complete",
-        "results/new/picks_csv/batch_00000.complete",
-        "results/new/picks_box/batch_00000.complete",
-        "results/fake/picks/batch_00000.complete",
-        "results/fake/picks_csv/batch_00000.complete",
-        "results/fake/picks_box/batch_00000.complete",
+        "results/real/final_picks/batch_00000.complete",
+        "results/new/final_picks/batch_00000.complete",
+        "results/fake/final_picks/batch_00000.complete",
         "results/real/pick_counts.tsv",
         "results/new/pick_counts.tsv",
         "results/fake/pick_counts.tsv",
@@ -282,7 +276,7 @@ def test_targets(tmp_path):
         "results/fake/metrics/summary.tsv",
     ]
     assert list(wf.picking_stages("new")) == ["unet", "final"]
-    assert wf.final_picks("fake", batches) == ["results/fake/picks/batch_00000.complete"]
+    assert wf.final_picks("fake", batches) == ["results/fake/final_picks/batch_00000.complete"]
     assert list(wf.picking_stages("real")) == ["baseline", "unet", "final"]
     # every configured set, used or not (the all_synthetic target)
     assert wf.synthetic_outputs() == [

@@ -142,7 +142,8 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
         picks_log = (results / "logs" / "picks" / "batch_00001.log").read_text()
         assert f"{name}: FAILED: " in picks_log and message in picks_log
         assert "Traceback" not in picks_log
-        assert message in (results / "picks" / "batch_00001" / f"{name}.error.txt").read_text()
+        record = results / "final_picks" / "batch_00001" / f"{name}.error.txt"
+        assert message in record.read_text()
         assert not final_picks_file(results, name).exists()
     assert "truncated" in result.stderr
     # the good micrographs' outputs are untouched, the inputs too; the metrics are those of
@@ -203,7 +204,7 @@ def test_user_datasets_replace_the_default_ones(tmp_path, small_dataset):
     default = {"datasets": {"bundled": small_dataset}, "denoise": {"size": 256}}
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(default))
     result = run_workflow(tmp_path, {"datasets": {"mine": small_dataset}}, "-n")
-    assert "results/mine/picks" in result.stdout and "results/bundled" not in result.stdout
+    assert "results/mine/final_picks" in result.stdout and "results/bundled" not in result.stdout
 
 
 def test_snakemake_lint_is_clean():
@@ -247,17 +248,17 @@ def test_unlabelled_data_sets_run_only_the_source_stage(tmp_path):
         "denoise",
         "unet",
         "unet_picks",
-        "picks",
+        "final_picks",
         "pick_counts.tsv",
         "autopick.star",
     }, plain
-    assert {"baseline", "unet_picks", "crf", "crf_picks", "picks", "metrics"} <= lab, lab
+    assert {"baseline", "unet_picks", "crf", "crf_picks", "final_picks", "metrics"} <= lab, lab
     # with the CRF as the source it runs on the unlabelled set too, and the U-Net picks do not
     config["picks"]["source"] = "crf"
     config["crf"]["enabled"] = False
     outputs = _planned_outputs(run_workflow(tmp_path / "run", config, "-n").stdout)
     plain = {path.split("/")[2] for path in outputs if path.startswith("results/plain/")}
-    assert plain == {"denoise", "unet", "crf", "crf_picks", "picks"} | {
+    assert plain == {"denoise", "unet", "crf", "crf_picks", "final_picks"} | {
         "pick_counts.tsv",
         "autopick.star",
     }, plain

@@ -55,20 +55,29 @@ DENOISED = batch_folder("denoise")  # {micrograph}.npz: the denoised canvas
 UNET_MAPS = batch_folder("unet")  # {micrograph}.npz: U-Net probability and centre maps
 SAM_MASKS = batch_folder("sam")  # {micrograph}.json.gz: SAM masks
 CRF_MAPS = batch_folder("crf")  # {micrograph}.npz: the CRF-refined map
-# the final picks, one job per batch: {micrograph}.star inside, listed by PICKS_INDEX
-FINAL_PICKS = batch_folder("picks")
+# The final picks: one job per batch writes them (in every configured format) into its batch
+# folder, then publishes each micrograph's file at PUBLISHED_PICKS (the interface contract: one
+# RELION coordinate STAR per micrograph, stable names), listed by PICKS_INDEX.
+FINAL_PICKS = batch_folder("final_picks")  # {micrograph}.star (.csv, .box) inside
+PUBLISHED_PICKS = per_micrograph("picks", ".star")
+PUBLISHED_FORMATTED_PICKS = f"{DATASET}/picks_{{format}}/{MICROGRAPH}.{{format}}"
+PICK_FORMATS = ("csv", "box")  # the extra formats (picks.formats)
 PICK_COUNTS = f"{DATASET}/pick_counts.tsv"  # picks per micrograph, flagged (cryopick.pick_counts)
 PICKS_INDEX = f"{DATASET}/autopick.star"  # RELION coordinate index of this run's picks
 STALE = f"{DATASET}/stale"  # picks of micrographs no longer in the data set, moved here
-FORMATTED_PICKS = batch_folder("picks_{format}")  # {micrograph}.{format} inside
-PICK_FORMATS = ("csv", "box")  # the {format}s of FORMATTED_PICKS (picks.formats)
 
 
-def final_picks_folders(dataset: str) -> list[str]:
-    """The folders under which a data set's final picks lie (in every format), each holding
-    one folder per batch: what users import, and what stale picks are moved out of."""
-    patterns = [FINAL_PICKS] + [FORMATTED_PICKS.replace("{format}", f) for f in PICK_FORMATS]
-    return [pattern.format(dataset=dataset, batch="_").rsplit("/", 1)[0] for pattern in patterns]
+def published_picks(dataset: str, micrograph: str, fmt: str = "star") -> str:
+    """Where a micrograph's final picks are published, as RELION STAR or an extra format."""
+    if fmt == "star":
+        return PUBLISHED_PICKS.format(dataset=dataset, micrograph=micrograph)
+    return PUBLISHED_FORMATTED_PICKS.format(dataset=dataset, micrograph=micrograph, format=fmt)
+
+
+def published_picks_folders(dataset: str) -> list[str]:
+    """The folders users import the final picks from, one per format: what stale picks are
+    moved out of."""
+    return [published_picks(dataset, "_", fmt).rsplit("/", 1)[0] for fmt in ("star", *PICK_FORMATS)]
 
 
 LABEL_MAP = per_micrograph("labels", ".png")

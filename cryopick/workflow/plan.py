@@ -194,26 +194,15 @@ class WorkflowPlan:
         """The completion record of every batch of a data set's final picks."""
         return batches.expand(paths.batch_complete(paths.FINAL_PICKS), dataset)
 
-    def formatted_picks(self, dataset: str, batches: "Batches") -> list[str]:
-        """The completion records of the final picks' batches in every extra format."""
-        return [
-            record
-            for fmt in self.config["picks"]["formats"]
-            for record in batches.expand(
-                paths.batch_complete(paths.FORMATTED_PICKS.replace("{format}", fmt)), dataset
-            )
-        ]
-
     def report_summaries(self) -> list[str]:
         return [paths.METRICS_SUMMARY.format(dataset=d) for d in self.scored_datasets()]
 
     def targets(self, batches: "Batches") -> list[str]:
-        """What a plain run makes: final picks (in every format, one folder per batch),
-        metrics, the report and the parameters of every synthetic set in use."""
+        """What a plain run makes: final picks (their batches, which publish them in every
+        format), metrics, the report and the parameters of every synthetic set in use."""
         outputs = []
         for dataset in self.datasets:
             outputs += self.final_picks(dataset, batches)
-            outputs += self.formatted_picks(dataset, batches)
         outputs += self.pick_count_tables()
         outputs += self.report_summaries()
         outputs += [paths.REPORT_TSV, paths.REPORT_HTML]
