@@ -32,6 +32,9 @@ sys.path.insert(0, str(REPO))
 from cryopick.batching import assign_batches, read_manifest, write_manifest  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+# CPU seconds of denoise + U-Net + picks of one 4096^2 micrograph on one thread (session 5
+# benchmarks/results/unet_speed_general_session5.md, column total_cpu_s)
+PICKING_CPU_S = 3.81
 # Rules without an action (targets) are finished by Snakemake itself, never submitted.
 TARGET_RULES = {"all"}
 
@@ -55,16 +58,19 @@ def make_placeholder_dataset(root: Path, n: int, labelled: bool = True) -> dict:
     return entry
 
 
-def timed_lines(cmd: list[str], cwd: Path) -> tuple[list[tuple[float, str]], int]:
-    """Run ``cmd``; every output line with the seconds since the start, and the exit code."""
+def timed_lines(cmd: list[str], cwd: Path) -> tuple[list[tuple[float, str]], int, dict]:
+    """Run ``cmd``; every output line with the seconds since the start, the exit code and
+    the process's own usage: CPU seconds (user + system) and peak memory (GB)."""
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     )
     lines = [(time.monotonic() - start, line.rstrip("\n")) for line in proc.stdout]
-    proc.wait()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     lines.append((time.monotonic() - start, ""))
-    return lines, proc.returncode
+    used = {"cpu": usage.ru_utime + usage.ru_stime, "peak_gb": usage.ru_maxrss / 1024**2}
+    return lines, proc.returncode, used
 
 
 def first_time(lines: list[tuple[float, str]], text: str) -> float:
@@ -153,7 +159,7 @@ def main() -> None:
             str(REPO / "profiles/slurm"),
         ]
 
-        lines, code = timed_lines([*base, "-n"], REPO)
+        lines, code, dry_usage = timed_lines([*base, "-n"], REPO)
         if code != 0:
             sys.exit("\n".join(line for _, line in lines[-40:]))
         parsed = first_time(lines, "Building DAG of jobs")
@@ -163,27 +169,31 @@ def main() -> None:
 
         # What every cluster job pays before its own work: Snakemake parses the workflow
         # (listing all micrographs, building the batches) and a DAG for its target job.
-        t0 = time.monotonic()
-        subprocess.run(
+        startup_lines, code, startup = timed_lines(
             [
                 *base,
                 "-n",
                 "--target-jobs",
-                "denoise:dataset=big,batch=00000",
+                "picks:dataset=big,batch=00000",
                 "--allowed-rules",
-                "denoise",
+                "picks",
                 "--executor",
                 "dryrun",
             ],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
+            REPO,
         )
-        job_startup = time.monotonic() - t0
+        if code != 0:
+            sys.exit("\n".join(line for _, line in startup_lines[-40:]))
+        job_startup = startup_lines[-1][0]
 
     cost = manifest_cost(20_000, batch_size)
     bound = math.ceil(n / batch_size)
     gpu_subs = submissions.get("unet_predict", 0)
+    n_submissions = sum(submissions.values())
+    # what a real run pays Snakemake beyond the picking: the main process (its DAG build, as
+    # in the dry run) and one start-up per submitted job; against the CPU picking work of a
+    # 4096^2 micrograph (denoise + U-Net + picks, 1 thread: models/README.md)
+    orchestration = (dry_usage["cpu"] + n_submissions * startup["cpu"]) / n
     rows += [
         ("machine load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}"),
         ("micrographs", str(n)),
@@ -192,12 +202,20 @@ def main() -> None:
         ("dry run: parse + list micrographs + batches (s)", f"{parsed:.1f}"),
         ("dry run: DAG built (s)", f"{dag:.1f}"),
         ("dry run: total incl. job listing (s)", f"{total:.1f}"),
+        ("dry run: CPU (s)", f"{dry_usage['cpu']:.1f}"),
+        ("dry run: peak memory (GB)", f"{dry_usage['peak_gb']:.2f}"),
         ("jobs in the DAG", str(sum(jobs.values()))),
-        ("cluster submissions", str(sum(submissions.values()))),
+        ("cluster submissions", str(n_submissions)),
+        ("submissions per batch of micrographs", f"{n_submissions / bound:.2f}"),
         ("batched GPU stage submissions (unet_predict)", str(gpu_subs)),
         ("ceil(N / batch size)", str(bound)),
         ("GPU stage within bound", "yes" if gpu_subs <= bound else "NO"),
         ("Snakemake start-up of one job, dry (s)", f"{job_startup:.1f}"),
+        ("Snakemake start-up of one job, CPU (s)", f"{startup['cpu']:.1f}"),
+        ("Snakemake start-up of one job, peak memory (GB)", f"{startup['peak_gb']:.2f}"),
+        ("orchestration CPU per micrograph (s)", f"{orchestration:.3f}"),
+        ("picking CPU per 4096^2 micrograph, 1 thread (s)", f"{PICKING_CPU_S:.1f}"),
+        ("orchestration / picking CPU", f"{orchestration / PICKING_CPU_S:.1%}"),
         ("manifest, 20,000 names, first write (ms)", f"{cost['first'] * 1000:.0f}"),
         ("manifest, 20,000 names, unchanged re-read (ms)", f"{cost['unchanged'] * 1000:.0f}"),
         ("manifest, 20,000 + 50 new (ms)", f"{cost['add50'] * 1000:.0f}"),

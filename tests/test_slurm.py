@@ -4,6 +4,7 @@ submitted with a GPU request that sacct records."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -40,19 +41,36 @@ def ci_profile(cluster: SlurmCluster, folder: Path) -> Path:
     return profile
 
 
+def user_workflow_directory(cluster: SlurmCluster, folder: Path) -> Path:
+    """The workflow directory as a user has it after filling in profiles/slurm: the
+    repository's files (linked) and its ``slurm`` link to the profile, so that the command
+    users type, ``snakemake --profile slurm``, runs from it unchanged."""
+    link = os.readlink(REPO / "slurm")
+    assert link == "profiles/slurm", link
+    folder.mkdir()
+    skipped = {".git", ".venv", ".snakemake", "results", "resources", "profiles", "slurm"}
+    for entry in REPO.iterdir():
+        if entry.name not in skipped:
+            (folder / entry.name).symlink_to(entry)
+    ci_profile(cluster, folder / "profiles")
+    (folder / "slurm").symlink_to(link)
+    return folder
+
+
 def run_snakemake(
     cluster: SlurmCluster,
     workdir: Path,
-    profile: Path,
+    profile: Path | str,
     *args: str,
-    snakefile: Path = REPO / "Snakefile",
+    snakefile: Path | None = REPO / "Snakefile",
+    cwd: Path = REPO,
 ) -> subprocess.CompletedProcess:
-    """snakemake through the profile; the first status check after 2 s instead of 40 s keeps
-    the test short (the only setting changed from the profile)."""
+    """snakemake through the profile (a path, or a bare name looked up from ``cwd``); the first
+    status check after 2 s instead of 40 s keeps the test short (the only setting changed from
+    the profile)."""
     cmd = [
         SNAKEMAKE,
-        "-s",
-        str(snakefile),
+        *(["-s", str(snakefile)] if snakefile else []),
         "--directory",
         str(workdir),
         "--profile",
@@ -61,7 +79,9 @@ def run_snakemake(
         "2",
         *args,
     ]
-    result = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        cmd, cwd=cwd, env=cluster.env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result
 
@@ -108,7 +128,8 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
 ) -> None:
     """The bundled demo data set through profiles/slurm with the default config (shipped U-Net):
     outputs complete, the U-Net batch job went to the GPU partition with a GPU request, every
-    other job to the CPU partition without one, and the per-micrograph CPU jobs in groups."""
+    other job to the CPU partition without one, one job per batch and stage; run as users type
+    it, ``snakemake --profile slurm`` in the workflow directory."""
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"][
         "demo_empiar10017"
     ]
@@ -117,10 +138,14 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"datasets": {"demo": demo}}))
     workdir = tmp_path / "work"
-    profile = ci_profile(slurm_cluster, tmp_path / "profiles")
+    workflow = user_workflow_directory(slurm_cluster, tmp_path / "workflow")
     start = sacct_start(slurm_cluster)
 
-    run_snakemake(slurm_cluster, workdir, profile, "--configfile", str(config))
+    # exactly what users type in the workflow directory (issue 15): the bare profile name
+    result = run_snakemake(
+        slurm_cluster, workdir, "slurm", "--configfile", str(config), snakefile=None, cwd=workflow
+    )
+    assert "Using profile slurm" in result.stdout + result.stderr
 
     names = sorted(p.stem for p in Path(demo["micrographs"]).parent.glob("*.jpg"))
     for name in names:
@@ -141,9 +166,8 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
     assert jobs.loc[gpu, "AllocTRES"].str.contains("gres/gpu=1").all(), jobs
     assert (jobs.loc[~gpu, "Partition"] == slurm_cluster.cpu_partition).all(), jobs
     assert not jobs.loc[~gpu, "AllocTRES"].str.contains("gres/gpu").any(), jobs
-    # one batch of 3 micrographs: one job each for denoise, pick_baseline, the U-Net and
-    # pick_unet; the final picks (+csv) in one group submission; pick counts, metrics and
-    # report: 8.
+    # one batch of 3 micrographs: one job each for denoise, pick_baseline, the U-Net,
+    # pick_unet and the final picks (+csv); pick counts, metrics and report: 8.
     assert len(jobs) == 8, jobs
 
 
