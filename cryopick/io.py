@@ -39,12 +39,14 @@ class Micrograph:
 
 
 def micrograph_name(path: str | os.PathLike) -> str:
-    """The name that identifies a micrograph in every output: the file name without suffix."""
-    name = Path(path).name
+    """The name that identifies a micrograph in every output: the file name without suffix.
+    (String operations, not pathlib: every job's parse names each micrograph of the run.)"""
+    name = os.path.basename(os.fspath(path))
+    lower = name.lower()
     for suffix in MICROGRAPH_SUFFIXES:
-        if name.lower().endswith(suffix):
+        if lower.endswith(suffix):
             return name[: -len(suffix)]
-    return Path(name).stem
+    return os.path.splitext(name)[0]
 
 
 def _read_mrc(path: Path) -> tuple[np.ndarray, float | None]:

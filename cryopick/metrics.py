@@ -26,12 +26,6 @@ from scipy.spatial import cKDTree
 RADIUS_FACTORS = (0.5, 0.25)
 
 
-def stage_input_name(stage: str) -> str:
-    """Name of a stage's picks among the metrics job's inputs ("unet+crf" -> "stage_unet_crf"):
-    stage names are for people, input names must be identifiers."""
-    return "stage_" + "".join(c if c.isalnum() else "_" for c in stage)
-
-
 def match_count(picks: np.ndarray, truth: np.ndarray, radius: float) -> int:
     """Size of the largest one-to-one matching of picks to labels within ``radius``, found
     with the Hungarian algorithm on each connected cluster of candidate pairs."""

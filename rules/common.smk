@@ -13,7 +13,6 @@ from snakemake.utils import validate
 # symbolic link scripts/cryopick, since Snakemake puts a script's folder on its sys.path.
 sys.path.insert(0, workflow.basedir)
 
-from cryopick.metrics import stage_input_name  # noqa: E402
 from cryopick.settings import config_problems, load_schema  # noqa: E402
 from cryopick.workflow import paths  # noqa: E402
 from cryopick.workflow.plan import (  # noqa: E402
@@ -27,7 +26,9 @@ from cryopick.workflow.plan import (  # noqa: E402
 )
 from cryopick.workflow.failures import failure_summary, recorded_failures  # noqa: E402
 from cryopick.workflow.snakemake_compat import apply_patches  # noqa: E402
-from cryopick.workflow.stages import rule_files, stage_picks  # noqa: E402
+
+# (DAG-build imports stay light: every cluster job parses this file before its work)
+from cryopick.workflow.stages import rule_files, stage_input_name, stage_picks  # noqa: E402
 
 # Data sets named on the command line (--configfile/--config) replace the bundled demo data
 # sets instead of being merged with them; every other key merges as usual.
@@ -131,6 +132,16 @@ def metrics_inputs(wildcards):
         files = PLAN.label_files(dataset, masks=masks)
         inputs[key] = [path for name, path in files.items() if name in names]
     return inputs
+
+
+def all_label_maps(wildcards):
+    """Input of the all_label_maps target: one label map per labelled micrograph."""
+    return PLAN.label_map_outputs()
+
+
+def all_synthetic_outputs(wildcards):
+    """Input of the all_synthetic target: every file of every configured synthetic set."""
+    return PLAN.synthetic_outputs()
 
 
 def label_file(wildcards):

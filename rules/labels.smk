@@ -27,6 +27,7 @@ rule label_maps:
 
 
 rule all_label_maps:
-    """Target: label maps of every labelled micrograph of every data set."""
+    """Target: label maps of every labelled micrograph of every data set (an input function:
+    listed only when this target is asked for, not at every job's parse)."""
     input:
-        PLAN.label_map_outputs(),
+        all_label_maps,

@@ -54,6 +54,7 @@ rule synthetic_parameters:
 
 
 rule all_synthetic:
-    """Target: every configured synthetic set, used by a data set or not."""
+    """Target: every configured synthetic set, used by a data set or not (listed only when
+    asked for)."""
     input:
-        PLAN.synthetic_outputs(),
+        all_synthetic_outputs,

@@ -2,9 +2,9 @@
 
 from cryopick.batching import artifacts_and_errors, artifacts_by_micrograph
 from cryopick.io import atomic_path
-from cryopick.metrics import evaluate_dataset, stage_input_name
+from cryopick.metrics import evaluate_dataset
 from cryopick.workflow import as_list, logged_job
-from cryopick.workflow.stages import FINAL
+from cryopick.workflow.stages import FINAL, stage_input_name
 
 micrographs = as_list(snakemake.params.micrographs)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import cryopick
 
 PACKAGE = Path(cryopick.__file__).resolve().parent
+REPO = PACKAGE.parent
 
 
 def module_name(path: Path) -> str:
@@ -103,3 +104,37 @@ def test_inference_does_not_depend_on_training():
                 reached.add(target)
                 todo.append(target)
     assert "cryopick.training" not in reached
+
+
+def test_the_dag_build_imports_no_scoring_or_network_code():
+    """Every cluster job parses the workflow before its own work (issue 15: ~7,800 jobs at
+    100,000 micrographs), so what the rule files import at parse time is paid per job: the
+    modules they import never reach the metrics (SciPy's optimisers), torch or the network."""
+    import subprocess
+    import sys
+
+    modules = {
+        "cryopick.settings",
+        "cryopick.workflow",
+        "cryopick.workflow.paths",
+        "cryopick.workflow.plan",
+        "cryopick.workflow.failures",
+        "cryopick.workflow.snakemake_compat",
+        "cryopick.workflow.stages",
+        "cryopick.batching",
+        "cryopick.sam",
+    }
+    for rules in (REPO / "rules").glob("*.smk"):  # the list above is what they import
+        for line in rules.read_text().splitlines():
+            if line.startswith("from cryopick"):
+                assert line.split()[1] in modules, (rules.name, line)
+    code = (
+        "import sys; "
+        + "; ".join(f"import {m}" for m in sorted(modules))
+        + "; print(' '.join(m for m in ('scipy.optimize', 'torch', 'cryopick.metrics',"
+        " 'cryopick.unet') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []

@@ -98,6 +98,12 @@ BY_SOURCE: dict[str, Stage] = {stage.source: stage for stage in STAGES if stage.
 FINAL = "final"  # the name of the final picks' row in summary.tsv
 
 
+def stage_input_name(stage: str) -> str:
+    """Name of a stage's picks among the metrics job's inputs ("unet+crf" -> "stage_unet_crf"):
+    stage names are for people, input names must be identifiers."""
+    return "stage_" + "".join(c if c.isalnum() else "_" for c in stage)
+
+
 def stage_picks(name: str) -> str:
     """The picks pattern of a stage (what its rule declares as output)."""
     return BY_NAME[name].picks
