@@ -29,6 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.tables import print_and_write_metrics  # noqa: E402
 from cryopick.batching import assign_batches, read_manifest, write_manifest  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -225,12 +226,7 @@ def main() -> None:
     for what, count in sorted(submissions.items()):
         rows.append((f"submissions: {what}", str(count)))
 
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("metric\tvalue\n" + "".join(f"{k}\t{v}\n" for k, v in rows))
-    print(f"written to {args.out}")
+    print_and_write_metrics(rows, args.out)
 
 
 if __name__ == "__main__":

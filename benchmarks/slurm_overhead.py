@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from slurm_cluster import START, STOP, read_env_file  # noqa: E402
 
 from benchmarks.dag_scale import PICKING_CPU_S  # noqa: E402
+from benchmarks.tables import print_and_write_metrics  # noqa: E402
 from cryopick.io import write_mrc  # noqa: E402
 from tests.conftest import disc_micrograph  # noqa: E402
 
@@ -168,12 +169,7 @@ def main() -> None:
         ("picking CPU per 4096^2 micrograph, 1 thread (s)", f"{PICKING_CPU_S:.2f}"),
         ("orchestration / picking", f"{per_micrograph / PICKING_CPU_S:.1%}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("metric\tvalue\n" + "".join(f"{k}\t{v}\n" for k, v in rows))
-    print(f"written to {args.out}")
+    print_and_write_metrics(rows, args.out)
     assert np.isfinite(per_micrograph)
 
 

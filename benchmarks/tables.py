@@ -13,3 +13,16 @@ def markdown(table: pd.DataFrame) -> str:
         cells = (f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def print_and_write_metrics(rows: list[tuple[str, str]], out) -> None:
+    """A two-column metric table: printed aligned, written as TSV (metric, value) to ``out``."""
+    from pathlib import Path
+
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("metric\tvalue\n" + "".join(f"{k}\t{v}\n" for k, v in rows))
+    print(f"written to {out}")
