@@ -1,7 +1,8 @@
 # Every per-micrograph stage (denoise, U-Net, CRF, SAM, each stage's picks, the final picks and
-# their extra formats) runs one job per batch of micrographs, not one per micrograph: a
-# 100,000-micrograph data set is ~1,600 jobs per stage instead of 100,000, and Snakemake's own
-# cost is per job (benchmarks/dag_scale.py). Only the training label maps stay per micrograph.
+# their extra formats, the training label maps) runs one job per batch of micrographs, not one
+# per micrograph: a 100,000-micrograph data set is ~1,600 jobs per stage instead of 100,000,
+# and Snakemake's own cost is per job (benchmarks/dag_scale.py). Only the synthetic
+# micrographs are made one job each (grouped in profiles/slurm).
 # Batch membership is stable (results/{dataset}/batches.tsv, cryopick/batching.py): new
 # micrographs only ever go into new batches, so adding them reruns nothing already done.
 # New assignments are recorded when a real run starts (onstart below); dry runs and
@@ -13,8 +14,7 @@
 #               paths.batch_complete(paths.UNET_MAPS)  # written last: the batch is whole
 #       params: micrographs=batch_micrographs
 #
-# (patterns made by paths.batch_folder); the few per-micrograph rules (label maps) read
-# batch_dir(paths.batch_complete(paths.DENOISED)).
+# (patterns made by paths.batch_folder).
 # A micrograph that fails in a batched job gets an error record ({micrograph}.error.txt) in
 # the batch's directory instead of its artifact; the batch goes on, later stages pass the
 # record on into the final picks, and the run ends listing it and exiting non-zero
@@ -28,10 +28,6 @@ BATCHES = BatchPlan.build(
     batch_size=config["batching"]["size"],
 )
 batch_micrographs = BATCHES.micrographs_of_job
-batch_dir = BATCHES.batch_dir
-# the batch that holds a per-micrograph job's canvas: readers name its completion record
-# (cryopick.batching.batch_folder_of), so a batch without one is redone
-denoise_batch_of_micrograph = batch_dir(paths.batch_complete(paths.DENOISED))
 
 
 # minutes of a batch of short CPU work (denoise ~1-5 s per micrograph, picks well under 1 s)

@@ -135,8 +135,8 @@ def metrics_inputs(wildcards):
 
 
 def all_label_maps(wildcards):
-    """Input of the all_label_maps target: one label map per labelled micrograph."""
-    return PLAN.label_map_outputs()
+    """Input of the all_label_maps target: the label-map batches of every labelled set."""
+    return PLAN.label_map_outputs(BATCHES)
 
 
 def all_synthetic_outputs(wildcards):
@@ -144,8 +144,14 @@ def all_synthetic_outputs(wildcards):
     return PLAN.synthetic_outputs()
 
 
-def label_file(wildcards):
-    return PLAN.label_file(wildcards.dataset, wildcards.micrograph)
+def batch_labelled_micrographs(wildcards):
+    """Micrograph -> label file of the labelled micrographs of a batched job."""
+    names = BATCHES.micrographs(wildcards.dataset, wildcards.batch)
+    return PLAN.labelled_micrographs(wildcards.dataset, names)
+
+
+def batch_label_files(wildcards):
+    return list(batch_labelled_micrographs(wildcards).values())
 
 
 synthetic_settings = _of_synthetic_set(PLAN.synthetic_settings)

@@ -2,24 +2,26 @@
 
 
 rule label_maps:
-    """Label map of one micrograph: discs of the labelled diameter, or discs refined to the
-    particles' visible support in the denoised image (config labels.method)."""
+    """Label maps of the labelled micrographs of one batch: discs of the labelled diameter, or
+    discs refined to the particles' visible support in the denoised image (labels.method)."""
     input:
-        denoised=denoise_batch_of_micrograph,
-        labels=label_file,
+        denoised=paths.batch_complete(paths.DENOISED),
+        labels=batch_label_files,
     output:
-        paths.LABEL_MAP,
+        directory(paths.LABEL_MAPS),
+        paths.batch_complete(paths.LABEL_MAPS),
     log:
-        paths.log("label_maps"),
+        paths.log("label_maps", paths.BATCH),
     benchmark:
-        paths.benchmark("label_maps")
+        paths.benchmark("label_maps", paths.BATCH)
     conda:
         "../envs/cryopick.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=PICK_BATCH_RUNTIME,
     params:
+        labelled=batch_labelled_micrographs,
         settings=config["labels"],
         diameter=dataset_diameter,
     script:

@@ -213,14 +213,20 @@ def test_datasets_real_and_synthetic(tmp_path):
     assert wf.label_file("real", "m2").endswith("labels/m2.csv")
     with pytest.raises(InputError, match="no ground-truth file for micrograph 'm3'"):
         wf.label_file("real", "m3")
-    assert wf.label_map_outputs() == [
-        "results/real/labels/m1.png",
-        "results/real/labels/m2.png",
-        "results/fake/labels/syn_0000.png",
-        "results/fake/labels/syn_0001.png",
-        "results/own/labels/syn_0000.png",
-        "results/own/labels/syn_0001.png",
+    batches = BatchPlan.build(
+        {name: list(listing) for name, listing in wf.micrographs.items()},
+        manifest=str(tmp_path / "{dataset}.tsv"),
+        batch_size=64,
+    )
+    assert wf.label_map_outputs(batches) == [
+        "results/real/labels/batch_00000.complete",
+        "results/fake/labels/batch_00000.complete",
+        "results/own/labels/batch_00000.complete",
     ]
+    assert wf.labelled_micrographs("real", ["m3", "m2", "m1"]) == {
+        "m2": wf.label_file("real", "m2"),
+        "m1": wf.label_file("real", "m1"),
+    }
 
 
 def test_dataset_errors(tmp_path):

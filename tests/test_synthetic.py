@@ -547,7 +547,7 @@ def test_synthesize_rule_writes_the_data_set_and_reruns_only_on_change(tmp_path)
     assert params["micrographs"] == names and params["seed"] == 3
     summary = (work / "results" / "syn" / "metrics" / "summary.tsv").read_text()
     assert "final" in summary
-    label = cv2.imread(str(work / "results" / "syn" / "labels" / f"{names[0]}.png"), 0)
+    label = cv2.imread(str(work / "results/syn/labels/batch_00000" / f"{names[0]}.png"), 0)
     assert label.shape == (256, 256) and label.max() == 255
     unchanged = run_workflow(work, config, "-n", "all", "all_label_maps")
     assert "Nothing to be done" in unchanged.stdout + unchanged.stderr

@@ -80,7 +80,7 @@ def published_picks_folders(dataset: str) -> list[str]:
     return [published_picks(dataset, "_", fmt).rsplit("/", 1)[0] for fmt in ("star", *PICK_FORMATS)]
 
 
-LABEL_MAP = per_micrograph("labels", ".png")
+LABEL_MAPS = batch_folder("labels")  # {micrograph}.png: training label maps, labelled ones
 METRICS = f"{DATASET}/metrics"
 METRICS_SUMMARY = f"{METRICS}/summary.tsv"
 METRICS_PER_MICROGRAPH = f"{METRICS}/per_micrograph.tsv"

@@ -211,17 +211,18 @@ class WorkflowPlan:
         ]
         return outputs
 
-    def label_map_outputs(self) -> list[str]:
-        """Label maps of every labelled micrograph of every data set with ground truth."""
-        outputs = []
-        for dataset in self.scored_datasets():
-            labelled = self.label_files(dataset)
-            outputs += [
-                paths.LABEL_MAP.format(dataset=dataset, micrograph=name)
-                for name in self.micrograph_names(dataset)
-                if name in labelled
-            ]
-        return outputs
+    def label_map_outputs(self, batches: Batches) -> list[str]:
+        """The label-map batches (completion records) of every data set with ground truth."""
+        return [
+            record
+            for dataset in self.scored_datasets()
+            for record in batches.expand(paths.batch_complete(paths.LABEL_MAPS), dataset)
+        ]
+
+    def labelled_micrographs(self, dataset: str, names: list[str]) -> dict[str, str]:
+        """Micrograph -> label file for those of ``names`` that have one, in order."""
+        labels = self.label_files(dataset)
+        return {name: labels[name] for name in names if name in labels}
 
     # ------------------------------------------------------------------ U-Net training
 
