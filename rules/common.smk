@@ -24,7 +24,11 @@ from cryopick.workflow.plan import (  # noqa: E402
     unet_train_settings,
     unet_training_folder,
 )
-from cryopick.workflow.failures import failure_summary, recorded_failures  # noqa: E402
+from cryopick.workflow.failures import (  # noqa: E402
+    failure_summary,
+    recorded_failures,
+    retry_token,
+)
 from cryopick.workflow.snakemake_compat import apply_patches  # noqa: E402
 
 # (DAG-build imports stay light: every cluster job parses this file before its work)
@@ -185,6 +189,12 @@ def unet_training_params(wildcards):
 
 def unet_training_inputs(wildcards):
     return PLAN.training_inputs(BATCHES.batch_of, workflow.basedir)
+
+
+def final_picks_retry(wildcards):
+    """Params of the final picks: a new value for a batch with failed micrographs, so that a
+    rerun redoes it and lists them again (cryopick.workflow.failures.retry_token)."""
+    return retry_token(paths.batch_complete(paths.FINAL_PICKS).format(**wildcards))
 
 
 def print_failed_micrographs():

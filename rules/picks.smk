@@ -24,6 +24,7 @@ rule picks:
         settings=final_picks_settings(config),
         formats=config["picks"]["formats"],
         diameter=dataset_diameter,
+        retry=final_picks_retry,
     script:
         "../scripts/picks.py"
 

@@ -32,6 +32,7 @@ from tests.conftest import (
     make_dataset,
     run_workflow,
 )
+from tests.test_incremental import planned_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -137,6 +138,25 @@ def test_each_bad_input_fails_alone_with_one_line(corpus_run) -> None:
     assert "Traceback" not in output
     # nothing the user made changed
     assert _digests(root / "data") == inputs
+
+
+def test_a_rerun_retries_the_failed_and_lists_them_again(corpus_run) -> None:
+    """Not "Nothing to be done" and exit 0: the final-picks batches that hold failed
+    micrographs are redone (seconds), everything else is not, and the run ends as before."""
+    root, config, *_ = corpus_run
+    dry = run_workflow(root / "work", config, "-n", check=False)
+    planned = planned_jobs(dry.stdout)
+    assert planned.get("picks") == {"00000"} and "denoise" not in planned, planned
+    assert "output: results/mixed/final_picks/batch_00000," in dry.stdout
+    assert "output: results/labels/final_picks" not in dry.stdout  # no failure there
+    old_umask = os.umask(0o027)  # as the corpus run (the permissions test reads these files)
+    try:
+        again = run_workflow(root / "work", config, "--keep-going", check=False)
+    finally:
+        os.umask(old_umask)
+    assert again.returncode != 0
+    assert "4 micrograph(s) failed and have no picks" in again.stderr
+    assert "truncated.mrc: MRC file is truncated" in again.stderr
 
 
 def test_a_movie_stack_is_picked_with_a_warning(corpus_run) -> None:

@@ -5,6 +5,8 @@ from stage to stage into its final-picks batch (cryopick.batching), and a user o
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Iterable, Mapping
 
 from cryopick.batching import (
@@ -37,6 +39,19 @@ def recorded_failures(
                     found[name] = (batch_error(folder, name) or "failed").splitlines()[0]
         failures += [(dataset, name, found[name]) for name in sorted(found)]
     return failures
+
+
+def retry_token(record: str | os.PathLike) -> str:
+    """A final-picks batch whose last run recorded failed micrographs gets a new value at every
+    DAG build (a param of its rule), so that rerunning the workflow redoes it (seconds: the
+    failures come from upstream records) and ends again listing them with a non-zero exit,
+    instead of "Nothing to be done" and exit 0. Empty for a batch without failures."""
+    folder = batch_folder_of(record)
+    if not completion_record(folder).is_file():
+        return ""
+    if "error" not in completed_micrographs(folder).values():
+        return ""
+    return f"retry failed micrographs, {time.time_ns()}"
 
 
 def failure_summary(failures: list[tuple[str, str, str]], limit: int = 20) -> str:
