@@ -360,10 +360,9 @@ class BatchPlan:
     ``onstart``), so that dry runs and the jobs' own Snakefile parsing write nothing. All of
     them compute the same batches, because the assignment is deterministic.
 
-    A batched rule has the wildcards ``{dataset}`` and ``{batch}``, reads its micrographs'
-    per-micrograph inputs (``inputs(pattern)``) and writes one directory per batch with one
-    artifact per micrograph; a per-micrograph rule downstream asks for that directory
-    (``batch_dir``).
+    A batched rule has the wildcards ``{dataset}`` and ``{batch}``, gets its micrographs
+    (``micrographs_of_job``), reads its upstream batches' completion records and writes one
+    directory per batch with one artifact per micrograph (every stage of picking is batched).
     """
 
     def __init__(
@@ -419,32 +418,6 @@ class BatchPlan:
         """``pattern`` ({dataset}, {batch}) for every batch of a data set."""
         return [pattern.format(dataset=dataset, batch=b) for b in self._batches[dataset]]
 
-    def expand_one(self, pattern: str, dataset: str, micrograph: str) -> str:
-        """``pattern`` ({dataset}, {batch}) for the batch that holds one micrograph."""
-        return pattern.format(dataset=dataset, batch=self.batch_of(dataset, micrograph))
-
-    def inputs(self, pattern: str):
-        """Input function of a batched rule: ``pattern`` ({dataset}, {micrograph}, any of the
-        job's wildcards) for every micrograph of the job's batch."""
-
-        def batch_inputs(wildcards) -> list[str]:
-            values = dict(wildcards.items())
-            return [
-                pattern.format(**{**values, "micrograph": m})
-                for m in self.micrographs(values["dataset"], values["batch"])
-            ]
-
-        return batch_inputs
-
     def micrographs_of_job(self, wildcards) -> list[str]:
-        """Params function of a batched rule: its micrographs, in the order of ``inputs``."""
+        """Params function of a batched rule: its micrographs, sorted."""
         return self.micrographs(wildcards.dataset, wildcards.batch)
-
-    def batch_dir(self, pattern: str):
-        """Input function of a per-micrograph rule reading a batched stage: ``pattern``
-        ({dataset}, {batch}) for the batch that holds the job's micrograph."""
-
-        def batch_output(wildcards) -> str:
-            return self.expand_one(pattern, wildcards.dataset, wildcards.micrograph)
-
-        return batch_output

@@ -148,16 +148,13 @@ def Wildcards(**values: str):
     return SnakemakeWildcards(fromdict=values)
 
 
-def test_plan_gives_batched_inputs_and_the_batch_of_each_micrograph(tmp_path: Path) -> None:
+def test_plan_gives_each_jobs_micrographs_and_the_batch_of_each_micrograph(tmp_path: Path) -> None:
     pattern = str(tmp_path / "{dataset}" / "batches.tsv")
     plan = BatchPlan.build({"a": names(5), "b": ["x", "y"]}, pattern, batch_size=2)
     assert plan.batches("a") == ["00000", "00001", "00002"] and plan.batches("b") == ["00000"]
     job = Wildcards(dataset="a", batch="00001")
-    inputs = plan.inputs("results/{dataset}/denoise/{micrograph}.npz")(job)
-    assert inputs == ["results/a/denoise/mic_000002.npz", "results/a/denoise/mic_000003.npz"]
     assert plan.micrographs_of_job(job) == ["mic_000002", "mic_000003"]
-    reader = plan.batch_dir("results/{dataset}/unet/batch_{batch}")
-    assert reader(Wildcards(dataset="a", micrograph="mic_000004")) == "results/a/unet/batch_00002"
+    assert plan.batch_of("a", "mic_000004") == "00002"
     assert plan.expand("u/{dataset}/{batch}", "b") == ["u/b/00000"]
 
 
