@@ -137,6 +137,7 @@ def test_a_snakemake_with_other_code_runs_unpatched(monkeypatch, caplog):
     import snakemake.api  # noqa: F401
     import snakemake.common as common
     from snakemake.dag import DAG
+    from snakemake.scheduling.job_scheduler import JobScheduler
 
     from cryopick.workflow.snakemake_compat import apply_patches
 
@@ -146,15 +147,54 @@ def test_a_snakemake_with_other_code_runs_unpatched(monkeypatch, caplog):
     def get_function_params(func):
         return {}
 
+    async def update_input_sizes(self, jobs):
+        return None
+
     monkeypatch.setattr(DAG, "_check_groups", _check_groups)
     monkeypatch.setattr(common, "get_function_params", get_function_params)
+    monkeypatch.setattr(JobScheduler, "update_input_sizes", update_input_sizes)
     log = logging.getLogger("test_patches")
     with caplog.at_level(logging.INFO, logger="test_patches"):
         assert apply_patches(log) == {
             "check_each_group_once": False,
             "cache_function_params": False,
+            "size_inputs_once": False,
         }
     assert DAG._check_groups is _check_groups
     assert common.get_function_params is get_function_params
+    assert JobScheduler.update_input_sizes is update_input_sizes
     messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 2 and all(" skipped: " in m and "differs" in m for m in messages)
+    assert len(messages) == 3 and all(" skipped: " in m and "differs" in m for m in messages)
+
+
+def test_the_scheduler_sizes_each_input_once(monkeypatch):
+    """Every selection round asks for the sizes of the ready jobs' inputs: each path is
+    stat'ed once (was: every round), new paths when they come, and Snakemake's bound on the
+    table still holds."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import snakemake.api  # noqa: F401
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    from cryopick.workflow.snakemake_compat import size_inputs_once
+
+    assert size_inputs_once() and size_inputs_once()  # idempotent
+    stats: list[str] = []
+
+    class Path(str):
+        async def exists(self):
+            stats.append(self)
+            return not self.startswith("gone")
+
+        async def size(self):
+            return len(self)
+
+    scheduler = SimpleNamespace(_input_sizes={})
+    ready = [SimpleNamespace(input=[Path("a"), Path("bb")]), SimpleNamespace(input=[Path("gone")])]
+    for _ in range(3):  # three selection rounds with the same ready jobs
+        asyncio.run(JobScheduler.update_input_sizes(scheduler, ready))
+    assert sorted(stats) == ["a", "bb", "gone"]
+    assert scheduler._input_sizes == {"a": 1, "bb": 2, "gone": None}
+    asyncio.run(JobScheduler.update_input_sizes(scheduler, [SimpleNamespace(input=[Path("c")])]))
+    assert stats[-1] == "c" and scheduler._input_sizes["c"] == 1

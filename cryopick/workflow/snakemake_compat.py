@@ -17,6 +17,15 @@ function, a param function or a resource (each profile expression, each attempt)
 function's signature never changes, so :func:`cache_function_params` remembers it per function
 (bound methods by their underlying function); anything else is inspected as before.
 
+Third, the scheduler (``JobScheduler.job_selector``) calls ``update_input_sizes`` for every
+ready job at every selection round, and it stats (exists + size) each input file again: with
+the denoise batches ready at the start, every round re-stats every micrograph of the data set.
+Measured on a local run (cProfile of the main process, tiny micrographs, 3 stages per batch):
+12,860 stat() calls for 128 micrographs, 127,043 for 512, growing as micrographs x jobs; on
+the CI cluster the main process took 639 CPU s for 2,048 micrographs (benchmarks/
+slurm_overhead.py). The inputs of a job that is ready are finished files, so
+:func:`size_inputs_once` sizes each path once and keeps Snakemake's own eviction.
+
 Each patch is described for upstream in docs/snakemake_patches.md (what Snakemake does, a
 reproduction, the cost, when to drop it). :func:`apply_patches` applies both at DAG build and
 logs one line per patch: applied, or skipped because Snakemake's code differs.
@@ -113,10 +122,50 @@ def cache_function_params() -> bool:
     return True
 
 
+_SIZES_BODY = "paths = {path for job in jobs for path in job.input}"
+
+
+def size_inputs_once() -> bool:
+    """Make ``JobScheduler.update_input_sizes`` stat only the input paths it has not sized yet
+    (the sizes only order the scheduler's choice among ready jobs); whether it is in place."""
+    import asyncio
+    from itertools import filterfalse
+
+    import snakemake.api  # noqa: F401
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    original = JobScheduler.update_input_sizes
+    if getattr(original, "_cryopick_once", False):
+        return True
+    if not _source_contains(original, _SIZES_BODY):
+        return False
+
+    async def update_input_sizes(self, jobs):
+        async def get_size(path):
+            return path, await path.size() if await path.exists() else None
+
+        paths = {path for job in jobs for path in job.input}
+        new = [path for path in paths if path not in self._input_sizes]
+        if new:
+            self._input_sizes.update(await asyncio.gather(*[get_size(path) for path in new]))
+        if len(self._input_sizes) > 10000:  # Snakemake's own bound on the table
+            for path in list(filterfalse(paths.__contains__, self._input_sizes)):
+                del self._input_sizes[path]
+
+    update_input_sizes._cryopick_once = True
+    update_input_sizes.__doc__ = original.__doc__
+    JobScheduler.update_input_sizes = update_input_sizes
+    return True
+
+
 # name -> (patch, the Snakemake code it replaces): what apply_patches applies and logs
 PATCHES: dict[str, tuple[Callable[[], bool], str]] = {
     "check_each_group_once": (check_each_group_once, "snakemake.dag.DAG._check_groups"),
     "cache_function_params": (cache_function_params, "snakemake.common.get_function_params"),
+    "size_inputs_once": (
+        size_inputs_once,
+        "snakemake.scheduling.job_scheduler.JobScheduler.update_input_sizes",
+    ),
 }
 
 
