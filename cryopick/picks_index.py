@@ -81,5 +81,9 @@ def withdraw(published: str | os.PathLike, stale_root: str | os.PathLike) -> Pat
         return None
     target = Path(stale_root) / published.parent.name / published.name
     target.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while target.exists():  # an earlier stale copy keeps its place
+        target = target.with_name(f"{published.name}.{n}")
+        n += 1
     shutil.move(str(published), str(target))
     return target

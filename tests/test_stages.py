@@ -213,11 +213,7 @@ def test_datasets_real_and_synthetic(tmp_path):
     assert wf.label_file("real", "m2").endswith("labels/m2.csv")
     with pytest.raises(InputError, match="no ground-truth file for micrograph 'm3'"):
         wf.label_file("real", "m3")
-    batches = BatchPlan.build(
-        {name: list(listing) for name, listing in wf.micrographs.items()},
-        manifest=str(tmp_path / "{dataset}.tsv"),
-        batch_size=64,
-    )
+    batches = batches_of(wf, tmp_path)
     assert wf.label_map_outputs(batches) == [
         "results/real/labels/batch_00000.complete",
         "results/fake/labels/batch_00000.complete",
@@ -248,6 +244,15 @@ def test_dataset_errors(tmp_path):
         WorkflowPlan(make_config(synthetic=bad))
 
 
+def batches_of(wf: WorkflowPlan, tmp_path) -> BatchPlan:
+    """The batches (64 per batch) of a plan's data sets, their manifests under tmp_path."""
+    return BatchPlan.build(
+        {name: list(listing) for name, listing in wf.micrographs.items()},
+        manifest=str(tmp_path / "{dataset}.tsv"),
+        batch_size=64,
+    )
+
+
 def test_targets(tmp_path):
     config = make_config(
         datasets={
@@ -259,11 +264,7 @@ def test_targets(tmp_path):
         picks={"formats": ["csv", "box"]},
     )
     wf = WorkflowPlan(config)
-    batches = BatchPlan.build(
-        {name: list(listing) for name, listing in wf.micrographs.items()},
-        manifest=str(tmp_path / "{dataset}.tsv"),
-        batch_size=64,
-    )
+    batches = batches_of(wf, tmp_path)
     assert wf.targets(batches) == [
         "results/real/final_picks/batch_00000.complete",
         "results/new/final_picks/batch_00000.complete",
