@@ -3,11 +3,13 @@
 Runs the workflow with its default stages (denoise, U-Net on the CPU, U-Net picks, final picks)
 through profiles/slurm on the throw-away single-node cluster of .ci/slurm/start.sh (real
 slurmctld, slurmd, slurmdbd) over a few thousand tiny micrographs made here, whose picking
-costs almost nothing, so that what is left is orchestration. Per job: the wall time SLURM
-accounted (sacct Elapsed, whole seconds) against the job's own work (Snakemake's benchmark
+costs almost nothing, so that what is left is orchestration. Per job: the wall time and the
+CPU time SLURM accounted (sacct Elapsed, whole seconds, and TotalCPU of every process of the
+job, gathered by jobacct_gather/linux) against the job's own work (Snakemake's benchmark
 file: the script's wall and CPU seconds); beside it the CPU of the main Snakemake process
 (the submitting one, for the whole run). The difference per micrograph is the orchestration
-overhead, compared with the CPU picking work of a real 4096^2 micrograph.
+overhead, in wall and in CPU seconds, compared with the CPU picking work of a real 4096^2
+micrograph.
 
     .venv/bin/python benchmarks/slurm_overhead.py --micrographs 2048   # needs root + the
                                                                         # SLURM Debian packages
@@ -71,6 +73,16 @@ def elapsed_seconds(value: str) -> int:
     """sacct's Elapsed ([D-]HH:MM:SS) in seconds."""
     days, _, clock = value.rpartition("-")
     h, m, s = (int(x) for x in clock.split(":"))
+    return int(days or 0) * 86400 + h * 3600 + m * 60 + s
+
+
+def cpu_seconds(value: str) -> float:
+    """sacct's TotalCPU ([[D-]HH:]MM:SS.mmm) in seconds."""
+    days, _, clock = value.rpartition("-")
+    parts = [float(x) for x in clock.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    h, m, s = parts
     return int(days or 0) * 86400 + h * 3600 + m * 60 + s
 
 
@@ -140,20 +152,27 @@ def main() -> None:
                 sys.exit(output[-4000:])
             main_cpu = usage.ru_utime + usage.ru_stime
             sacct = subprocess.run(
-                ["sacct", "-X", "-n", "-P", "-a", "-S", start, "-o", "JobName,Comment,Elapsed"],
+                # Without -X the allocation's own line carries the TotalCPU of all its steps.
+                ["sacct", "-n", "-P", "-a", "-S", start, "-o", "JobID,JobName,Elapsed,TotalCPU"],
                 env=env,
                 capture_output=True,
                 text=True,
                 check=True,
             ).stdout
-            jobs = [line.split("|") for line in sacct.splitlines() if line.startswith("cryopick")]
+            jobs = [
+                fields
+                for fields in (line.split("|") for line in sacct.splitlines())
+                if "." not in fields[0] and fields[1].startswith("cryopick")
+            ]
             work = job_work(tmp / "work" / "results")
         finally:
             subprocess.run(["bash", str(STOP), str(state)], capture_output=True)
     n = args.micrographs
     elapsed = sum(elapsed_seconds(j[2]) for j in jobs)
+    job_cpu = sum(cpu_seconds(j[3]) for j in jobs)
     own_wall, own_cpu = float(work["s"].sum()), float(work["cpu"].sum())
     per_micrograph = (elapsed - own_wall + main_cpu) / n
+    cpu_per_micrograph = (job_cpu - own_cpu + main_cpu) / n
     rows = [
         ("micrographs (256 x 256, tiny work)", str(n)),
         ("jobs run at once", str(args.jobs)),
@@ -162,15 +181,19 @@ def main() -> None:
         ("run wall (s)", f"{wall:.0f}"),
         ("main Snakemake process CPU (s)", f"{main_cpu:.1f}"),
         ("sum of job Elapsed in sacct (s)", str(elapsed)),
+        ("sum of job TotalCPU in sacct (s)", f"{job_cpu:.1f}"),
         ("sum of the jobs' own work, wall (s)", f"{own_wall:.1f}"),
         ("sum of the jobs' own work, CPU (s)", f"{own_cpu:.1f}"),
-        ("mean orchestration per job (s)", f"{(elapsed - own_wall) / max(len(jobs), 1):.2f}"),
-        ("orchestration per micrograph (s)", f"{per_micrograph:.3f}"),
+        ("mean orchestration per job, wall (s)", f"{(elapsed - own_wall) / max(len(jobs), 1):.2f}"),
+        ("mean orchestration per job, CPU (s)", f"{(job_cpu - own_cpu) / max(len(jobs), 1):.2f}"),
+        ("orchestration per micrograph, wall + main CPU (s)", f"{per_micrograph:.3f}"),
+        ("orchestration per micrograph, CPU (s)", f"{cpu_per_micrograph:.3f}"),
         ("picking CPU per 4096^2 micrograph, 1 thread (s)", f"{PICKING_CPU_S:.2f}"),
-        ("orchestration / picking", f"{per_micrograph / PICKING_CPU_S:.1%}"),
+        ("orchestration wall / picking CPU", f"{per_micrograph / PICKING_CPU_S:.1%}"),
+        ("orchestration CPU / picking CPU", f"{cpu_per_micrograph / PICKING_CPU_S:.1%}"),
     ]
     print_and_write_metrics(rows, args.out)
-    assert np.isfinite(per_micrograph)
+    assert np.isfinite(per_micrograph) and job_cpu > 0, "sacct reported no TotalCPU"
 
 
 if __name__ == "__main__":
