@@ -57,7 +57,7 @@ from cryopick.io import (  # noqa: E402
     write_relion_micrographs_star,
 )
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
-from cryopick.network_input import input_canvas  # noqa: E402
+from cryopick.network_input import input_canvas, input_lowpass  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
 from cryopick.probability_maps import load_prediction, save_prediction  # noqa: E402
 from cryopick.synthetic import SyntheticSettings, generate_micrograph  # noqa: E402
@@ -162,7 +162,9 @@ def model_picks(
     the model's own picking settings ("stored"); and at every threshold of THRESHOLDS with its
     other settings, to see how far the stored operating point is from the best one."""
     kind = checkpoint.get("input", "denoised")
-    canvas, frame = input_canvas(kind, str(denoised), str(micrograph), False, diameter_file_px)
+    canvas, frame = input_canvas(
+        kind, str(denoised), str(micrograph), False, diameter_file_px, input_lowpass(checkpoint)
+    )
     scale = model_scale(checkpoint, frame, diameter_file_px)
     prediction = predict(model, [canvas], [frame.content_mask], scale=scale, symmetries=1)[0]
     path = workdir / "map.npz"

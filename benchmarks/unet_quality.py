@@ -43,7 +43,7 @@ from cryopick.denoise import (  # noqa: E402
 from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.io import micrograph_name, read_coordinates, read_micrograph  # noqa: E402
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
-from cryopick.network_input import input_canvas  # noqa: E402
+from cryopick.network_input import input_canvas, input_lowpass  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
 from cryopick.probability_maps import load_prediction, save_prediction  # noqa: E402
 from cryopick.training import LabelledMicrograph, TrainingConfig, train, write_history  # noqa: E402
@@ -149,6 +149,7 @@ def evaluate_model(
             micrograph_file(data, n),
             False,
             DIAMETER_PX,
+            input_lowpass(checkpoint),
         )
         for n in names
     ]

@@ -22,7 +22,7 @@ from cryopick.checkpoint import file_sha256, load_model
 from cryopick.denoise import Frame, load_frame
 from cryopick.device import describe_device, resolve_device
 from cryopick.io import InputError
-from cryopick.network_input import input_canvas, network_image, rescale_factor
+from cryopick.network_input import input_canvas, input_lowpass, network_image, rescale_factor
 from cryopick.picking import picks_from_score_map
 from cryopick.probability_maps import load_prediction, save_prediction
 from cryopick.unet import AttentionUNet
@@ -233,6 +233,7 @@ def predict_files(
     if symmetries is None:
         symmetries = int(checkpoint.get("picking", {}).get("symmetries", 1))
     kind = checkpoint.get("input", "denoised")
+    lowpass = input_lowpass(checkpoint)
     log(
         f"U-Net {model_path} ({checkpoint['data']['sha256'][:12]}) on {used}; "
         f"{kind} input, {len(denoised_paths)} micrograph(s), batch size {batch_size}, "
@@ -246,6 +247,7 @@ def predict_files(
         "picking": checkpoint.get("picking", {}),
         "symmetries": symmetries,
         "input": kind,
+        "input_lowpass": lowpass,
     }
     for start in range(0, len(denoised_paths), max(1, batch_size)):
         chunk = list(range(start, min(start + max(1, batch_size), len(denoised_paths))))
@@ -258,6 +260,7 @@ def predict_files(
                 micrograph_paths[i] if micrograph_paths else None,
                 invert,
                 diameter_px,
+                lowpass,
             )
             for i, diameter_px in zip(chunk, diameters)
         ]

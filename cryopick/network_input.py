@@ -17,7 +17,8 @@ from cryopick.denoise import Frame, bin_to_frame, load_denoised, to_uint8
 from cryopick.io import InputError, read_micrograph
 
 INPUT_KINDS = ("binned", "denoised", "normalised")
-# The "normalised" input, in particle diameters: a Gaussian low-pass of this sigma, and a
+# The "normalised" input, in particle diameters: a Gaussian low-pass of this sigma (a model
+# records its own as "input_lowpass"; this one is for models that predate the key), and a
 # background (ice gradient, carbon, gain drift) estimated at this sigma and subtracted.
 LOWPASS_SIGMA = 0.15
 BACKGROUND_SIGMA = 2.0
@@ -78,32 +79,41 @@ def binned_canvas(micrograph_path: str, frame: Frame, invert: bool = False) -> n
     return to_uint8(_binned(micrograph_path, frame, invert), frame.content_mask)
 
 
+def input_lowpass(checkpoint: dict) -> float:
+    """The low-pass (particle diameters) of the "normalised" input a model was trained on."""
+    return float(checkpoint.get("input_lowpass", LOWPASS_SIGMA))
+
+
 def normalised_canvas(
-    micrograph_path: str, frame: Frame, diameter_px: float, invert: bool = False
+    micrograph_path: str,
+    frame: Frame,
+    diameter_px: float,
+    invert: bool = False,
+    lowpass: float = LOWPASS_SIGMA,
 ) -> np.ndarray:
     """The "normalised" network input: what the network sees independent of pixel size,
     particle size, dose and of whether the file was filtered before it reached us.
 
     The micrograph is binned into the frame's canvas (the caller then resamples it so that a
     particle spans the model's diameter), turned so that particles are dark, low-passed at
-    ``LOWPASS_SIGMA`` x the particle diameter (``diameter_px``, canvas pixels) so that raw
+    ``lowpass`` x the particle diameter (``diameter_px``, canvas pixels) so that raw
     shot noise and a denoising chain's texture both give way to particle-sized structure, has a
     smooth background of ``BACKGROUND_SIGMA`` diameters removed, and is scaled by its median
     absolute deviation (robust to contamination and empty areas) and clipped."""
     return normalise_particle_scale(
-        _binned(micrograph_path, frame, invert), frame.content_mask, diameter_px
+        _binned(micrograph_path, frame, invert), frame.content_mask, diameter_px, lowpass
     )
 
 
 def normalise_particle_scale(
-    canvas: np.ndarray, content: np.ndarray, diameter_px: float
+    canvas: np.ndarray, content: np.ndarray, diameter_px: float, lowpass: float = LOWPASS_SIGMA
 ) -> np.ndarray:
     """Low-pass, background removal and robust scaling of a canvas (see normalised_canvas);
     float32, 0 outside ``content``."""
     content = np.asarray(content, bool)
     values = canvas[content]
     image = np.where(content, canvas, np.median(values)).astype(np.float32)
-    image = cv2.GaussianBlur(image, (0, 0), max(LOWPASS_SIGMA * diameter_px, 0.5))
+    image = cv2.GaussianBlur(image, (0, 0), max(lowpass * diameter_px, 0.5))
     image -= cv2.GaussianBlur(image, (0, 0), BACKGROUND_SIGMA * diameter_px)
     values = image[content]
     centre = float(np.median(values))
@@ -119,10 +129,11 @@ def input_canvas(
     micrograph_path: str | None = None,
     invert: bool = False,
     diameter_file_px: float | None = None,
+    lowpass: float = LOWPASS_SIGMA,
 ) -> tuple[np.ndarray, Frame]:
     """(network input, frame) of one micrograph for a model with input ``kind``: a uint8
     canvas ("binned", "denoised") or a float32 one ("normalised", which needs the particle
-    diameter in the micrograph file's pixels)."""
+    diameter in the micrograph file's pixels, and the model's ``lowpass``)."""
     denoised = load_denoised(denoised_path)
     if kind == "denoised":
         return denoised.image, denoised.frame
@@ -136,7 +147,7 @@ def input_canvas(
             raise ValueError("the 'normalised' input needs the particle diameter")
         diameter_px = diameter_file_px / denoised.frame.scale
         return (
-            normalised_canvas(micrograph_path, denoised.frame, diameter_px, invert),
+            normalised_canvas(micrograph_path, denoised.frame, diameter_px, invert, lowpass),
             denoised.frame,
         )
     return binned_canvas(micrograph_path, denoised.frame, invert), denoised.frame

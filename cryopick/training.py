@@ -33,7 +33,9 @@ from cryopick.io import InputError, atomic_path, read_coordinates, read_microgra
 from cryopick.metrics import match_count, precision_recall_f1
 from cryopick.network_input import (
     INPUT_KINDS,
+    LOWPASS_SIGMA,
     input_canvas,
+    input_lowpass,
     network_image,
     rescale_factor,
     resize_canvas,
@@ -53,6 +55,7 @@ class TrainingConfig:
 
     input: str = "binned"  # network input: "binned" micrograph, the "denoised" canvas, or the
     # micrograph "normalised" at the particle's scale (normalised_canvas)
+    input_lowpass: float = LOWPASS_SIGMA  # the "normalised" input's low-pass (diameters)
     # few-shot fine-tuning: start from this checkpoint's weights (its architecture, input kind
     # and particle size must match) instead of a random initialisation; None trains from scratch
     initial_model: str | None = None
@@ -251,7 +254,12 @@ def load_example(
     heads: tuple[str, ...],
 ) -> Example:
     canvas, frame = input_canvas(
-        config.input, item.denoised, item.micrograph, item.invert, item.diameter
+        config.input,
+        item.denoised,
+        item.micrograph,
+        item.invert,
+        item.diameter,
+        config.input_lowpass,
     )
     diameter_px = item.diameter / frame.scale
     labels = read_coordinates(item.labels)
@@ -753,6 +761,7 @@ def training_checkpoint(
         },
         diameter_px=data.diameter_px,
         input=config.input,
+        input_lowpass=config.input_lowpass,
         normalisation="per-image z-score over the content (cryopick.network_input.normalise_image)",
         picking=picking,
         metrics=metrics,
@@ -770,9 +779,14 @@ def initial_network(
     model, checkpoint = load_model(config.initial_model, config.architecture)
     given = {
         "input": checkpoint.get("input", "denoised"),
+        "input_lowpass": input_lowpass(checkpoint),
         "diameter_px": float(checkpoint.get("diameter_px") or 0.0),
     }
-    wanted = {"input": config.input, "diameter_px": float(data.diameter_px)}
+    wanted = {
+        "input": config.input,
+        "input_lowpass": float(config.input_lowpass),
+        "diameter_px": float(data.diameter_px),
+    }
     for key, value in given.items():
         if value != wanted[key]:
             raise ModelError(
