@@ -42,8 +42,10 @@ def load_schema(path: str) -> dict:
     """The workflow's config schema (YAML)."""
     import yaml
 
+    # libyaml's loader where PyYAML was built with it: the schema is read at every DAG build
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path) as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=loader)
 
 
 def config_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:

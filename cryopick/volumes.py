@@ -27,13 +27,12 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from cryopick.io import InputError
-
-# the default mix of a synthetic set (kept as it was so that existing sets stay identical)
-VOLUME_KINDS = ("globular", "elongated", "ring", "oligomer", "multidomain")
-# every kind a set may ask for: the default mix plus hollow shells and cages (ferritin, capsids)
-ALL_VOLUME_KINDS = VOLUME_KINDS + ("shell",)
-MIN_DIAMETER_A = 60.0
-MAX_DIAMETER_A = 500.0
+from cryopick.synthetic_settings import (  # noqa: F401 (the kinds are named with the settings)
+    ALL_VOLUME_KINDS,
+    MAX_DIAMETER_A,
+    MIN_DIAMETER_A,
+    VOLUME_KINDS,
+)
 
 
 @dataclass(frozen=True)

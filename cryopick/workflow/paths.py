@@ -100,7 +100,7 @@ def synthetic_files(
 ) -> dict[str, str]:
     """Every file the synthesize rule writes for one micrograph (key -> path); with the
     defaults, the rule's output patterns."""
-    from cryopick.synthetic import micrograph_outputs  # numpy, OpenCV: only where needed
+    from cryopick.synthetic_settings import micrograph_outputs
 
     folder = SYNTHETIC_SET.format(synthetic_set=synthetic_set)
     return {key: str(path) for key, path in micrograph_outputs(folder, micrograph).items()}

@@ -11,7 +11,7 @@ from typing import Callable, Protocol
 
 from cryopick.datasets import list_label_files, list_micrographs
 from cryopick.io import InputError
-from cryopick.synthetic import SyntheticSettings, synthetic_micrograph_names
+from cryopick.synthetic_settings import SyntheticSettings, synthetic_micrograph_names
 from cryopick.workflow import paths, stages
 from cryopick.workflow.stages import Stage
 
