@@ -28,6 +28,7 @@ for _stage_rules in rule_files():
     include: f"rules/{_stage_rules}"
 
 
+include: "rules/exclusion.smk"
 include: "rules/picks.smk"
 include: "rules/metrics.smk"
 include: "rules/report.smk"

@@ -373,6 +373,9 @@ def atomic_path(path: str | os.PathLike) -> _atomic_path:
     return _atomic_path(Path(path))
 
 
+EXCLUDED_LABEL = "_cryopickExcluded"  # RELION keeps an unknown label's values and warns once
+
+
 def write_star(path: str | os.PathLike, picks: pd.DataFrame) -> None:
     """RELION coordinate STAR: block ``data_``, rlnCoordinateX/Y and rlnAutopickFigureOfMerit.
 
@@ -389,7 +392,12 @@ def write_star(path: str | os.PathLike, picks: pd.DataFrame) -> None:
         "_rlnCoordinateY #2",
         "_rlnAutopickFigureOfMerit #3",
     ]
-    lines += [f"{x:.2f}\t{y:.2f}\t{s:.6f}" for x, y, s in _rows(picks)]
+    if "excluded" in picks:  # exclusion.action flag: 1 where the pick lies in an excluded area
+        lines.append(f"{EXCLUDED_LABEL} #4")
+        flags = picks["excluded"].to_numpy(int)
+        lines += [f"{x:.2f}\t{y:.2f}\t{s:.6f}\t{f}" for (x, y, s), f in zip(_rows(picks), flags)]
+    else:
+        lines += [f"{x:.2f}\t{y:.2f}\t{s:.6f}" for x, y, s in _rows(picks)]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 

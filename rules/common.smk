@@ -18,6 +18,8 @@ from cryopick.workflow import paths  # noqa: E402
 from cryopick.workflow.plan import (  # noqa: E402
     WorkflowPlan,
     crf_settings,
+    exclusion_filter_settings,
+    exclusion_map_settings,
     final_picks_settings,
     unet_model,
     unet_pick_settings,
@@ -116,6 +118,17 @@ def source_picks(wildcards):
     """The completion record of the batch of the stage chosen as the source of the final
     picks (every stage shares the data set's batches)."""
     return paths.batch_complete(PLAN.source_stage().picks).format(**wildcards)
+
+
+def batch_exclusion(wildcards):
+    """The exclusion maps of a final-picks batch (none when the stage is off)."""
+    if not config["exclusion"]["enabled"]:
+        return []
+    return paths.batch_complete(paths.EXCLUSION_MAPS).format(**wildcards)
+
+
+def dataset_exclusion_maps(wildcards):
+    return stage_outputs(paths.EXCLUSION_MAPS, wildcards.dataset)
 
 
 def stage_outputs(pattern, dataset):

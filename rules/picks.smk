@@ -6,6 +6,7 @@ rule picks:
     input:
         stage=source_picks,
         denoised=paths.batch_complete(paths.DENOISED),
+        exclusion=batch_exclusion,
     output:
         directory(paths.FINAL_PICKS),
         paths.batch_complete(paths.FINAL_PICKS),
@@ -23,6 +24,7 @@ rule picks:
         micrographs=batch_micrographs,
         settings=final_picks_settings(config),
         formats=config["picks"]["formats"],
+        exclusion=exclusion_filter_settings(config),
         diameter=dataset_diameter,
         retry=final_picks_retry,
     script:

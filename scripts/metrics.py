@@ -4,7 +4,7 @@ from cryopick.batching import artifacts_and_errors, artifacts_by_micrograph
 from cryopick.io import atomic_path
 from cryopick.metrics import evaluate_dataset
 from cryopick.workflow import as_list, logged_job
-from cryopick.workflow.stages import FINAL, stage_input_name
+from cryopick.workflow.stages import FINAL, stage_input_name, stage_picks_suffix
 
 micrographs = as_list(snakemake.params.micrographs)
 
@@ -30,7 +30,9 @@ with logged_job(snakemake.log[0], "metrics") as log:
     per_micrograph_table, summary = evaluate_dataset(
         micrographs,
         {
-            stage: per_micrograph(snakemake.input[stage_input_name(stage)], ".star")
+            stage: per_micrograph(
+                snakemake.input[stage_input_name(stage)], stage_picks_suffix(stage)
+            )
             for stage in snakemake.params.stages
         },
         per_micrograph(snakemake.input.denoised, ".npz"),

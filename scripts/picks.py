@@ -6,6 +6,7 @@ into the batch's folder and published at results/{dataset}/picks/{micrograph}.st
 from pathlib import Path
 
 from cryopick.batching import batch_artifact, batch_input, run_batch, write_completion
+from cryopick.exclusion import exclude_picks_file
 from cryopick.picking import FinalSettings, convert_picks_file, finalize_picks_file
 from cryopick.picks_index import publish, withdraw
 from cryopick.workflow import as_list, logged_job, paths
@@ -15,6 +16,21 @@ micrographs = as_list(snakemake.params.micrographs)
 folder = Path(snakemake.output[0])
 settings = FinalSettings.from_config(snakemake.params.settings)
 formats = ["star", *snakemake.params.formats]
+exclusion = snakemake.params.exclusion  # None: the exclusion stage is off
+
+
+def exclude(micrograph: str, star: Path):
+    """The final picks less (or flagged in) the micrograph's excluded area."""
+    kept, excluded = exclude_picks_file(
+        star,
+        batch_artifact(folder, micrograph, paths.BEFORE_EXCLUSION_SUFFIX),
+        batch_input(snakemake.input.exclusion, micrograph),
+        snakemake.params.diameter,
+        exclusion["dilation"],
+        exclusion["action"],
+        tuple(exclusion["classes"]),
+    )
+    return kept, f", {excluded} in excluded areas ({exclusion['action']})"
 
 
 def finalize(micrograph: str) -> str:
@@ -29,6 +45,9 @@ def finalize(micrograph: str) -> str:
         settings,
         snakemake.params.diameter,
     )
+    note = ""
+    if exclusion:
+        picks, note = exclude(micrograph, star)
     for fmt in formats[1:]:
         convert_picks_file(
             str(star),
@@ -48,7 +67,7 @@ def finalize(micrograph: str) -> str:
             micrograph,
             dataset,
         )
-    return f"{len(picks)} picks"
+    return f"{len(picks)} picks{note}"
 
 
 with logged_job(snakemake.log[0], f"final picks, batch {snakemake.wildcards.batch}") as log:

@@ -55,15 +55,20 @@ DENOISED = batch_folder("denoise")  # {micrograph}.npz: the denoised canvas
 UNET_MAPS = batch_folder("unet")  # {micrograph}.npz: U-Net probability and centre maps
 SAM_MASKS = batch_folder("sam")  # {micrograph}.json.gz: SAM masks
 CRF_MAPS = batch_folder("crf")  # {micrograph}.npz: the CRF-refined map
+EXCLUSION_MAPS = batch_folder("exclusion")  # {micrograph}.npz: class codes (cryopick.exclusion)
 # The final picks: one job per batch writes them (in every configured format) into its batch
 # folder, then publishes each micrograph's file at PUBLISHED_PICKS (the interface contract: one
 # RELION coordinate STAR per micrograph, stable names), listed by PICKS_INDEX.
 FINAL_PICKS = batch_folder("final_picks")  # {micrograph}.star (.csv, .box) inside
+# with exclusion on, the final picks before the exclusion filter, beside them (for metrics)
+BEFORE_EXCLUSION_SUFFIX = ".before_exclusion.star"
 PUBLISHED_PICKS = per_micrograph("picks", ".star")
 PUBLISHED_FORMATTED_PICKS = f"{DATASET}/picks_{{format}}/{MICROGRAPH}.{{format}}"
 PICK_FORMATS = ("csv", "box")  # the extra formats (picks.formats)
 PICK_COUNTS = f"{DATASET}/pick_counts.tsv"  # picks per micrograph, flagged (cryopick.pick_counts)
 PICKS_INDEX = f"{DATASET}/autopick.star"  # RELION coordinate index of this run's picks
+MICROGRAPHS_QUALITY = f"{DATASET}/micrographs_quality.tsv"  # a verdict per micrograph
+GOOD_MICROGRAPHS = f"{DATASET}/micrographs_good.star"  # RELION micrographs STAR of the good
 STALE = f"{DATASET}/stale"  # picks of micrographs no longer in the data set, moved here
 
 

@@ -40,6 +40,20 @@ def final_picks_settings(config: dict) -> dict:
     return _without(config["picks"], ("formats",))
 
 
+def exclusion_map_settings(config: dict) -> dict:
+    """The exclusion settings that change the maps (not the pick filter or the verdicts)."""
+    return _without(config["exclusion"], ("enabled", "action", "dilation", "classes", "verdict"))
+
+
+def exclusion_filter_settings(config: dict) -> dict | None:
+    """What the final picks need of the exclusion stage (None when it is off): a change of
+    these reruns the final picks, not the maps."""
+    section = config["exclusion"]
+    if not section["enabled"]:
+        return None
+    return {key: section[key] for key in ("action", "dilation", "classes")}
+
+
 def unet_train_settings(config: dict, basedir: str = ".") -> dict:
     """The training settings that change the weights (not the data-set bookkeeping); the
     model to fine-tune from (initial_model) as the file the job reads (see model_file)."""
@@ -194,6 +208,16 @@ class WorkflowPlan:
         """The completion record of every batch of a data set's final picks."""
         return batches.expand(paths.batch_complete(paths.FINAL_PICKS), dataset)
 
+    def quality_tables(self) -> list[str]:
+        """The micrograph verdicts of every data set, when the exclusion stage is on."""
+        if not self.config["exclusion"]["enabled"]:
+            return []
+        return [
+            path.format(dataset=d)
+            for d in self.datasets
+            for path in (paths.MICROGRAPHS_QUALITY, paths.GOOD_MICROGRAPHS)
+        ]
+
     def report_summaries(self) -> list[str]:
         return [paths.METRICS_SUMMARY.format(dataset=d) for d in self.scored_datasets()]
 
@@ -204,6 +228,7 @@ class WorkflowPlan:
         for dataset in self.datasets:
             outputs += self.final_picks(dataset, batches)
         outputs += self.pick_count_tables()
+        outputs += self.quality_tables()
         outputs += self.report_summaries()
         outputs += [paths.REPORT_TSV, paths.REPORT_HTML]
         outputs += [

@@ -96,6 +96,14 @@ STAGES: tuple[Stage, ...] = (
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 BY_SOURCE: dict[str, Stage] = {stage.source: stage for stage in STAGES if stage.source}
 FINAL = "final"  # the name of the final picks' row in summary.tsv
+# with exclusion on: the final picks before the exclusion filter (read from the final picks'
+# batches, files ending in paths.BEFORE_EXCLUSION_SUFFIX), the row just above FINAL
+BEFORE_EXCLUSION = "final before exclusion"
+
+
+def stage_picks_suffix(name: str) -> str:
+    """What a stage's pick files end with in its batch folders."""
+    return paths.BEFORE_EXCLUSION_SUFFIX if name == BEFORE_EXCLUSION else ".star"
 
 
 def stage_input_name(stage: str) -> str:
@@ -151,5 +159,7 @@ def picking_stages(
     source = source_stage(config, met).name
     names = set(enabled_stages(config, met)) | {source} if has_ground_truth else {source}
     stages = {stage.name: stage.picks for stage in STAGES if stage.name in names}
+    if config.get("exclusion", {}).get("enabled"):
+        stages[BEFORE_EXCLUSION] = paths.FINAL_PICKS
     stages[FINAL] = paths.FINAL_PICKS
     return stages

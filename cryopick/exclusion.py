@@ -1,0 +1,529 @@
+"""Where no particle may be picked, and what each micrograph is worth.
+
+A class per canvas pixel (the denoise stage's frame): carbon support and its edge, ice
+contamination and aggregates, thick ice, the stripe artefacts along micrograph borders
+(replicated pixels left by motion correction or by the tools that filtered the file) and
+crystalline ice. Measured signals, not a learned head, so that the stage carries over to
+specimens and renderings nobody trained on:
+
+- dark areas: the micrograph smoothed at the particle's scale, in robust standard deviations
+  below its own ice level; large ones reaching the edge are carbon, very dark compact ones
+  contamination or aggregates, the rest thick ice;
+- border bands: columns (rows) from each edge in which the image hardly changes along the
+  band's stripes and strongly across them;
+- crystalline ice: tiles of the full-resolution micrograph whose power spectrum has a spot or
+  ring at the hexagonal-ice spacings (3.90, 3.67, 3.44 A) well above its neighbouring
+  frequencies, where the pixel size resolves a spacing.
+
+:func:`micrograph_quality` turns a map and the micrograph's picks into the verdict row of
+``micrographs_quality.tsv``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cryopick.denoise import Frame, bin_to_frame, load_denoised
+from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph, write_star
+from cryopick.settings import config_values
+
+CLASSES: dict[int, str] = {
+    1: "carbon",
+    2: "contamination",
+    3: "thick_ice",
+    4: "border",
+    5: "crystalline_ice",
+}
+CODES: dict[str, int] = {name: code for code, name in CLASSES.items()}
+ICE_SPACINGS_A = (3.90, 3.67, 3.44)  # hexagonal ice (100), (002), (101)
+VERDICTS = ("good", "contaminated", "crystalline_ice", "carbon_dominated", "empty")
+
+
+# keys of the config's exclusion section that do not change the map (the pick filter, verdicts)
+NON_MAP_KEYS = frozenset({"enabled", "action", "dilation", "classes", "verdict"})
+
+
+@dataclass(frozen=True)
+class ExclusionSettings:
+    """How areas are found; lengths in particle diameters unless the name says otherwise."""
+
+    smoothing: float = 0.4  # sigma of the smoothing that averages particles away
+    background: float = 0.0  # sigma of a slow ice gradient removed before judging darkness
+    # (0: none; a removal that slow still eats into large carbon areas)
+    dark_z: float = 5.0  # robust standard deviations below the ice level that mark an area
+    min_area: float = 2.0  # particle areas: smaller dark spots are particles, not areas
+    carbon_fraction: float = 0.03  # of the micrograph: a dark area this large reaching the
+    # micrograph's edge is carbon support
+    contamination_z: float = 12.0  # an area this dark at its darkest is contamination
+    border_ratio: float = 3.0  # mean gradient across / along the stripes of a border band
+    max_border: float = 0.1  # widest border band, fraction of the side
+    ice_tile: int = 512  # file pixels per crystalline-ice tile
+    ice_spot: float = 4.0  # peak power at an ice spacing over the peak expected from noise
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ExclusionSettings":
+        return cls(**config_values(cls, config, "exclusion", accepted=NON_MAP_KEYS))
+
+
+@dataclass
+class ExclusionMap:
+    """Class codes (uint8, 0 = usable) on the canvas of ``frame``, and what was measured."""
+
+    codes: np.ndarray
+    frame: Frame
+    pixel_size: float  # A per canvas pixel
+    stats: dict
+
+    def mask(self, classes: tuple[str, ...] | None = None) -> np.ndarray:
+        """Where picks are excluded (bool, canvas): pixels of any of ``classes`` (all)."""
+        classes = tuple(CLASSES.values()) if classes is None else tuple(classes)
+        unknown = set(classes) - set(CODES)
+        if unknown:
+            raise InputError(f"exclusion classes: unknown {sorted(unknown)}; known: {list(CODES)}")
+        return np.isin(self.codes, [CODES[c] for c in classes])
+
+    def fractions(self) -> dict[str, float]:
+        """Share of the micrograph's content per class."""
+        content = self.codes[: self.frame.content_height, : self.frame.content_width]
+        return {name: float(np.mean(content == code)) for code, name in CLASSES.items()}
+
+
+def save_exclusion(path: str | os.PathLike, exclusion: ExclusionMap) -> None:
+    """One compressed .npz per micrograph (the codes compress to a few kB)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                codes=exclusion.codes.astype(np.uint8),
+                frame=json.dumps(asdict(exclusion.frame)),
+                pixel_size=float(exclusion.pixel_size),
+                stats=json.dumps(exclusion.stats),
+            )
+
+
+def load_exclusion(path: str | os.PathLike) -> ExclusionMap:
+    with np.load(Path(path), allow_pickle=False) as data:
+        return ExclusionMap(
+            codes=data["codes"],
+            frame=Frame(**json.loads(str(data["frame"]))),
+            pixel_size=float(data["pixel_size"]),
+            stats=json.loads(str(data["stats"])),
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# signals
+# ----------------------------------------------------------------------------------------------
+
+
+def smooth(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing; a wide one on a downsampled copy (same result to well under a
+    percent of the contrast, at a fraction of the cost of a kernel of thousands of pixels)."""
+    if sigma <= 6.0:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    factor = sigma / 3.0
+    h, w = image.shape
+    small = cv2.resize(
+        image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA
+    )
+    small = cv2.GaussianBlur(small, (0, 0), 3.0)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def robust_spread(values: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x median absolute deviation) of ``values``."""
+    centre = float(np.median(values))
+    return centre, 1.4826 * float(np.median(np.abs(values - centre)))
+
+
+def ice_level(values: np.ndarray, clip: float = 3.0, rounds: int = 5) -> tuple[float, float]:
+    """(level, spread) of the ice: the median and robust spread of the values, recomputed
+    without those more than ``clip`` spreads below it. Carbon or thick ice covering a third of
+    a micrograph would otherwise pull the level down and widen the spread until it hid
+    itself."""
+    kept = values
+    centre, spread = robust_spread(kept)
+    for _ in range(rounds):
+        kept = values[values >= centre - clip * spread]
+        if kept.size < 0.3 * values.size:
+            break
+        new = robust_spread(kept)
+        if new == (centre, spread):
+            break
+        centre, spread = new
+    return centre, spread
+
+
+def dark_areas(
+    canvas: np.ndarray, content: np.ndarray, diameter_px: float, settings: ExclusionSettings
+) -> tuple[np.ndarray, dict]:
+    """Class codes of carbon, contamination and thick ice (0 elsewhere) on ``canvas`` (float,
+    particles dark), and the darkness measured.
+
+    The smoothed image minus its slow gradient is compared with its median in robust standard
+    deviations of the same image (its median absolute deviation: robust while less than half
+    the micrograph is excluded), floored by what the pixels' noise alone gives at this scale
+    (the smoothing of a shuffled copy), so that a flat, clean field is not cut into areas."""
+    fill = float(np.median(canvas[content]))
+    image = np.where(content, canvas, fill).astype(np.float32)
+    sigma = max(settings.smoothing * diameter_px, 1.0)
+    level = smooth(image, sigma)
+    if settings.background > 0:  # 0: no gradient removed
+        level -= smooth(image, max(settings.background * diameter_px, 2.0))
+    centre, spread = ice_level(level[content])
+    rng = np.random.default_rng(0)
+    shuffled = image.copy()
+    shuffled[content] = rng.permutation(shuffled[content])
+    noise = float(np.std(smooth(shuffled, sigma)[content]))
+    unit = max(spread, noise, 1e-6)
+    z = (level - centre) / unit
+    z[~content] = 0.0
+    dark = (z < -settings.dark_z) & content
+    codes = np.zeros(canvas.shape, np.uint8)
+    count, labels, boxes, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), 8)
+    particle_area = math.pi * (diameter_px / 2) ** 2
+    content_area = float(content.sum())
+    h, w = int(content.any(1).sum()), int(content.any(0).sum())
+    areas = []
+    for label in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in boxes[label])
+        if area < settings.min_area * particle_area:
+            continue
+        region = labels == label
+        # a deep area's edge where it is half as dark as its inside: the smoothing spreads a
+        # step over a particle's width, and the edge of a hole is where particles crowd
+        depth = float(np.median(z[region]))
+        region &= z < min(-settings.dark_z, 0.5 * depth)
+        area = int(region.sum())
+        if area < settings.min_area * particle_area:
+            continue
+        darkest = float(z[region].min())
+        touches_edge = x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1
+        if touches_edge and area >= settings.carbon_fraction * content_area:
+            name = "carbon"
+        elif darkest <= -settings.contamination_z:
+            name = "contamination"
+        else:
+            name = "thick_ice"
+        codes[region] = CODES[name]
+        areas.append({"class": name, "area": area / content_area, "darkest_z": darkest})
+    return codes, {"dark_unit": unit, "dark_areas": areas}
+
+
+def border_bands(image: np.ndarray, settings: ExclusionSettings) -> dict[str, int]:
+    """Width in file pixels of the stripe band along each edge ("left", "right", "top",
+    "bottom"): the run of columns (rows) from the edge whose mean gradient across the stripes
+    is ``border_ratio`` x that along them."""
+    image = np.asarray(image, np.float32)
+    h, w = image.shape
+    out = {}
+    for edge in ("left", "right", "top", "bottom"):
+        horizontal = edge in ("left", "right")  # stripes of a left/right band run along x
+        depth = max(2, int(settings.max_border * (w if horizontal else h)))
+        band = {
+            "left": image[:, :depth],
+            "right": image[:, ::-1][:, :depth],
+            "top": image[:depth, :].T,
+            "bottom": image[::-1, :][:depth, :].T,
+        }[edge]
+        # band: rows = along the edge, columns = away from it; stripes run away from the edge
+        along = np.abs(np.diff(band, axis=1)).mean(axis=0)  # along the stripes
+        across = np.abs(np.diff(band, axis=0)).mean(axis=0)[:-1]  # from stripe to stripe
+        ratio = across / np.maximum(along, 1e-6)
+        striped = ratio >= settings.border_ratio
+        width = int(np.argmin(striped)) if not striped.all() else depth
+        out[edge] = width if width >= 2 else 0
+    return out
+
+
+def _border_codes(bands: dict[str, int], frame: Frame) -> np.ndarray:
+    """The border bands (file pixels) as a canvas mask."""
+    mask = np.zeros((frame.size, frame.size), bool)
+    ch, cw = frame.content_height, frame.content_width
+    left = math.ceil(bands["left"] / frame.scale_x)
+    right = math.ceil(bands["right"] / frame.scale_x)
+    top = math.ceil(bands["top"] / frame.scale_y)
+    bottom = math.ceil(bands["bottom"] / frame.scale_y)
+    mask[:ch, :left] = True
+    mask[:ch, max(cw - right, 0) : cw] = True
+    mask[:top, :cw] = True
+    mask[max(ch - bottom, 0) : ch, :cw] = True
+    return mask
+
+
+def ice_spot_scores(
+    image: np.ndarray, pixel_size: float, tile: int = 512
+) -> tuple[np.ndarray, list[float]]:
+    """Per tile of ``tile`` file pixels: the strongest power-spectrum peak at a resolvable
+    hexagonal-ice spacing, over the peak that noise alone would give among as many
+    frequencies (about 1 for amorphous ice, far above for crystalline ice or lattice-fringed
+    contamination); NaN everywhere when the pixel size resolves no spacing. Also the spacings
+    used."""
+    nyquist = 0.5 / pixel_size
+    spacings = [d for d in ICE_SPACINGS_A if 1.0 / d < 0.97 * nyquist]
+    h, w = image.shape
+    rows, cols = max(h // tile, 1), max(w // tile, 1)
+    scores = np.full((rows, cols), np.nan, np.float32)
+    if not spacings:
+        return scores, []
+    size = min(tile, h, w)
+    freq = np.fft.fftfreq(size)  # cycles per pixel
+    fy, fx = np.meshgrid(freq, np.fft.rfftfreq(size), indexing="ij")
+    radius = np.hypot(fx, fy) / pixel_size  # cycles per A
+    window = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
+    rings = []
+    for d in spacings:
+        f0, df = 1.0 / d, 0.012 / d  # the spacing +-1.2 %
+        ring = np.abs(radius - f0) <= df
+        around = (np.abs(radius - f0) > 2 * df) & (np.abs(radius - f0) <= 6 * df)
+        rings.append((ring, around, math.log(max(int(ring.sum()), 2))))
+    for r in range(rows):
+        for c in range(cols):
+            patch = np.asarray(image[r * size : (r + 1) * size, c * size : (c + 1) * size])
+            if patch.shape != (size, size):
+                continue
+            patch = (patch - patch.mean()) * window
+            power = np.abs(np.fft.rfft2(patch)) ** 2
+            best = 0.0
+            for ring, around, expected in rings:
+                # exponential power: the largest of n noise values is about ln(n) x the mean
+                reference = float(np.mean(power[around])) * expected
+                best = max(best, float(power[ring].max()) / max(reference, 1e-12))
+            scores[r, c] = best
+    return scores, spacings
+
+
+def _ice_codes(scores: np.ndarray, tile: int, frame: Frame, threshold: float) -> np.ndarray:
+    """Tiles whose ice score passes ``threshold`` as a canvas mask."""
+    mask = np.zeros((frame.size, frame.size), bool)
+    for r, c in zip(*np.nonzero(np.nan_to_num(scores) >= threshold)):
+        y0, y1 = int(r * tile / frame.scale_y), math.ceil((r + 1) * tile / frame.scale_y)
+        x0, x1 = int(c * tile / frame.scale_x), math.ceil((c + 1) * tile / frame.scale_x)
+        mask[y0 : min(y1, frame.content_height), x0 : min(x1, frame.content_width)] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------------------------
+# one micrograph
+# ----------------------------------------------------------------------------------------------
+
+
+def exclusion_map(
+    micrograph_path: str,
+    denoised_path: str,
+    diameter_angstrom: float,
+    settings: ExclusionSettings,
+    invert: bool = False,
+) -> ExclusionMap:
+    """The exclusion map of one micrograph on its denoised canvas's frame (``invert``: the
+    data set's particles are light, so dense matter is light too)."""
+    denoised = load_denoised(denoised_path)
+    frame = denoised.frame
+    image = read_micrograph(micrograph_path).image
+    if image.shape != (frame.original_height, frame.original_width):
+        raise InputError(
+            f"{micrograph_path}: shape {image.shape} differs from its denoised frame "
+            f"({frame.original_height}, {frame.original_width})"
+        )
+    oriented = -image if invert else image
+    canvas = bin_to_frame(oriented, frame)
+    content = frame.content_mask
+    diameter_px = diameter_angstrom / denoised.pixel_size
+    codes, stats = dark_areas(canvas, content, diameter_px, settings)
+    bands = border_bands(image, settings)
+    border = _border_codes(bands, frame) & (codes == 0)
+    codes[border] = CODES["border"]
+    file_pixel_size = denoised.original_pixel_size
+    scores, spacings = ice_spot_scores(image, file_pixel_size, settings.ice_tile)
+    ice = _ice_codes(scores, settings.ice_tile, frame, settings.ice_spot) & (codes == 0)
+    codes[ice] = CODES["crystalline_ice"]
+    finite = scores[np.isfinite(scores)]
+    stats.update(
+        {
+            "border_px": bands,
+            "ice_spacings_A": spacings,
+            "ice_tile_scores": [
+                [None if np.isnan(v) else round(float(v), 3) for v in row] for row in scores
+            ],
+            "ice_score": float(finite.max()) if finite.size else None,
+            "ice_tiles": int((finite >= settings.ice_spot).sum()),
+            "ice_spot": settings.ice_spot,
+            "relative_thickness": relative_thickness(image, codes, frame),
+        }
+    )
+    return ExclusionMap(codes.astype(np.uint8), frame, denoised.pixel_size, stats)
+
+
+def relative_thickness(image: np.ndarray, codes: np.ndarray, frame: Frame) -> float | None:
+    """Ice thickness of the usable area relative to the thinnest ice of the micrograph, in
+    inelastic mean free paths: ln(I_thin / I_median) of the usable pixels, valid only for
+    linear detector counts (raw MRC sums; None for 8-bit or filtered files, whose intensities
+    are not transmission). Without an energy filter the absolute thickness cannot be
+    estimated (that needs the zero-loss fraction), only differences within a micrograph."""
+    if image.min() < 0 or float(np.median(image)) <= 0 or _looks_8bit(image):
+        return None
+    binned = bin_to_frame(image, frame)
+    usable = frame.content_mask & (codes == 0)
+    if usable.sum() < 100:
+        return None
+    values = binned[usable]
+    thin, typical = float(np.percentile(values, 98)), float(np.median(values))
+    return round(math.log(thin / typical), 4) if typical > 0 else None
+
+
+def _looks_8bit(image: np.ndarray) -> bool:
+    sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
+    return bool(sample.max() <= 255 and np.all(sample == np.round(sample)))
+
+
+# ----------------------------------------------------------------------------------------------
+# the pick filter
+# ----------------------------------------------------------------------------------------------
+
+
+def excluded_picks(
+    xy: np.ndarray,
+    exclusion: ExclusionMap,
+    diameter_px: float,
+    dilation: float,
+    classes: tuple[str, ...] | None = None,
+) -> np.ndarray:
+    """Which picks (file pixel centres, (n, 2)) lie in the map's area of ``classes`` (all)
+    grown by ``dilation`` particle diameters (``diameter_px``: file pixels)."""
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    if len(xy) == 0:
+        return np.zeros(0, bool)
+    mask = exclusion.mask(classes).astype(np.uint8)
+    frame = exclusion.frame
+    grow = dilation * diameter_px / frame.scale
+    if grow >= 0.5 and mask.any():
+        radius = int(math.ceil(grow))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        mask = cv2.dilate(mask, kernel)
+    col = np.clip(((xy[:, 0] + 0.5) / frame.scale_x - 0.5).round().astype(int), 0, frame.size - 1)
+    row = np.clip(((xy[:, 1] + 0.5) / frame.scale_y - 0.5).round().astype(int), 0, frame.size - 1)
+    return mask[row, col].astype(bool)
+
+
+ACTIONS = ("drop", "flag")
+
+
+def apply_exclusion(
+    picks,
+    exclusion: ExclusionMap,
+    diameter_px: float,
+    dilation: float = 0.0,
+    action: str = "drop",
+    classes: tuple[str, ...] | None = None,
+):
+    """``picks`` (x, y, score in file pixels) less those in the excluded area ("drop"), or all
+    of them with the figure of merit of those set to 0 and ``excluded`` = 1 ("flag": for users
+    who cut on the figure of merit later); and how many were excluded."""
+    if action not in ACTIONS:
+        raise InputError(f"exclusion.action must be one of {ACTIONS}, got {action!r}")
+    xy = picks[["x", "y"]].to_numpy(float)
+    inside = excluded_picks(xy, exclusion, diameter_px, dilation, classes)
+    if action == "drop":
+        return picks[~inside].reset_index(drop=True), int(inside.sum())
+    flagged = picks.copy()
+    flagged.loc[inside, "score"] = 0.0
+    flagged["excluded"] = inside.astype(int)
+    return flagged, int(inside.sum())
+
+
+def exclude_picks_file(
+    star_path: str | os.PathLike,
+    before_path: str | os.PathLike,
+    map_path: str | os.PathLike,
+    diameter_angstrom: float,
+    dilation: float = 0.0,
+    action: str = "drop",
+    classes: tuple[str, ...] | None = None,
+):
+    """Filter a final picks STAR in place by its micrograph's exclusion map, moving the picks
+    as they were to ``before_path`` (for the metrics' "final before exclusion" row); the picks
+    written and how many were excluded."""
+    os.replace(star_path, before_path)
+    exclusion = load_exclusion(map_path)
+    diameter_px = diameter_angstrom / (exclusion.pixel_size / exclusion.frame.scale)
+    kept, excluded = apply_exclusion(
+        read_coordinates(before_path), exclusion, diameter_px, dilation, action, classes
+    )
+    write_star(star_path, kept)
+    return kept, excluded
+
+
+# ----------------------------------------------------------------------------------------------
+# the verdict
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerdictSettings:
+    """Thresholds of the class of a micrograph (config exclusion.verdict)."""
+
+    carbon_dominated: float = 0.5  # carbon share of the micrograph above which it is carbon
+    contaminated: float = 0.15  # contamination + thick ice share above which it is contaminated
+    crystalline_tiles: float = 0.25  # share of tiles with ice spots above which it is crystalline
+    empty_density: float = 0.2  # picks per usable area below this x the data set's median
+
+    @classmethod
+    def from_config(cls, config: dict) -> "VerdictSettings":
+        return cls(**config_values(cls, config, "exclusion.verdict"))
+
+
+def micrograph_quality(
+    micrograph: str, exclusion: ExclusionMap, n_picks: int, pixel_size_file: float
+) -> dict:
+    """The measured part of a micrograph's verdict row (the class needs the data set's
+    densities: :func:`classify_micrographs`)."""
+    fractions = exclusion.fractions()
+    usable = 1.0 - sum(fractions.values())
+    frame = exclusion.frame
+    area_um2 = frame.original_height * frame.original_width * pixel_size_file**2 / 1e8
+    scores = np.asarray(exclusion.stats.get("ice_tile_scores") or [[]], dtype=float)
+    finite = scores[np.isfinite(scores)]
+    return {
+        "micrograph": micrograph,
+        "usable_fraction": round(usable, 4),
+        **{f"{name}_fraction": round(value, 4) for name, value in fractions.items()},
+        "crystalline_ice_score": exclusion.stats.get("ice_score"),
+        "crystalline_tile_fraction": (
+            round(float(np.mean(finite >= exclusion.stats.get("ice_spot", 4.0))), 4)
+            if finite.size
+            else None
+        ),
+        "relative_ice_thickness": exclusion.stats.get("relative_thickness"),
+        "picks": int(n_picks),
+        "particles_per_um2": round(n_picks / max(usable * area_um2, 1e-9), 3),
+    }
+
+
+def classify_micrographs(rows: list[dict], settings: VerdictSettings) -> list[dict]:
+    """Each row with its ``verdict`` (one of VERDICTS), in order of precedence: carbon
+    dominated, crystalline ice, contaminated, empty (density far below the data set's median),
+    good."""
+    densities = [r["particles_per_um2"] for r in rows if r["usable_fraction"] > 0]
+    median = float(np.median(densities)) if densities else 0.0
+    out = []
+    for row in rows:
+        tiles = row.get("crystalline_tile_fraction") or 0.0
+        if row["carbon_fraction"] >= settings.carbon_dominated:
+            verdict = "carbon_dominated"
+        elif tiles >= settings.crystalline_tiles:
+            verdict = "crystalline_ice"
+        elif row["contamination_fraction"] + row["thick_ice_fraction"] >= settings.contaminated:
+            verdict = "contaminated"
+        elif row["particles_per_um2"] < settings.empty_density * median or row["picks"] == 0:
+            verdict = "empty"
+        else:
+            verdict = "good"
+        out.append({**row, "verdict": verdict})
+    return out
