@@ -125,7 +125,12 @@ def manifest_cost(n: int, batch_size: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--micrographs", type=int, default=10_000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=yaml.safe_load((REPO / "config" / "config.yaml").read_text())["batching"]["size"],
+        help="micrographs per batch (default: the workflow's default config)",
+    )
     parser.add_argument(
         "--unlabelled",
         action="store_true",

@@ -65,7 +65,7 @@ class ExclusionSettings:
     border_ratio: float = 3.0  # mean gradient across / along the stripes of a border band
     max_border: float = 0.1  # widest border band, fraction of the side
     ice_tile: int = 512  # file pixels per crystalline-ice tile
-    ice_spot: float = 4.0  # peak power at an ice spacing over the peak expected from noise
+    ice_spot: float = 20.0  # peak power at an ice spacing over the peak just beside it
 
     @classmethod
     def from_config(cls, config: dict) -> "ExclusionSettings":
@@ -237,10 +237,20 @@ def border_bands(image: np.ndarray, settings: ExclusionSettings) -> dict[str, in
         along = np.abs(np.diff(band, axis=1)).mean(axis=0)  # along the stripes
         across = np.abs(np.diff(band, axis=0)).mean(axis=0)[:-1]  # from stripe to stripe
         ratio = across / np.maximum(along, 1e-6)
-        striped = ratio >= settings.border_ratio
-        width = int(np.argmin(striped)) if not striped.all() else depth
-        out[edge] = width if width >= 2 else 0
+        out[edge] = _striped_run(ratio >= settings.border_ratio)
     return out
+
+
+def _striped_run(striped: np.ndarray, share: float = 0.6) -> int:
+    """Width of the border band: the widest run from the edge, ending on a striped column, of
+    which at least ``share`` is striped (the outermost pixels are often a ramp, not stripes)."""
+    striped = np.asarray(striped, bool)
+    if not striped.any():
+        return 0
+    fraction = np.cumsum(striped) / np.arange(1, len(striped) + 1)
+    ends = np.nonzero(striped & (fraction >= share))[0]
+    width = int(ends.max()) + 1 if len(ends) else 0
+    return width if width >= 2 else 0
 
 
 def _border_codes(bands: dict[str, int], frame: Frame) -> np.ndarray:
@@ -261,11 +271,11 @@ def _border_codes(bands: dict[str, int], frame: Frame) -> np.ndarray:
 def ice_spot_scores(
     image: np.ndarray, pixel_size: float, tile: int = 512
 ) -> tuple[np.ndarray, list[float]]:
-    """Per tile of ``tile`` file pixels: the strongest power-spectrum peak at a resolvable
-    hexagonal-ice spacing, over the peak that noise alone would give among as many
-    frequencies (about 1 for amorphous ice, far above for crystalline ice or lattice-fringed
-    contamination); NaN everywhere when the pixel size resolves no spacing. Also the spacings
-    used."""
+    """Per tile of ``tile`` file pixels: the strongest power-spectrum peak within 1.2 % of a
+    resolvable hexagonal-ice spacing over the strongest in the annuli of the same width just
+    inside and outside it (about 1 for amorphous ice and for any smooth or filtered spectrum,
+    far above for crystalline ice or lattice-fringed contamination); NaN everywhere when the
+    pixel size resolves no spacing. Also the spacings used."""
     nyquist = 0.5 / pixel_size
     spacings = [d for d in ICE_SPACINGS_A if 1.0 / d < 0.97 * nyquist]
     h, w = image.shape
@@ -278,12 +288,22 @@ def ice_spot_scores(
     fy, fx = np.meshgrid(freq, np.fft.rfftfreq(size), indexing="ij")
     radius = np.hypot(fx, fy) / pixel_size  # cycles per A
     window = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
+    # Not searched: the two axes (detector rows and columns, replicated border stripes put
+    # lines there) and multiples of 1/8 cycle per pixel on both axes (JPEG's 8 x 8 blocks;
+    # some fall on the ice rings at 1.77 A per pixel)
+    step = 1.0 / size
+    off_axes = (np.abs(fx) > 2.5 * step) & (np.abs(fy) > 2.5 * step)
+    off_grid = off_axes & (
+        (np.abs(fx * 8 - np.round(fx * 8)) > 1.5 * step * 8)
+        | (np.abs(fy * 8 - np.round(fy * 8)) > 1.5 * step * 8)
+    )
     rings = []
     for d in spacings:
-        f0, df = 1.0 / d, 0.012 / d  # the spacing +-1.2 %
-        ring = np.abs(radius - f0) <= df
-        around = (np.abs(radius - f0) > 2 * df) & (np.abs(radius - f0) <= 6 * df)
-        rings.append((ring, around, math.log(max(int(ring.sum()), 2))))
+        f0, df = 1.0 / d, 0.012 / d
+        ring = (np.abs(radius - f0) <= df) & off_grid
+        inner = (np.abs(radius - (f0 - 3 * df)) <= df) & off_grid
+        outer = (np.abs(radius - (f0 + 3 * df)) <= df) & (radius < 0.5 / pixel_size) & off_grid
+        rings.append((ring, inner, outer))
     for r in range(rows):
         for c in range(cols):
             patch = np.asarray(image[r * size : (r + 1) * size, c * size : (c + 1) * size])
@@ -292,9 +312,10 @@ def ice_spot_scores(
             patch = (patch - patch.mean()) * window
             power = np.abs(np.fft.rfft2(patch)) ** 2
             best = 0.0
-            for ring, around, expected in rings:
-                # exponential power: the largest of n noise values is about ln(n) x the mean
-                reference = float(np.mean(power[around])) * expected
+            for ring, inner, outer in rings:
+                reference = max(
+                    float(power[inner].max()), float(power[outer].max()) if outer.any() else 0.0
+                )
                 best = max(best, float(power[ring].max()) / max(reference, 1e-12))
             scores[r, c] = best
     return scores, spacings
@@ -496,7 +517,7 @@ def micrograph_quality(
         **{f"{name}_fraction": round(value, 4) for name, value in fractions.items()},
         "crystalline_ice_score": exclusion.stats.get("ice_score"),
         "crystalline_tile_fraction": (
-            round(float(np.mean(finite >= exclusion.stats.get("ice_spot", 4.0))), 4)
+            round(float(np.mean(finite >= exclusion.stats.get("ice_spot", 20.0))), 4)
             if finite.size
             else None
         ),

@@ -1,0 +1,254 @@
+"""The exclusion stage (cryopick/exclusion.py): masks of carbon, contamination and thick ice
+on synthetic micrographs with exact masks, crystalline ice found by its spacings, border
+stripes, the pick filter, the verdicts, bad input, and the stage in a workflow run."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import disc_micrograph, final_picks_file, run_workflow, write_cryoppp
+
+from cryopick.denoise import Frame, bin_to_frame, save_denoised
+from cryopick.exclusion import (
+    CODES,
+    ExclusionMap,
+    ExclusionSettings,
+    VerdictSettings,
+    apply_exclusion,
+    border_bands,
+    classify_micrographs,
+    exclusion_map,
+    ice_spot_scores,
+    micrograph_quality,
+)
+from cryopick.io import EXCLUDED_LABEL, InputError, read_coordinates, write_mrc
+from cryopick.synthetic import SyntheticSettings, generate_micrograph
+
+
+def denoised_for(tmp_path, image: np.ndarray, pixel_size: float, size: int = 256):
+    """A micrograph file and a denoised canvas file of it (the frame the stage maps onto)."""
+    h, w = image.shape
+    scale = max(h, w) / size
+    frame = Frame(h, w, round(h / scale), round(w / scale), size)
+    micrograph = tmp_path / "mic.mrc"
+    write_mrc(micrograph, image, pixel_size)
+    denoised = tmp_path / "mic.npz"
+    canvas = bin_to_frame(image, frame)
+    lo, hi = np.percentile(canvas, [1, 99])
+    save_denoised(
+        denoised, np.clip((canvas - lo) / (hi - lo) * 255, 0, 255), frame, pixel_size * scale
+    )
+    return str(micrograph), str(denoised)
+
+
+def canvas_of(mask: np.ndarray, frame: Frame) -> np.ndarray:
+    out = np.zeros((frame.size, frame.size), bool)
+    out[: frame.content_height, : frame.content_width] = (
+        cv2.resize(
+            mask.astype(np.uint8),
+            (frame.content_width, frame.content_height),
+            interpolation=cv2.INTER_NEAREST,
+        )
+        > 0
+    )
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, extra, truth_key",
+    [
+        ("carbon", {"carbon_probability": 1.0, "contaminants_per_um2": 0.0}, "carbon"),
+        (
+            "contamination",
+            {"carbon_probability": 0.0, "contaminants_per_um2": 20.0, "crystalline_fraction": 0},
+            "contamination",
+        ),
+    ],
+)
+def test_masks_of_synthetic_micrographs_match_their_exact_masks(tmp_path, name, extra, truth_key):
+    settings = SyntheticSettings(
+        height=768,
+        width=768,
+        pixel_size=4.0,
+        particle_diameter=160,
+        particles_per_micrograph=60,
+        thick_ice_probability=0.0,
+        aggregates_per_um2=0.0,
+        dose=30,
+        **extra,
+    )
+    for index in range(4):  # the first micrograph of the set that shows the class
+        m = generate_micrograph(settings, index, seed=11)
+        truth = m.carbon_mask if truth_key == "carbon" else m.contamination_mask
+        if truth.mean() > 0.02:
+            break
+    else:
+        pytest.fail(f"the generator drew no {name} in 4 micrographs")
+    micrograph, denoised = denoised_for(tmp_path, m.image, settings.pixel_size)
+    exclusion = exclusion_map(micrograph, denoised, 160.0, ExclusionSettings())
+    found = exclusion.mask(("carbon", "contamination", "thick_ice"))
+    expected = canvas_of(truth, exclusion.frame)
+    iou = (found & expected).sum() / (found | expected).sum()
+    assert iou > 0.6, (name, iou, exclusion.stats["dark_areas"])
+    # most of what was found is labelled as the class it is
+    assert (exclusion.mask((name,)) & expected).sum() >= 0.7 * (found & expected).sum()
+    # particles lie outside the excluded areas: hardly any centre falls inside the map
+    xy = m.coordinates[["x", "y"]].to_numpy()
+    col = (xy[:, 0] / exclusion.frame.scale_x).astype(int)
+    row = (xy[:, 1] / exclusion.frame.scale_y).astype(int)
+    assert exclusion.mask()[row, col].mean() <= 0.05
+
+
+def test_a_clean_field_has_nothing_excluded(tmp_path):
+    image, _ = disc_micrograph((512, 512), n=40, diameter=24.0, seed=3, noise=1.5)
+    micrograph, denoised = denoised_for(tmp_path, image, 4.0)
+    exclusion = exclusion_map(micrograph, denoised, 96.0, ExclusionSettings())
+    assert exclusion.mask().mean() < 0.01, exclusion.stats
+
+
+def lattice_tile(rng, size: int, pixel_size: float, spacing: float) -> np.ndarray:
+    """Hexagonal-ice fringes (three directions 60 degrees apart) of ``spacing`` A."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = np.zeros((size, size), np.float32)
+    for j in range(3):
+        a = 0.4 + j * math.pi / 3
+        k = pixel_size / spacing
+        out += np.cos(2 * math.pi * k * (math.cos(a) * xx + math.sin(a) * yy) + rng.uniform(0, 6))
+    return out
+
+
+def test_a_crystalline_ice_tile_is_found_by_its_spacings():
+    rng = np.random.default_rng(0)
+    pixel_size, tile = 1.2, 256
+    image = rng.normal(100, 10, size=(3 * tile, 3 * tile)).astype(np.float32)
+    image[tile : 2 * tile, 0:tile] += 3.0 * lattice_tile(rng, tile, pixel_size, 3.67)
+    scores, spacings = ice_spot_scores(image, pixel_size, tile)
+    assert spacings == [3.90, 3.67, 3.44]
+    assert scores[1, 0] > 2 * ExclusionSettings().ice_spot  # the lattice tile
+    others = np.delete(scores.ravel(), 3)
+    assert others.max() < 2.0  # amorphous noise: about 1
+    # at 2 A per pixel no hexagonal-ice spacing is resolved: no score, not a false "clean"
+    scores, spacings = ice_spot_scores(image, 2.0, tile)
+    assert spacings == [] and np.isnan(scores).all()
+
+
+def test_border_stripes_are_measured_per_edge():
+    rng = np.random.default_rng(1)
+    image = rng.normal(0, 1, size=(400, 600)).astype(np.float32)
+    image[:, :30] = image[:, 30:31]  # left: the first inner column replicated
+    image[-12:, :] = image[-13:-12, :]  # bottom
+    bands = border_bands(image, ExclusionSettings())
+    assert bands == {"left": 30, "right": 0, "top": 0, "bottom": 12}
+
+
+def coded_map(shape=(100, 100), box=(slice(0, 50), slice(0, 100))) -> ExclusionMap:
+    frame = Frame(400, 400, 100, 100, 100)
+    codes = np.zeros(shape, np.uint8)
+    codes[box] = CODES["carbon"]
+    return ExclusionMap(codes, frame, pixel_size=8.0, stats={})
+
+
+def test_picks_in_an_excluded_area_are_dropped_and_the_others_kept():
+    exclusion = coded_map()  # the top half (file rows 0-199) is carbon
+    picks = pd.DataFrame({"x": [50.0, 50.0, 300.0, 300.0], "y": [20.0, 190.0, 215.0, 350.0]})
+    picks["score"] = [0.9, 0.8, 0.7, 0.6]
+    kept, excluded = apply_exclusion(picks, exclusion, diameter_px=40.0)
+    assert excluded == 2 and list(kept["y"]) == [215.0, 350.0]
+    # grown by half a diameter (20 file px), the pick 15 px below the carbon goes too
+    kept, excluded = apply_exclusion(picks, exclusion, 40.0, dilation=0.5)
+    assert excluded == 3 and list(kept["y"]) == [350.0]
+    # another class only: nothing excluded
+    _, excluded = apply_exclusion(picks, exclusion, 40.0, classes=("contamination",))
+    assert excluded == 0
+    flagged, excluded = apply_exclusion(picks, exclusion, 40.0, action="flag")
+    assert excluded == 2 and len(flagged) == 4
+    assert list(flagged["excluded"]) == [1, 1, 0, 0]
+    assert list(flagged["score"]) == [0.0, 0.0, 0.7, 0.6]
+
+
+def test_a_verdict_per_micrograph():
+    carbon = coded_map(box=(slice(0, 60), slice(0, 100)))  # 60 % carbon
+    clean = coded_map(box=(slice(0, 0), slice(0, 0)))
+    rows = [
+        micrograph_quality("carbon", carbon, 40, 2.0),
+        micrograph_quality("clean", clean, 100, 2.0),
+        micrograph_quality("clean_too", clean, 110, 2.0),
+        micrograph_quality("empty", clean, 3, 2.0),
+    ]
+    verdicts = {r["micrograph"]: r["verdict"] for r in classify_micrographs(rows, VerdictSettings())}
+    assert verdicts == {
+        "carbon": "carbon_dominated",
+        "clean": "good",
+        "clean_too": "good",
+        "empty": "empty",
+    }
+    assert rows[0]["usable_fraction"] == pytest.approx(0.4)
+
+
+def test_bad_input_gives_one_clear_error(tmp_path):
+    image, _ = disc_micrograph((256, 256), n=5, diameter=20.0)
+    micrograph, denoised = denoised_for(tmp_path, image, 4.0)
+    write_mrc(tmp_path / "other.mrc", np.ones((300, 256), np.float32) + image[:1], 4.0)
+    with pytest.raises(InputError, match="other.mrc: shape .* differs from its denoised frame"):
+        exclusion_map(str(tmp_path / "other.mrc"), denoised, 80.0, ExclusionSettings())
+    with pytest.raises(InputError, match="unknown \\['ice'\\]"):
+        coded_map().mask(("ice",))
+    with pytest.raises(InputError, match="exclusion.action must be one of"):
+        apply_exclusion(pd.DataFrame({"x": [1.0], "y": [1.0]}), coded_map(), 4.0, action="cut")
+
+
+def carbon_dataset(root) -> dict:
+    """Two disc micrographs whose top third is dark carbon holding a few discs of its own:
+    particles there are labelled, so that what exclusion drops shows in the metrics."""
+    (root / "micrographs").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(2):
+        image, centres = disc_micrograph((600, 800), n=30, diameter=40.0, seed=20 + i)
+        image[:200] -= 1.5
+        name = f"mic_{i:03d}"
+        write_mrc(root / "micrographs" / f"{name}.mrc", image, 2.0)
+        write_cryoppp(root / "labels" / f"{name}.csv", centres, 40.0)
+    return {
+        "micrographs": str(root / "micrographs" / "*.mrc"),
+        "pixel_size": 2.0,
+        "particle_diameter": 80.0,
+        "ground_truth": str(root / "labels"),
+    }
+
+
+def test_the_exclusion_stage_in_a_workflow_run(tmp_path):
+    from conftest import SMALL_DENOISE, SPARSE_BASELINE
+
+    config = {
+        "datasets": {"carbon": carbon_dataset(tmp_path / "data")},
+        "denoise": SMALL_DENOISE,
+        "baseline": SPARSE_BASELINE,
+        "exclusion": {"enabled": True},
+    }
+    run_workflow(tmp_path / "run", config)
+    results = tmp_path / "run" / "results" / "carbon"
+    summary = pd.read_csv(results / "metrics" / "summary.tsv", sep="\t")
+    assert list(summary["stage"]) == ["baseline", "final before exclusion", "final"]
+    before, after = summary.iloc[1], summary.iloc[2]
+    assert after["n_picks"] < before["n_picks"]
+    for name in ("mic_000", "mic_001"):
+        picks = read_coordinates(final_picks_file(results, name))
+        assert len(picks) > 0 and (picks["y"] > 190).all()  # none on the carbon (rows < 200)
+    quality = pd.read_csv(results / "micrographs_quality.tsv", sep="\t")
+    assert list(quality["micrograph"]) == ["mic_000", "mic_001"]
+    assert quality["carbon_fraction"].between(0.25, 0.40).all()
+    assert set(quality["verdict"]) == {"good"}
+    good = (results / "micrographs_good.star").read_text()
+    assert "_rlnMicrographName" in good and "mic_000.mrc" in good and "mic_001.mrc" in good
+    # flag instead of drop: the picks stay, with figure of merit 0 and the flag column
+    config["exclusion"]["action"] = "flag"
+    run_workflow(tmp_path / "run", config)
+    text = final_picks_file(results, "mic_000").read_text()
+    assert EXCLUDED_LABEL in text
+    flagged = read_coordinates(final_picks_file(results, "mic_000"))
+    on_carbon = flagged["y"] < 190
+    assert on_carbon.any() and (flagged.loc[on_carbon, "score"] == 0).all()
