@@ -1,0 +1,386 @@
+"""What the exclusion stage (cryopick/exclusion.py) is worth, on data it was not tuned on.
+
+Synthetic: fresh micrographs with carbon, contamination, thick ice and aggregates (seeds no
+training or tuning set uses, three pixel sizes, raw and filtered renderings, plus crystalline
+contamination at 1 A/px), with the generator's exact masks: mask IoU per class, the share of
+the shipped U-Net's false picks that fall on carbon / contamination / thick ice / aggregates
+and how many of those exclusion removes, the share of true particles it loses, the distance of
+the found carbon edge from the true one, F1 before and after.
+
+Real: the 12 EMPIAR-10017 micrographs with the hand-drawn masks of
+tests/data/empiar10017_exclusion (carbon, contamination, border stripes; README there): picks
+removed inside the drawn areas and outside them, labelled particles lost, precision and F1
+before and after. The stage's defaults were set on the training seeds of models/unet_general.yaml
+and never on these.
+
+    .venv/bin/python benchmarks/exclusion.py            # ~5 min on 2 cores
+
+Writes benchmarks/results/exclusion.md and .tsv (per micrograph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.generality import CACHE, model_picks, real_cases  # noqa: E402
+from benchmarks.tables import markdown  # noqa: E402
+from cryopick.checkpoint import load_model  # noqa: E402
+from cryopick.denoise import DenoiseSettings, denoise_image, frame_for, save_denoised  # noqa: E402
+from cryopick.exclusion import (  # noqa: E402
+    CLASSES,
+    ExclusionSettings,
+    excluded_picks,
+    exclusion_map,
+)
+from cryopick.io import read_coordinates, write_mrc  # noqa: E402
+from cryopick.metrics import match_count, precision_recall_f1  # noqa: E402
+from cryopick.synthetic import SyntheticSettings, generate_micrograph  # noqa: E402
+
+MODEL = ROOT / "models" / "unet_general.pt"
+HAND_MASKS = ROOT / "tests" / "data" / "empiar10017_exclusion"
+OUT = ROOT / "benchmarks" / "results" / "exclusion"
+SEED = 9500  # no training set (seeds < 1000) or generality test case (9000) uses it
+# pixel size (A), particle diameter (A), rendering
+SCALES = (
+    (1.5, 120.0, "raw"),
+    (2.5, 200.0, "raw"),
+    (4.0, 320.0, "raw"),
+    (2.0, 170.0, "filtered_8bit"),
+)
+TRUTH_CLASSES = {  # generator mask -> exclusion class
+    "carbon": "carbon",
+    "contamination": "contamination",
+    "thick_ice": "thick_ice",
+    "aggregate": "contamination",
+}
+
+
+def synthetic_cases(per_scale: int) -> list[dict]:
+    cases = []
+    for pixel_size, diameter, rendering in SCALES:
+        for index in range(per_scale):
+            cases.append(
+                {
+                    "pixel_size": pixel_size,
+                    "diameter": diameter,
+                    "rendering": rendering,
+                    "index": index,
+                    "crystalline": False,
+                }
+            )
+    for index in range(per_scale):  # crystalline contaminants, spacings resolved at 1 A/px
+        cases.append(
+            {
+                "pixel_size": 1.0,
+                "diameter": 100.0,
+                "rendering": "raw",
+                "index": index,
+                "crystalline": True,
+            }
+        )
+    return cases
+
+
+def make_case(case: dict, folder: Path):
+    """Micrograph file, denoised canvas, truth picks and exact masks of one case (cached)."""
+    name = (
+        f"px{case['pixel_size']}_{case['rendering']}_{'xtal_' if case['crystalline'] else ''}"
+        f"{case['index']}"
+    )
+    mrc, npz = folder / f"{name}.mrc", folder / f"{name}.npz"
+    masks_path, truth_path = folder / f"{name}_masks.npz", folder / f"{name}.csv"
+    if not all(p.exists() for p in (mrc, npz, masks_path, truth_path)):
+        field = (1024 * case["pixel_size"]) ** 2
+        count = max(8, int(0.12 * field / (np.pi * (case["diameter"] / 2) ** 2)))
+        settings = SyntheticSettings(
+            height=1024,
+            width=1024,
+            pixel_size=case["pixel_size"],
+            particle_diameter=case["diameter"],
+            particles_per_micrograph=count,
+            carbon_probability=0.0 if case["crystalline"] else 0.6,
+            contaminants_per_um2=40.0 if case["crystalline"] else 4.0,
+            crystalline_fraction=1.0 if case["crystalline"] else 0.5,
+            thick_ice_probability=0.0 if case["crystalline"] else 0.4,
+            aggregates_per_um2=0.0 if case["crystalline"] else 3.0,
+            dose=30,
+            rendering=case["rendering"],
+        )
+        m = generate_micrograph(settings, case["index"], SEED + (100 if case["crystalline"] else 0))
+        write_mrc(mrc, m.image.astype(np.float32), case["pixel_size"])
+        m.coordinates[["x", "y"]].to_csv(
+            truth_path, index=False, header=["X-Coordinate", "Y-Coordinate"]
+        )
+        frame = frame_for(m.image.shape, 1024)
+        save_denoised(
+            npz,
+            denoise_image(m.image, DenoiseSettings(), frame),
+            frame,
+            case["pixel_size"] * frame.scale,
+        )
+        np.savez_compressed(
+            masks_path,
+            carbon=m.carbon_mask,
+            contamination=m.contamination_mask,
+            thick_ice=m.ice_mask,
+            aggregate=m.aggregate_mask,
+        )
+    return name, mrc, npz, truth_path, masks_path
+
+
+def canvas_mask(mask: np.ndarray, frame) -> np.ndarray:
+    out = np.zeros((frame.size, frame.size), bool)
+    out[: frame.content_height, : frame.content_width] = (
+        cv2.resize(
+            mask.astype(np.uint8),
+            (frame.content_width, frame.content_height),
+            interpolation=cv2.INTER_NEAREST,
+        )
+        > 0
+    )
+    return out
+
+
+def at(mask: np.ndarray, xy: np.ndarray, frame) -> np.ndarray:
+    """Mask values (canvas) at file-pixel points."""
+    if len(xy) == 0:
+        return np.zeros(0, bool)
+    col = np.clip((xy[:, 0] / frame.scale_x).astype(int), 0, frame.size - 1)
+    row = np.clip((xy[:, 1] / frame.scale_y).astype(int), 0, frame.size - 1)
+    return mask[row, col]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else float("nan")
+
+
+def edge_distance(truth: np.ndarray, found: np.ndarray, diameter_px: float) -> float:
+    """Median distance (particle diameters) from the true carbon edge to the found one."""
+    kernel = np.ones((3, 3), np.uint8)
+    true_edge = truth.astype(np.uint8) - cv2.erode(truth.astype(np.uint8), kernel)
+    found_edge = found.astype(np.uint8) - cv2.erode(found.astype(np.uint8), kernel)
+    if not true_edge.any() or not found_edge.any():
+        return float("nan")
+    distance = cv2.distanceTransform((1 - found_edge).astype(np.uint8), cv2.DIST_L2, 5)
+    return float(np.median(distance[true_edge > 0]) / diameter_px)
+
+
+def score(picks: np.ndarray, truth: np.ndarray, radius: float) -> tuple[int, int, int]:
+    return match_count(picks, truth, radius), len(picks), len(truth)
+
+
+def false_picks(picks: np.ndarray, truth: np.ndarray, radius: float) -> np.ndarray:
+    """Picks with no label within ``radius`` (nearest neighbour; for shares of false picks)."""
+    if len(picks) == 0:
+        return np.zeros(0, bool)
+    if len(truth) == 0:
+        return np.ones(len(picks), bool)
+    d = np.sqrt(((picks[:, None, :] - truth[None, :, :]) ** 2).sum(-1)).min(1)
+    return d > radius
+
+
+def synthetic_rows(model, checkpoint, settings: ExclusionSettings, per_scale: int, workdir):
+    folder = CACHE / "exclusion"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for case in synthetic_cases(per_scale):
+        name, mrc, npz, truth_path, masks_path = make_case(case, folder)
+        d_file = case["diameter"] / case["pixel_size"]
+        picks = model_picks(model, checkpoint, mrc, npz, d_file, workdir)["stored"]
+        xy = picks[["x", "y"]].to_numpy(float)
+        truth = read_coordinates(truth_path)[["x", "y"]].to_numpy(float)
+        start = time.process_time()
+        exclusion = exclusion_map(str(mrc), str(npz), case["diameter"], settings)
+        seconds = time.process_time() - start
+        frame = exclusion.frame
+        with np.load(masks_path) as data:
+            exact = {k: canvas_mask(data[k], frame) for k in data.files}
+        obstacles = np.zeros_like(exact["carbon"])
+        for mask in exact.values():
+            obstacles |= mask
+        dropped = excluded_picks(xy, exclusion, d_file, 0.0)
+        wrong = false_picks(xy, truth, 0.5 * d_file)
+        on_obstacle = wrong & at(obstacles, xy, frame)
+        lost = at(exclusion.mask(), truth, frame)
+        before = score(xy, truth, 0.5 * d_file)
+        after = score(xy[~dropped], truth, 0.5 * d_file)
+        row = {
+            "set": "synthetic",
+            "micrograph": name,
+            "rendering": case["rendering"],
+            "pixel_size": case["pixel_size"],
+            "obstacle_fraction": float(obstacles.mean()),
+            "false_picks": int(wrong.sum()),
+            "false_on_obstacles": int(on_obstacle.sum()),
+            "false_on_obstacles_removed": int((on_obstacle & dropped).sum()),
+            "picks_removed": int(dropped.sum()),
+            "true_picks_removed": int((dropped & ~wrong).sum()),
+            "particles": len(truth),
+            "particles_lost": int(lost.sum()),
+            "f1_before": precision_recall_f1(*before)[2],
+            "f1_after": precision_recall_f1(*after)[2],
+            "precision_before": precision_recall_f1(*before)[0],
+            "precision_after": precision_recall_f1(*after)[0],
+            "seconds": seconds,
+        }
+        for truth_key, cls in TRUTH_CLASSES.items():
+            if exact[truth_key].any() and truth_key != "aggregate":
+                row[f"iou_{cls}"] = iou(exclusion.mask((cls,)), exact[truth_key])
+        if exact["carbon"].any():
+            row["carbon_edge_d"] = edge_distance(
+                exact["carbon"], exclusion.mask(("carbon",)), d_file / frame.scale
+            )
+        found_dark = exclusion.mask(("carbon", "contamination", "thick_ice"))
+        row["iou_all_dark"] = iou(found_dark, obstacles) if obstacles.any() else float("nan")
+        if case["crystalline"]:
+            row["iou_crystalline"] = iou(
+                exclusion.mask(("crystalline_ice", "contamination")), exact["contamination"]
+            )
+        rows.append(row)
+        print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+    return rows
+
+
+def real_rows(model, checkpoint, settings: ExclusionSettings, workdir):
+    rows = []
+    d_file = 108.0
+    for name, micrograph, denoised, truth_path in real_cases():
+        picks = model_picks(model, checkpoint, micrograph, denoised, d_file, workdir)["stored"]
+        xy = picks[["x", "y"]].to_numpy(float)
+        truth = read_coordinates(truth_path)[["x", "y"]].to_numpy(float)
+        start = time.process_time()
+        exclusion = exclusion_map(str(micrograph), str(denoised), d_file * 1.77, settings)
+        seconds = time.process_time() - start
+        frame = exclusion.frame
+        hand = cv2.imread(str(HAND_MASKS / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        hand_canvas = np.zeros((frame.size, frame.size), np.uint8)
+        hand_canvas[: frame.content_height, : frame.content_width] = cv2.resize(
+            hand, (frame.content_width, frame.content_height), interpolation=cv2.INTER_NEAREST
+        )
+        drawn = hand_canvas > 0
+        dropped = excluded_picks(xy, exclusion, d_file, 0.0)
+        inside = at(drawn, xy, frame)
+        before = score(xy, truth, 0.5 * d_file)
+        after = score(xy[~dropped], truth, 0.5 * d_file)
+        row = {
+            "set": "empiar10017",
+            "micrograph": name,
+            "drawn_fraction": float(drawn.mean()),
+            "found_fraction": float(exclusion.mask().mean()),
+            "iou_carbon": iou(exclusion.mask(("carbon",)), hand_canvas == 1)
+            if (hand_canvas == 1).any()
+            else float("nan"),
+            "iou_border": iou(exclusion.mask(("border",)), hand_canvas == 3),
+            "picks": len(xy),
+            "picks_inside_drawn": int(inside.sum()),
+            "removed_inside_drawn": int((dropped & inside).sum()),
+            "removed_outside_drawn": int((dropped & ~inside).sum()),
+            "particles": len(truth),
+            "particles_lost": int(at(exclusion.mask(), truth, frame).sum()),
+            "particles_in_drawn_carbon": int(at(hand_canvas == 1, truth, frame).sum()),
+            "precision_before": precision_recall_f1(*before)[0],
+            "precision_after": precision_recall_f1(*after)[0],
+            "f1_before": precision_recall_f1(*before)[2],
+            "f1_after": precision_recall_f1(*after)[2],
+            "seconds": seconds,
+        }
+        rows.append(row)
+        print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+    return rows
+
+
+def share(part, whole, digits: int = 1) -> str:
+    return f"{part / max(whole, 1):.{digits}%}"
+
+
+def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for label, group in rows.groupby("set", sort=False):
+        entry = {"set": label, "micrographs": len(group)}
+        if label == "synthetic":
+            false_obstacle = group["false_on_obstacles"].sum()
+            entry.update(
+                {
+                    "false picks on obstacles": f"{false_obstacle} of {group['false_picks'].sum()}",
+                    "of those removed": share(
+                        group["false_on_obstacles_removed"].sum(), false_obstacle
+                    ),
+                    "true particles lost": share(
+                        group["particles_lost"].sum(), group["particles"].sum(), 2
+                    ),
+                    "IoU carbon": f"{group['iou_carbon'].mean():.2f}",
+                    "IoU contamination": f"{group['iou_contamination'].mean():.2f}",
+                    "IoU thick ice": f"{group['iou_thick_ice'].mean():.2f}",
+                    "IoU all dark areas": f"{group['iou_all_dark'].mean():.2f}",
+                    "carbon edge, median (d)": f"{group['carbon_edge_d'].median():.2f}",
+                }
+            )
+        else:
+            inside = group["picks_inside_drawn"].sum()
+            entry.update(
+                {
+                    "picks inside drawn areas": f"{inside} of {group['picks'].sum()}",
+                    "of those removed": share(group["removed_inside_drawn"].sum(), inside),
+                    "removed outside drawn areas": str(group["removed_outside_drawn"].sum()),
+                    "labelled particles lost": share(
+                        group["particles_lost"].sum(), group["particles"].sum(), 2
+                    ),
+                    "IoU carbon": f"{group['iou_carbon'].mean():.2f}",
+                    "IoU border": f"{group['iou_border'].mean():.2f}",
+                }
+            )
+        entry["precision before -> after"] = (
+            f"{group['precision_before'].mean():.3f} -> {group['precision_after'].mean():.3f}"
+        )
+        entry["F1 before -> after"] = (
+            f"{group['f1_before'].mean():.3f} -> {group['f1_after'].mean():.3f}"
+        )
+        entry["CPU s per micrograph"] = f"{group['seconds'].mean():.2f}"
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-scale", type=int, default=3, help="synthetic micrographs per case")
+    parser.add_argument("--no-real", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    model, checkpoint = load_model(MODEL)
+    settings = ExclusionSettings()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = synthetic_rows(model, checkpoint, settings, args.per_scale, Path(tmp))
+        if not args.no_real:
+            rows += real_rows(model, checkpoint, settings, Path(tmp))
+    table = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out.with_suffix(".tsv"), sep="\t", index=False, float_format="%.4f")
+    summary = pooled_table(table).T.reset_index()
+    summary.columns = ["measure", *[str(c) for c in summary.iloc[0, 1:]]]
+    summary = summary.iloc[1:]
+    text = (
+        "# Exclusion stage, held out (benchmarks/exclusion.py)\n\n"
+        f"Settings: the defaults of cryopick.exclusion.ExclusionSettings ({settings}); picks of"
+        f" {MODEL.name} at its stored operating point; per-micrograph rows in exclusion.tsv.\n\n"
+        + markdown(summary)
+        + "\n"
+    )
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    assert set(CLASSES.values()) >= set(TRUTH_CLASSES.values())
+
+
+if __name__ == "__main__":
+    main()
