@@ -33,7 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generality import CACHE, model_picks, real_cases  # noqa: E402
+from benchmarks.generality import CACHE, blob_picks, model_picks, real_cases  # noqa: E402
 from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.denoise import DenoiseSettings, denoise_image, frame_for, save_denoised  # noqa: E402
@@ -102,7 +102,7 @@ def make_case(case: dict, folder: Path):
     masks_path, truth_path = folder / f"{name}_masks.npz", folder / f"{name}.csv"
     if not all(p.exists() for p in (mrc, npz, masks_path, truth_path)):
         field = (1024 * case["pixel_size"]) ** 2
-        count = max(8, int(0.12 * field / (np.pi * (case["diameter"] / 2) ** 2)))
+        count = max(8, int(0.25 * field / (np.pi * (case["diameter"] / 2) ** 2)))
         settings = SyntheticSettings(
             height=1024,
             width=1024,
@@ -110,7 +110,7 @@ def make_case(case: dict, folder: Path):
             particle_diameter=case["diameter"],
             particles_per_micrograph=count,
             carbon_probability=0.0 if case["crystalline"] else 0.6,
-            contaminants_per_um2=40.0 if case["crystalline"] else 4.0,
+            contaminants_per_um2=300.0 if case["crystalline"] else 6.0,
             crystalline_fraction=1.0 if case["crystalline"] else 0.5,
             thick_ice_probability=0.0 if case["crystalline"] else 0.4,
             aggregates_per_um2=0.0 if case["crystalline"] else 3.0,
@@ -198,107 +198,138 @@ def synthetic_rows(model, checkpoint, settings: ExclusionSettings, per_scale: in
     for case in synthetic_cases(per_scale):
         name, mrc, npz, truth_path, masks_path = make_case(case, folder)
         d_file = case["diameter"] / case["pixel_size"]
-        picks = model_picks(model, checkpoint, mrc, npz, d_file, workdir)["stored"]
-        xy = picks[["x", "y"]].to_numpy(float)
         truth = read_coordinates(truth_path)[["x", "y"]].to_numpy(float)
         start = time.process_time()
         exclusion = exclusion_map(str(mrc), str(npz), case["diameter"], settings)
         seconds = time.process_time() - start
-        frame = exclusion.frame
-        with np.load(masks_path) as data:
-            exact = {k: canvas_mask(data[k], frame) for k in data.files}
-        obstacles = np.zeros_like(exact["carbon"])
-        for mask in exact.values():
-            obstacles |= mask
-        dropped = excluded_picks(xy, exclusion, d_file, 0.0)
-        wrong = false_picks(xy, truth, 0.5 * d_file)
-        on_obstacle = wrong & at(obstacles, xy, frame)
-        lost = at(exclusion.mask(), truth, frame)
-        before = score(xy, truth, 0.5 * d_file)
-        after = score(xy[~dropped], truth, 0.5 * d_file)
-        row = {
-            "set": "synthetic",
-            "micrograph": name,
-            "rendering": case["rendering"],
-            "pixel_size": case["pixel_size"],
-            "obstacle_fraction": float(obstacles.mean()),
-            "false_picks": int(wrong.sum()),
-            "false_on_obstacles": int(on_obstacle.sum()),
-            "false_on_obstacles_removed": int((on_obstacle & dropped).sum()),
-            "picks_removed": int(dropped.sum()),
-            "true_picks_removed": int((dropped & ~wrong).sum()),
-            "particles": len(truth),
-            "particles_lost": int(lost.sum()),
-            "f1_before": precision_recall_f1(*before)[2],
-            "f1_after": precision_recall_f1(*after)[2],
-            "precision_before": precision_recall_f1(*before)[0],
-            "precision_after": precision_recall_f1(*after)[0],
-            "seconds": seconds,
-        }
-        for truth_key, cls in TRUTH_CLASSES.items():
-            if exact[truth_key].any() and truth_key != "aggregate":
-                row[f"iou_{cls}"] = iou(exclusion.mask((cls,)), exact[truth_key])
-        if exact["carbon"].any():
-            row["carbon_edge_d"] = edge_distance(
-                exact["carbon"], exclusion.mask(("carbon",)), d_file / frame.scale
+        for picker, picks in pickers(model, checkpoint, mrc, npz, d_file, workdir).items():
+            rows.append(
+                synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_file)
             )
-        found_dark = exclusion.mask(("carbon", "contamination", "thick_ice"))
-        row["iou_all_dark"] = iou(found_dark, obstacles) if obstacles.any() else float("nan")
-        if case["crystalline"]:
-            row["iou_crystalline"] = iou(
-                exclusion.mask(("crystalline_ice", "contamination")), exact["contamination"]
+            rows[-1]["seconds"] = seconds
+            print(
+                name,
+                picker,
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()},
             )
-        rows.append(row)
-        print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
     return rows
+
+
+def pickers(model, checkpoint, micrograph, denoised, d_file, workdir) -> dict:
+    """The shipped U-Net's picks at its stored operating point and the blob baseline's (which
+    picks on anything dark, so shows what exclusion removes when there is something to remove)."""
+    return {
+        "unet": model_picks(model, checkpoint, micrograph, denoised, d_file, workdir)["stored"],
+        "blob baseline": blob_picks(denoised, d_file)["stored"],
+    }
+
+
+def synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_file) -> dict:
+    xy = picks[["x", "y"]].to_numpy(float)
+    frame = exclusion.frame
+    with np.load(masks_path) as data:
+        exact = {k: canvas_mask(data[k], frame) for k in data.files}
+    obstacles = np.zeros_like(exact["carbon"])
+    for mask in exact.values():
+        obstacles |= mask
+    dropped = excluded_picks(xy, exclusion, d_file, 0.0)
+    wrong = false_picks(xy, truth, 0.5 * d_file)
+    on_obstacle = wrong & at(obstacles, xy, frame)
+    lost = at(exclusion.mask(), truth, frame)
+    before = score(xy, truth, 0.5 * d_file)
+    after = score(xy[~dropped], truth, 0.5 * d_file)
+    row = {
+        "set": "synthetic",
+        "picker": picker,
+        "micrograph": name,
+        "rendering": case["rendering"],
+        "pixel_size": case["pixel_size"],
+        "obstacle_fraction": float(obstacles.mean()),
+        "false_picks": int(wrong.sum()),
+        "false_on_obstacles": int(on_obstacle.sum()),
+        "false_on_obstacles_removed": int((on_obstacle & dropped).sum()),
+        "picks_removed": int(dropped.sum()),
+        "true_picks_removed": int((dropped & ~wrong).sum()),
+        "particles": len(truth),
+        "particles_lost": int(lost.sum()),
+        "f1_before": precision_recall_f1(*before)[2],
+        "f1_after": precision_recall_f1(*after)[2],
+        "precision_before": precision_recall_f1(*before)[0],
+        "precision_after": precision_recall_f1(*after)[0],
+    }
+    for truth_key, cls in TRUTH_CLASSES.items():
+        if exact[truth_key].any() and truth_key != "aggregate":
+            row[f"iou_{cls}"] = iou(exclusion.mask((cls,)), exact[truth_key])
+    if exact["carbon"].any():
+        row["carbon_edge_d"] = edge_distance(
+            exact["carbon"], exclusion.mask(("carbon",)), d_file / frame.scale
+        )
+    found_dark = exclusion.mask(("carbon", "contamination", "thick_ice"))
+    row["iou_all_dark"] = iou(found_dark, obstacles) if obstacles.any() else float("nan")
+    if case["crystalline"]:
+        row["iou_crystalline"] = iou(
+            exclusion.mask(("crystalline_ice", "contamination")), exact["contamination"]
+        )
+    return row
 
 
 def real_rows(model, checkpoint, settings: ExclusionSettings, workdir):
     rows = []
     d_file = 108.0
     for name, micrograph, denoised, truth_path in real_cases():
-        picks = model_picks(model, checkpoint, micrograph, denoised, d_file, workdir)["stored"]
-        xy = picks[["x", "y"]].to_numpy(float)
         truth = read_coordinates(truth_path)[["x", "y"]].to_numpy(float)
         start = time.process_time()
         exclusion = exclusion_map(str(micrograph), str(denoised), d_file * 1.77, settings)
         seconds = time.process_time() - start
-        frame = exclusion.frame
-        hand = cv2.imread(str(HAND_MASKS / f"{name}.png"), cv2.IMREAD_UNCHANGED)
-        hand_canvas = np.zeros((frame.size, frame.size), np.uint8)
-        hand_canvas[: frame.content_height, : frame.content_width] = cv2.resize(
-            hand, (frame.content_width, frame.content_height), interpolation=cv2.INTER_NEAREST
-        )
-        drawn = hand_canvas > 0
-        dropped = excluded_picks(xy, exclusion, d_file, 0.0)
-        inside = at(drawn, xy, frame)
-        before = score(xy, truth, 0.5 * d_file)
-        after = score(xy[~dropped], truth, 0.5 * d_file)
-        row = {
-            "set": "empiar10017",
-            "micrograph": name,
-            "drawn_fraction": float(drawn.mean()),
-            "found_fraction": float(exclusion.mask().mean()),
-            "iou_carbon": iou(exclusion.mask(("carbon",)), hand_canvas == 1)
-            if (hand_canvas == 1).any()
-            else float("nan"),
-            "iou_border": iou(exclusion.mask(("border",)), hand_canvas == 3),
-            "picks": len(xy),
-            "picks_inside_drawn": int(inside.sum()),
-            "removed_inside_drawn": int((dropped & inside).sum()),
-            "removed_outside_drawn": int((dropped & ~inside).sum()),
-            "particles": len(truth),
-            "particles_lost": int(at(exclusion.mask(), truth, frame).sum()),
-            "particles_in_drawn_carbon": int(at(hand_canvas == 1, truth, frame).sum()),
-            "precision_before": precision_recall_f1(*before)[0],
-            "precision_after": precision_recall_f1(*after)[0],
-            "f1_before": precision_recall_f1(*before)[2],
-            "f1_after": precision_recall_f1(*after)[2],
-            "seconds": seconds,
-        }
-        rows.append(row)
-        print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+        for picker, picks in pickers(
+            model, checkpoint, micrograph, denoised, d_file, workdir
+        ).items():
+            rows.append(real_row(name, picker, picks, truth, exclusion, d_file))
+            rows[-1]["seconds"] = seconds
+            print(
+                name,
+                picker,
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()},
+            )
     return rows
+
+
+def real_row(name, picker, picks, truth, exclusion, d_file) -> dict:
+    xy = picks[["x", "y"]].to_numpy(float)
+    frame = exclusion.frame
+    hand = cv2.imread(str(HAND_MASKS / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+    hand_canvas = np.zeros((frame.size, frame.size), np.uint8)
+    hand_canvas[: frame.content_height, : frame.content_width] = cv2.resize(
+        hand, (frame.content_width, frame.content_height), interpolation=cv2.INTER_NEAREST
+    )
+    drawn = hand_canvas > 0
+    dropped = excluded_picks(xy, exclusion, d_file, 0.0)
+    inside = at(drawn, xy, frame)
+    before = score(xy, truth, 0.5 * d_file)
+    after = score(xy[~dropped], truth, 0.5 * d_file)
+    row = {
+        "set": "empiar10017",
+        "picker": picker,
+        "micrograph": name,
+        "drawn_fraction": float(drawn.mean()),
+        "found_fraction": float(exclusion.mask().mean()),
+        "iou_carbon": iou(exclusion.mask(("carbon",)), hand_canvas == 1)
+        if (hand_canvas == 1).any()
+        else float("nan"),
+        "iou_border": iou(exclusion.mask(("border",)), hand_canvas == 3),
+        "picks": len(xy),
+        "picks_inside_drawn": int(inside.sum()),
+        "removed_inside_drawn": int((dropped & inside).sum()),
+        "removed_outside_drawn": int((dropped & ~inside).sum()),
+        "particles": len(truth),
+        "particles_lost": int(at(exclusion.mask(), truth, frame).sum()),
+        "particles_in_drawn_carbon": int(at(hand_canvas == 1, truth, frame).sum()),
+        "precision_before": precision_recall_f1(*before)[0],
+        "precision_after": precision_recall_f1(*after)[0],
+        "f1_before": precision_recall_f1(*before)[2],
+        "f1_after": precision_recall_f1(*after)[2],
+    }
+    return row
 
 
 def share(part, whole, digits: int = 1) -> str:
@@ -307,8 +338,8 @@ def share(part, whole, digits: int = 1) -> str:
 
 def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
-    for label, group in rows.groupby("set", sort=False):
-        entry = {"set": label, "micrographs": len(group)}
+    for (label, picker), group in rows.groupby(["set", "picker"], sort=False):
+        entry = {"set": f"{label}, {picker}", "micrographs": len(group)}
         if label == "synthetic":
             false_obstacle = group["false_on_obstacles"].sum()
             entry.update(
