@@ -178,7 +178,9 @@ def test_a_verdict_per_micrograph():
         micrograph_quality("clean_too", clean, 110, 2.0),
         micrograph_quality("empty", clean, 3, 2.0),
     ]
-    verdicts = {r["micrograph"]: r["verdict"] for r in classify_micrographs(rows, VerdictSettings())}
+    verdicts = {
+        r["micrograph"]: r["verdict"] for r in classify_micrographs(rows, VerdictSettings())
+    }
     assert verdicts == {
         "carbon": "carbon_dominated",
         "clean": "good",

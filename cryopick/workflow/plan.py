@@ -210,7 +210,7 @@ class WorkflowPlan:
 
     def quality_tables(self) -> list[str]:
         """The micrograph verdicts of every data set, when the exclusion stage is on."""
-        if not self.config["exclusion"]["enabled"]:
+        if not self.config.get("exclusion", {}).get("enabled"):
             return []
         return [
             path.format(dataset=d)
