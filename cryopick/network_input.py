@@ -21,6 +21,10 @@ INPUT_KINDS = ("binned", "denoised", "normalised")
 # records its own as "input_lowpass"; this one is for models that predate the key), and a
 # background (ice gradient, carbon, gain drift) estimated at this sigma and subtracted.
 LOWPASS_SIGMA = 0.15
+# what new models are trained with: 0.15 smooths away most of a particle's shape (4 network
+# pixels on a 27 px particle); 0.06 held out scored +0.02 F1 on EMPIAR-10017 and +0.01-0.03 on
+# raw synthetic micrographs (benchmarks/results/generality_session7_lp006_fold0.md)
+NEW_MODEL_LOWPASS = 0.06
 BACKGROUND_SIGMA = 2.0
 CLIP_STD = 5.0  # robust standard deviations kept on either side (contamination, hot pixels)
 

@@ -18,14 +18,21 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cryopick.checkpoint import ModelError, file_sha256, load_model, new_checkpoint, save_checkpoint
+from cryopick.checkpoint import (
+    ModelError,
+    file_sha256,
+    load_model,
+    new_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from cryopick.denoise import Frame, load_frame
 from cryopick.device import mixed_precision_choice, resolve_device
 from cryopick.inference import picks_from_prediction, predict
@@ -33,7 +40,7 @@ from cryopick.io import InputError, atomic_path, read_coordinates, read_microgra
 from cryopick.metrics import match_count, precision_recall_f1
 from cryopick.network_input import (
     INPUT_KINDS,
-    LOWPASS_SIGMA,
+    NEW_MODEL_LOWPASS,
     input_canvas,
     input_lowpass,
     network_image,
@@ -55,7 +62,9 @@ class TrainingConfig:
 
     input: str = "binned"  # network input: "binned" micrograph, the "denoised" canvas, or the
     # micrograph "normalised" at the particle's scale (normalised_canvas)
-    input_lowpass: float = LOWPASS_SIGMA  # the "normalised" input's low-pass (diameters)
+    # the "normalised" input's low-pass (diameters); None: the initial model's when
+    # fine-tuning, else NEW_MODEL_LOWPASS (resolved by with_input_lowpass)
+    input_lowpass: float | None = None
     # few-shot fine-tuning: start from this checkpoint's weights (its architecture, input kind
     # and particle size must match) instead of a random initialisation; None trains from scratch
     initial_model: str | None = None
@@ -768,6 +777,19 @@ def training_checkpoint(
     )
 
 
+def with_input_lowpass(config: TrainingConfig) -> TrainingConfig:
+    """``config`` with its input low-pass decided: as given; else, when fine-tuning, the initial
+    model's (so that a few labelled micrographs need no setting to match it); else the one
+    new models are trained with."""
+    if config.input_lowpass is not None:
+        return config
+    if config.initial_model:
+        lowpass = input_lowpass(read_checkpoint(config.initial_model))
+    else:
+        lowpass = NEW_MODEL_LOWPASS
+    return replace(config, input_lowpass=lowpass)
+
+
 def initial_network(
     config: TrainingConfig, data: TrainingData, log=print
 ) -> tuple[AttentionUNet, dict]:
@@ -820,6 +842,7 @@ def train(items: list[LabelledMicrograph], config: TrainingConfig, log=print) ->
     seed_everything(config.seed)
     torch.set_num_threads(max(1, config.threads))
     device = resolve_device(config.device, "unet.train.device")
+    config = with_input_lowpass(config)
     data = prepare_data(items, config)
     model, origin = initial_network(config, data, log)
     model = model.to(device, memory_format=torch.channels_last)

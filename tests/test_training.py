@@ -325,6 +325,23 @@ def test_fine_tuning_lowers_the_loss_of_the_started_model(trained, tiny_data, tm
     assert last["train_total"] <= first["train_total"] * 1.05
 
 
+def test_fine_tuning_takes_the_started_models_input_lowpass(trained, tiny_data, tmp_path):
+    """New models get NEW_MODEL_LOWPASS; a fine-tuned one the started model's (0.15 for models
+    that predate the setting), unless the config names one, which must then match."""
+    from cryopick.network_input import LOWPASS_SIGMA, NEW_MODEL_LOWPASS
+
+    assert trained.checkpoint["input_lowpass"] == NEW_MODEL_LOWPASS
+    start = tmp_path / "start.pt"
+    old = {k: v for k, v in trained.checkpoint.items() if k != "input_lowpass"}
+    save_checkpoint(start, old)
+    quick = dict(initial_model=str(start), diameter_px=8.0, steps=2, steps_per_epoch=2)
+    tuned = train(tiny_data, tiny_config(**quick), log=lambda message: None)
+    assert tuned.checkpoint["input_lowpass"] == LOWPASS_SIGMA
+    assert tuned.checkpoint["config"]["input_lowpass"] == LOWPASS_SIGMA
+    with pytest.raises(ModelError, match=r"start\.pt.*input_lowpass 0\.15.*0\.3"):
+        train(tiny_data, tiny_config(**quick, input_lowpass=0.3), log=lambda message: None)
+
+
 def test_fine_tuning_refuses_a_model_for_another_input(trained, tiny_data, tmp_path):
     start = tmp_path / "start.pt"
     save_checkpoint(start, trained.checkpoint)
