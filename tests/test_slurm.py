@@ -166,9 +166,10 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
     assert jobs.loc[gpu, "AllocTRES"].str.contains("gres/gpu=1").all(), jobs
     assert (jobs.loc[~gpu, "Partition"] == slurm_cluster.cpu_partition).all(), jobs
     assert not jobs.loc[~gpu, "AllocTRES"].str.contains("gres/gpu").any(), jobs
-    # one batch of 3 micrographs: one job each for denoise, pick_baseline, the U-Net,
-    # pick_unet and the final picks (+csv); pick counts, metrics and report: 8.
-    assert len(jobs) == 8, jobs
+    # one batch of 3 micrographs: one job each for denoise, pick_baseline and the U-Net, one
+    # for pick_unet and the final picks together (the profile's batch_picks group: connected
+    # jobs of one batch); pick counts, metrics and report: 7.
+    assert len(jobs) == 7, jobs
 
 
 def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(
