@@ -42,6 +42,8 @@ from cryopick.exclusion import (  # noqa: E402
     ExclusionSettings,
     excluded_picks,
     exclusion_map,
+    mask_at,
+    mask_on_canvas,
 )
 from cryopick.io import read_coordinates, write_mrc  # noqa: E402
 from cryopick.metrics import match_count, precision_recall_f1  # noqa: E402
@@ -139,28 +141,6 @@ def make_case(case: dict, folder: Path):
     return name, mrc, npz, truth_path, masks_path
 
 
-def canvas_mask(mask: np.ndarray, frame) -> np.ndarray:
-    out = np.zeros((frame.size, frame.size), bool)
-    out[: frame.content_height, : frame.content_width] = (
-        cv2.resize(
-            mask.astype(np.uint8),
-            (frame.content_width, frame.content_height),
-            interpolation=cv2.INTER_NEAREST,
-        )
-        > 0
-    )
-    return out
-
-
-def at(mask: np.ndarray, xy: np.ndarray, frame) -> np.ndarray:
-    """Mask values (canvas) at file-pixel points."""
-    if len(xy) == 0:
-        return np.zeros(0, bool)
-    col = np.clip((xy[:, 0] / frame.scale_x).astype(int), 0, frame.size - 1)
-    row = np.clip((xy[:, 1] / frame.scale_y).astype(int), 0, frame.size - 1)
-    return mask[row, col]
-
-
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else float("nan")
@@ -203,16 +183,15 @@ def synthetic_rows(model, checkpoint, settings: ExclusionSettings, per_scale: in
         exclusion = exclusion_map(str(mrc), str(npz), case["diameter"], settings)
         seconds = time.process_time() - start
         for picker, picks in pickers(model, checkpoint, mrc, npz, d_file, workdir).items():
-            rows.append(
-                synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_file)
-            )
-            rows[-1]["seconds"] = seconds
-            print(
-                name,
-                picker,
-                {k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()},
-            )
+            row = synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_file)
+            rows.append(shown({**row, "seconds": seconds}))
     return rows
+
+
+def shown(row: dict) -> dict:
+    """``row``, printed as it comes."""
+    print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+    return row
 
 
 def pickers(model, checkpoint, micrograph, denoised, d_file, workdir) -> dict:
@@ -228,14 +207,14 @@ def synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_fil
     xy = picks[["x", "y"]].to_numpy(float)
     frame = exclusion.frame
     with np.load(masks_path) as data:
-        exact = {k: canvas_mask(data[k], frame) for k in data.files}
+        exact = {k: mask_on_canvas(data[k], frame) for k in data.files}
     obstacles = np.zeros_like(exact["carbon"])
     for mask in exact.values():
         obstacles |= mask
     dropped = excluded_picks(xy, exclusion, d_file, 0.0)
     wrong = false_picks(xy, truth, 0.5 * d_file)
-    on_obstacle = wrong & at(obstacles, xy, frame)
-    lost = at(exclusion.mask(), truth, frame)
+    on_obstacle = wrong & mask_at(obstacles, xy, frame)
+    lost = mask_at(exclusion.mask(), truth, frame)
     before = score(xy, truth, 0.5 * d_file)
     after = score(xy[~dropped], truth, 0.5 * d_file)
     row = {
@@ -284,13 +263,8 @@ def real_rows(model, checkpoint, settings: ExclusionSettings, workdir):
         for picker, picks in pickers(
             model, checkpoint, micrograph, denoised, d_file, workdir
         ).items():
-            rows.append(real_row(name, picker, picks, truth, exclusion, d_file))
-            rows[-1]["seconds"] = seconds
-            print(
-                name,
-                picker,
-                {k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()},
-            )
+            row = real_row(name, picker, picks, truth, exclusion, d_file)
+            rows.append(shown({**row, "seconds": seconds}))
     return rows
 
 
@@ -304,7 +278,7 @@ def real_row(name, picker, picks, truth, exclusion, d_file) -> dict:
     )
     drawn = hand_canvas > 0
     dropped = excluded_picks(xy, exclusion, d_file, 0.0)
-    inside = at(drawn, xy, frame)
+    inside = mask_at(drawn, xy, frame)
     before = score(xy, truth, 0.5 * d_file)
     after = score(xy[~dropped], truth, 0.5 * d_file)
     row = {
@@ -322,8 +296,8 @@ def real_row(name, picker, picks, truth, exclusion, d_file) -> dict:
         "removed_inside_drawn": int((dropped & inside).sum()),
         "removed_outside_drawn": int((dropped & ~inside).sum()),
         "particles": len(truth),
-        "particles_lost": int(at(exclusion.mask(), truth, frame).sum()),
-        "particles_in_drawn_carbon": int(at(hand_canvas == 1, truth, frame).sum()),
+        "particles_lost": int(mask_at(exclusion.mask(), truth, frame).sum()),
+        "particles_in_drawn_carbon": int(mask_at(hand_canvas == 1, truth, frame).sum()),
         "precision_before": precision_recall_f1(*before)[0],
         "precision_after": precision_recall_f1(*after)[0],
         "f1_before": precision_recall_f1(*before)[2],

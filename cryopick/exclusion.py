@@ -437,6 +437,27 @@ def _looks_8bit(image: np.ndarray) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
+def mask_on_canvas(mask: np.ndarray, frame: Frame) -> np.ndarray:
+    """A mask at the micrograph's resolution (e.g. a generator's or a hand-drawn one) on the
+    frame's canvas (nearest neighbour), for comparison with a map."""
+    out = np.zeros((frame.size, frame.size), bool)
+    content = cv2.resize(
+        np.asarray(mask).astype(np.uint8),
+        (frame.content_width, frame.content_height),
+        interpolation=cv2.INTER_NEAREST,
+    )
+    out[: frame.content_height, : frame.content_width] = content > 0
+    return out
+
+
+def mask_at(mask: np.ndarray, xy: np.ndarray, frame: Frame) -> np.ndarray:
+    """Values of a canvas ``mask`` at points ``xy`` (n, 2) in the micrograph file's pixels."""
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    col = np.clip(((xy[:, 0] + 0.5) / frame.scale_x - 0.5).round().astype(int), 0, frame.size - 1)
+    row = np.clip(((xy[:, 1] + 0.5) / frame.scale_y - 0.5).round().astype(int), 0, frame.size - 1)
+    return np.asarray(mask)[row, col]
+
+
 def excluded_picks(
     xy: np.ndarray,
     exclusion: ExclusionMap,
@@ -456,9 +477,7 @@ def excluded_picks(
         radius = int(math.ceil(grow))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         mask = cv2.dilate(mask, kernel)
-    col = np.clip(((xy[:, 0] + 0.5) / frame.scale_x - 0.5).round().astype(int), 0, frame.size - 1)
-    row = np.clip(((xy[:, 1] + 0.5) / frame.scale_y - 0.5).round().astype(int), 0, frame.size - 1)
-    return mask[row, col].astype(bool)
+    return mask_at(mask, xy, frame).astype(bool)
 
 
 ACTIONS = ("drop", "flag")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +22,8 @@ from cryopick.exclusion import (
     classify_micrographs,
     exclusion_map,
     ice_spot_scores,
+    mask_at,
+    mask_on_canvas,
     micrograph_quality,
 )
 from cryopick.io import EXCLUDED_LABEL, InputError, read_coordinates, write_mrc
@@ -43,19 +44,6 @@ def denoised_for(tmp_path, image: np.ndarray, pixel_size: float, size: int = 256
         denoised, np.clip((canvas - lo) / (hi - lo) * 255, 0, 255), frame, pixel_size * scale
     )
     return str(micrograph), str(denoised)
-
-
-def canvas_of(mask: np.ndarray, frame: Frame) -> np.ndarray:
-    out = np.zeros((frame.size, frame.size), bool)
-    out[: frame.content_height, : frame.content_width] = (
-        cv2.resize(
-            mask.astype(np.uint8),
-            (frame.content_width, frame.content_height),
-            interpolation=cv2.INTER_NEAREST,
-        )
-        > 0
-    )
-    return out
 
 
 @pytest.mark.parametrize(
@@ -91,14 +79,12 @@ def test_masks_of_synthetic_micrographs_match_their_exact_masks(tmp_path, name, 
     micrograph, denoised = denoised_for(tmp_path, m.image, settings.pixel_size)
     exclusion = exclusion_map(micrograph, denoised, 160.0, ExclusionSettings())
     found = exclusion.mask(("carbon", "contamination", "thick_ice"))
-    expected = canvas_of(truth, exclusion.frame)
+    expected = mask_on_canvas(truth, exclusion.frame)
     iou = (found & expected).sum() / (found | expected).sum()
     assert iou > 0.6, (name, iou, exclusion.stats["dark_areas"])
     # particles lie outside the excluded areas: hardly any centre falls inside the map
     xy = m.coordinates[["x", "y"]].to_numpy()
-    col = (xy[:, 0] / exclusion.frame.scale_x).astype(int)
-    row = (xy[:, 1] / exclusion.frame.scale_y).astype(int)
-    assert exclusion.mask()[row, col].mean() <= 0.05
+    assert mask_at(exclusion.mask(), xy, exclusion.frame).mean() <= 0.05
 
 
 def test_a_clean_field_has_nothing_excluded(tmp_path):
