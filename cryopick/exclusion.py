@@ -46,10 +46,6 @@ ICE_SPACINGS_A = (3.90, 3.67, 3.44)  # hexagonal ice (100), (002), (101)
 VERDICTS = ("good", "contaminated", "crystalline_ice", "carbon_dominated", "empty")
 
 
-# keys of the config's exclusion section that do not change the map (the pick filter, verdicts)
-NON_MAP_KEYS = frozenset({"enabled", "action", "dilation", "classes", "verdict"})
-
-
 @dataclass(frozen=True)
 class ExclusionSettings:
     """How areas are found; lengths in particle diameters unless the name says otherwise."""
@@ -71,7 +67,8 @@ class ExclusionSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "ExclusionSettings":
-        return cls(**config_values(cls, config, "exclusion", accepted=NON_MAP_KEYS))
+        """The map settings (cryopick.workflow.plan.exclusion_map_settings gives them)."""
+        return cls(**config_values(cls, config, "exclusion"))
 
 
 @dataclass
@@ -381,8 +378,8 @@ def exclusion_map(
             f"{micrograph_path}: shape {image.shape} differs from its denoised frame "
             f"({frame.original_height}, {frame.original_width})"
         )
-    oriented = -image if invert else image
-    canvas = bin_to_frame(oriented, frame)
+    binned = bin_to_frame(image, frame)
+    canvas = -binned if invert else binned  # binning is linear: the same as binning -image
     content = frame.content_mask
     diameter_px = diameter_angstrom / denoised.pixel_size
     codes, stats = dark_areas(canvas, content, diameter_px, settings)
@@ -404,21 +401,23 @@ def exclusion_map(
             "ice_score": float(finite.max()) if finite.size else None,
             "ice_tiles": int((finite >= settings.ice_spot).sum()),
             "ice_spot": settings.ice_spot,
-            "relative_thickness": relative_thickness(image, codes, frame),
+            "relative_thickness": relative_thickness(image, binned, codes, frame),
         }
     )
     return ExclusionMap(codes.astype(np.uint8), frame, denoised.pixel_size, stats)
 
 
-def relative_thickness(image: np.ndarray, codes: np.ndarray, frame: Frame) -> float | None:
+def relative_thickness(
+    image: np.ndarray, binned: np.ndarray, codes: np.ndarray, frame: Frame
+) -> float | None:
     """Ice thickness of the usable area relative to the thinnest ice of the micrograph, in
     inelastic mean free paths: ln(I_thin / I_median) of the usable pixels, valid only for
     linear detector counts (raw MRC sums; None for 8-bit or filtered files, whose intensities
     are not transmission). Without an energy filter the absolute thickness cannot be
-    estimated (that needs the zero-loss fraction), only differences within a micrograph."""
+    estimated (that needs the zero-loss fraction), only differences within a micrograph.
+    ``binned``: ``image`` on the frame's canvas."""
     if image.min() < 0 or float(np.median(image)) <= 0 or _looks_8bit(image):
         return None
-    binned = bin_to_frame(image, frame)
     usable = frame.content_mask & (codes == 0)
     if usable.sum() < 100:
         return None

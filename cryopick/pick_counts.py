@@ -109,6 +109,12 @@ def write_counts(flagged: pd.DataFrame, path: str | os.PathLike) -> None:
         flagged.to_csv(tmp, sep="\t", index=False)
 
 
+def read_counts(path: str | os.PathLike) -> dict[str, int]:
+    """Micrograph -> number of final picks, from a table written by write_counts."""
+    table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    return dict(zip(table["micrograph"].astype(str), table["n_picks"].astype(int)))
+
+
 def read_flagged(path: str | os.PathLike) -> pd.DataFrame:
     """The flagged rows of a pick-count table written by write_counts."""
     table = pd.read_csv(path, sep="\t", keep_default_na=False)

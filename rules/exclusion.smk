@@ -35,7 +35,7 @@ rule micrograph_quality:
     thickness, particle density, class) and a RELION micrographs STAR of the good ones."""
     input:
         maps=dataset_exclusion_maps,
-        picks=dataset_final_picks,
+        counts=paths.PICK_COUNTS,
     output:
         table=report(
             paths.MICROGRAPHS_QUALITY,

@@ -24,6 +24,13 @@ def exclude(micrograph: str) -> str:
     )
     save_exclusion(batch_artifact(folder, micrograph), exclusion)
     shares = {k: v for k, v in exclusion.fractions().items() if v >= 0.001}
+    if sum(shares.values()) > 0.5:  # implausible for a micrograph someone collected: say so
+        log.warning(
+            "%s: %.0f%% of the micrograph excluded (%s); its picks will be few",
+            micrograph,
+            100 * sum(shares.values()),
+            ", ".join(shares),
+        )
     return "excluded " + (", ".join(f"{k} {v:.1%}" for k, v in shares.items()) or "nothing")
 
 

@@ -11,7 +11,8 @@ from cryopick.exclusion import (
     load_exclusion,
     micrograph_quality,
 )
-from cryopick.io import atomic_path, read_coordinates
+from cryopick.io import atomic_path
+from cryopick.pick_counts import read_counts
 from cryopick.workflow import as_list, logged_job
 
 micrographs = as_list(snakemake.params.micrographs)
@@ -19,11 +20,11 @@ files = dict(snakemake.params.files)
 
 with logged_job(snakemake.log[0], "micrograph quality") as log:
     maps, failed = artifacts_and_errors(as_list(snakemake.input.maps), micrographs, ".npz")
-    picks, _ = artifacts_and_errors(as_list(snakemake.input.picks), micrographs, ".star")
+    picks = read_counts(snakemake.input.counts)  # counted once, by the pick_counts job
     rows = []
     for name, path in maps.items():
         exclusion = load_exclusion(path)
-        n_picks = len(read_coordinates(picks[name])) if name in picks else 0
+        n_picks = picks.get(name, 0)
         file_pixel_size = exclusion.pixel_size / exclusion.frame.scale
         rows.append(micrograph_quality(name, exclusion, n_picks, file_pixel_size))
     rows = classify_micrographs(rows, VerdictSettings.from_config(snakemake.params.verdict))
