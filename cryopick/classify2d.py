@@ -58,21 +58,27 @@ class Classify2DSettings:
         for name in ("max_particles", "classes", "iterations", "box_pixels", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"classify2d.{name}: must be a positive integer, got {value!r}")
+                raise InputError(
+                    f"report.classification.{name}: must be a positive integer, got {value!r}"
+                )
         if self.box_pixels < 16 or self.box_pixels % 2:
             raise InputError(
-                f"classify2d.box_pixels: must be an even number of at least 16, got "
+                f"report.classification.box_pixels: must be an even number of at least 16, got "
                 f"{self.box_pixels}"
             )
         if not self.box_factor >= 1.0:
-            raise InputError(f"classify2d.box_factor: must be at least 1, got {self.box_factor}")
+            raise InputError(
+                f"report.classification.box_factor: must be at least 1, got {self.box_factor}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InputError(f"classify2d.seed: must be an integer, got {self.seed!r}")
+            raise InputError(f"report.classification.seed: must be an integer, got {self.seed!r}")
 
     @classmethod
     def from_config(cls, section: dict) -> "Classify2DSettings":
         """The settings in a config section; an ``enabled`` key (the on/off switch) is ignored."""
-        return cls(**config_values(cls, section or {}, "classify2d", accepted=("enabled",)))
+        return cls(
+            **config_values(cls, section or {}, "report.classification", accepted=("enabled",))
+        )
 
 
 @dataclass

@@ -24,37 +24,115 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 RADIUS_FACTORS = (0.5, 0.25)
+HEADLINE_RADIUS = 0.5  # the radius factor of precision, recall and f1 (no suffix)
 
 
 def match_count(picks: np.ndarray, truth: np.ndarray, radius: float) -> int:
-    """Size of the largest one-to-one matching of picks to labels within ``radius``, found
-    with the Hungarian algorithm on each connected cluster of candidate pairs."""
+    """Size of the largest one-to-one matching of picks to labels within ``radius``."""
+    return int(matched_picks(picks, truth, radius)[0].sum())
+
+
+def matched_picks(
+    picks: np.ndarray, truth: np.ndarray, radius: float, scores: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which picks and which labels a largest one-to-one matching within ``radius`` pairs
+    (Hungarian algorithm on each connected cluster of candidate pairs), as two boolean arrays.
+
+    Among the largest matchings, one that pairs higher-``scores`` picks is chosen, so that a
+    precision-recall curve over the score threshold (:func:`precision_recall_curve`) ends at
+    exactly the pooled counts of :func:`summarise`.
+    """
     picks = np.asarray(picks, dtype=float).reshape(-1, 2)
     truth = np.asarray(truth, dtype=float).reshape(-1, 2)
+    pick_matched = np.zeros(len(picks), dtype=bool)
+    truth_matched = np.zeros(len(truth), dtype=bool)
     if len(picks) == 0 or len(truth) == 0:
-        return 0
+        return pick_matched, truth_matched
     pairs = cKDTree(picks).query_ball_tree(cKDTree(truth), r=radius)
     rows = [i for i, js in enumerate(pairs) for _ in js]
     cols = [j for js in pairs for j in js]
     if not rows:
-        return 0
+        return pick_matched, truth_matched
+    rank = _score_ranks(scores, len(picks))
     n_p, n_t = len(picks), len(truth)
     graph = coo_matrix(
         (np.ones(len(rows)), (rows, np.asarray(cols) + n_p)), shape=(n_p + n_t, n_p + n_t)
     )
     _, labels = connected_components(graph, directed=False)
-    total = 0
     rows, cols = np.asarray(rows), np.asarray(cols)
     for component in np.unique(labels[rows]):
         sel = labels[rows] == component
         r_ids, r_inv = np.unique(rows[sel], return_inverse=True)
         c_ids, c_inv = np.unique(cols[sel], return_inverse=True)
-        # cost 0 for an allowed pair, 1 otherwise: minimising cost maximises allowed matches
+        # cost 1 for a forbidden pair, below 0 for an allowed one: minimising the cost maximises
+        # the allowed matches first (the score bonuses of a component sum to less than one
+        # match) and the matched picks' scores second
+        bonus = 0.5 * rank[r_ids] / len(r_ids)
         cost = np.ones((len(r_ids), len(c_ids)))
-        cost[r_inv, c_inv] = 0.0
+        cost[r_inv, c_inv] = -bonus[r_inv]
         ri, ci = linear_sum_assignment(cost)
-        total += int((cost[ri, ci] == 0).sum())
-    return total
+        ok = cost[ri, ci] <= 0
+        pick_matched[r_ids[ri[ok]]] = True
+        truth_matched[c_ids[ci[ok]]] = True
+    return pick_matched, truth_matched
+
+
+def _score_ranks(scores: np.ndarray | None, n: int) -> np.ndarray:
+    """Scores as ranks in [0, 1] (ties equal; all zero without scores)."""
+    if scores is None:
+        return np.zeros(n)
+    scores = np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf)
+    _, inverse = np.unique(scores, return_inverse=True)
+    top = inverse.max() if n else 0
+    return inverse / top if top else np.zeros(n)
+
+
+def precision_recall_curve(
+    scores: np.ndarray, matched: np.ndarray, n_truth: int, max_points: int = 200
+) -> pd.DataFrame:
+    """Pooled precision and recall of the picks scoring at least each threshold, from the
+    picks' scores and whether each is matched (:func:`matched_picks`), highest threshold first.
+    The last row (the lowest threshold) is the stage's operating point: all its picks."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf)
+    matched = np.asarray(matched, dtype=bool)
+    columns = ["threshold", "n_picks", "precision", "recall", "f1"]
+    if len(scores) == 0:
+        return pd.DataFrame(columns=columns)
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(matched[order])
+    n = np.arange(1, len(order) + 1)
+    sorted_scores = scores[order]
+    # one point per distinct threshold (the last pick of each run of equal scores)
+    last = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+    keep = np.flatnonzero(last)
+    if len(keep) > max_points:
+        keep = keep[np.unique(np.linspace(0, len(keep) - 1, max_points).round().astype(int))]
+    tp, n = tp[keep], n[keep]
+    precision = tp / n
+    recall = tp / n_truth if n_truth else np.zeros(len(tp))
+    f1 = 2 * tp / (n + n_truth)
+    return pd.DataFrame(
+        {
+            "threshold": sorted_scores[keep],
+            "n_picks": n,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
+    )
+
+
+def score_histogram(scores: np.ndarray, bins: int = 40) -> pd.DataFrame:
+    """Counts of the finite ``scores`` in ``bins`` equal bins over their range."""
+    scores = np.asarray(scores, dtype=float)
+    scores = scores[np.isfinite(scores)]
+    if len(scores) == 0:
+        return pd.DataFrame(columns=["low", "high", "count"])
+    low, high = float(scores.min()), float(scores.max())
+    if high <= low:
+        high = low + 1e-6
+    counts, edges = np.histogram(scores, bins=bins, range=(low, high))
+    return pd.DataFrame({"low": edges[:-1], "high": edges[1:], "count": counts})
 
 
 def disc_mask(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, diameter: float) -> np.ndarray:
@@ -79,6 +157,9 @@ class MicrographScore:
     n_truth: int
     true_positives: dict[float, int]
     dice: float
+    # per pick: its score and whether it is matched at the headline radius (0.5 x diameter)
+    scores: np.ndarray | None = None
+    matched: np.ndarray | None = None
 
     def row(self) -> dict:
         out = {"micrograph": self.micrograph, "n_picks": self.n_picks, "n_truth": self.n_truth}
@@ -94,7 +175,7 @@ class MicrographScore:
 
 def radius_suffix(factor: float) -> str:
     """Column suffix: '' for the headline 0.5 x diameter, '_r025' for 0.25 x diameter."""
-    return "" if factor == 0.5 else f"_r{int(round(factor * 100)):03d}"
+    return "" if factor == HEADLINE_RADIUS else f"_r{int(round(factor * 100)):03d}"
 
 
 def precision_recall_f1(tp: int, n_picks: int, n_truth: int) -> tuple[float, float, float]:
@@ -116,7 +197,12 @@ def score_micrograph(
     """Score one micrograph; ``diameter`` is the labelled diameter in the file's pixels."""
     p = picks[["x", "y"]].to_numpy(float)
     t = truth[["x", "y"]].to_numpy(float)
-    tps = {f: match_count(p, t, f * diameter) for f in radius_factors}
+    scores = picks["score"].to_numpy(float) if "score" in picks else np.zeros(len(p))
+    matched, _ = matched_picks(p, t, HEADLINE_RADIUS * diameter, scores)
+    tps = {
+        f: int(matched.sum()) if f == HEADLINE_RADIUS else match_count(p, t, f * diameter)
+        for f in radius_factors
+    }
     if truth_mask is None:
         truth_mask = disc_mask(shape, t[:, 0], t[:, 1], diameter)
     elif truth_mask.shape != tuple(shape):
@@ -125,7 +211,9 @@ def score_micrograph(
             f"micrograph shape {tuple(shape)}"
         )
     pick_mask = disc_mask(shape, p[:, 0], p[:, 1], diameter)
-    return MicrographScore(name, len(p), len(t), tps, dice(pick_mask, truth_mask))
+    return MicrographScore(
+        name, len(p), len(t), tps, dice(pick_mask, truth_mask), scores=scores, matched=matched
+    )
 
 
 def summarise(per_micrograph: pd.DataFrame, radius_factors=RADIUS_FACTORS) -> dict:
@@ -196,6 +284,18 @@ def checked_labels(
     return truth[~outside].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class DatasetEvaluation:
+    """Every score of one data set: per micrograph and stage, pooled per stage, the pooled
+    precision-recall curve of each stage over its score threshold, and each stage's score
+    histogram (a ``stage`` column in each)."""
+
+    per_micrograph: pd.DataFrame
+    summary: pd.DataFrame
+    curves: pd.DataFrame
+    histograms: pd.DataFrame
+
+
 def evaluate_dataset(
     micrographs: list[str],
     stage_picks: dict[str, list[str]],
@@ -208,9 +308,7 @@ def evaluate_dataset(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every picking stage of one data set.
 
-    ``stage_picks[stage][i]`` and ``denoised[i]`` belong to ``micrographs[i]``. Returns the
-    per-micrograph table (one row per stage and micrograph) and the summary (one row per stage,
-    pooled P/R/F1 and mean Dice).
+    ``stage_picks[stage][i]`` and ``denoised[i]`` belong to ``micrographs[i]``.
     """
     from cryopick.datasets import list_label_files
     from cryopick.denoise import load_frame
@@ -228,6 +326,7 @@ def evaluate_dataset(
         log(f"skipped {name}: no ground-truth file in {truth_folder}")
     rows = []
     refused: dict[str, str] = {}
+    scored = {stage: [] for stage in stage_picks}  # stage -> its MicrographScores
     for i, name in enumerate(micrographs):
         if name not in labels:
             continue
@@ -247,6 +346,7 @@ def evaluate_dataset(
             picks = read_coordinates(paths[i])
             score = score_micrograph(name, picks, truth, diameter, shape, mask)
             rows.append({"stage": stage, **score.row()})
+            scored[stage].append(score)
     if refused and not rows:
         raise InputError(
             f"{truth_folder}: no micrograph could be scored; {len(refused)} label file(s) "
@@ -268,4 +368,22 @@ def evaluate_dataset(
         if rows
         else pd.DataFrame({"stage": list(stage_picks)})
     )
-    return per_micrograph, summary
+    return DatasetEvaluation(
+        per_micrograph, summary, *(_stage_tables(scored, kind) for kind in ("curve", "hist"))
+    )
+
+
+def _stage_tables(scored: dict[str, list[MicrographScore]], kind: str) -> pd.DataFrame:
+    """Each stage's pooled precision-recall curve ("curve") or score histogram ("hist"), one
+    table with a stage column."""
+    frames = []
+    for stage, scores in scored.items():
+        values = np.concatenate([s.scores for s in scores]) if scores else np.zeros(0)
+        if kind == "curve":
+            matched = np.concatenate([s.matched for s in scores]) if scores else np.zeros(0, bool)
+            table = precision_recall_curve(values, matched, sum(s.n_truth for s in scores))
+        else:
+            table = score_histogram(values)
+        table.insert(0, "stage", stage)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage"])

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cryopick.io import InputError, atomic_path, read_coordinates
+from cryopick.metrics import score_histogram
 from cryopick.settings import config_values
 
 NO_PICKS = "no picks"
@@ -45,11 +46,18 @@ class EmptyDatasetError(InputError):
 
 def count_picks(picks_files: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
     """Micrograph name -> number of picks in its final .star file, in the given order."""
-    rows = [
-        {"micrograph": name, "n_picks": len(read_coordinates(path))}
-        for name, path in picks_files.items()
-    ]
-    return pd.DataFrame(rows, columns=["micrograph", "n_picks"]).astype({"n_picks": "int64"})
+    return tally_picks(picks_files)[0]
+
+
+def tally_picks(picks_files: Mapping[str, str | os.PathLike]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The pick counts (:func:`count_picks`) and every pick's figure of merit, read once."""
+    rows, scores = [], []
+    for name, path in picks_files.items():
+        picks = read_coordinates(path)
+        rows.append({"micrograph": name, "n_picks": len(picks)})
+        scores.append(picks["score"].to_numpy(np.float32))
+    counts = pd.DataFrame(rows, columns=["micrograph", "n_picks"]).astype({"n_picks": "int64"})
+    return counts, np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
 def flag_counts(counts: pd.DataFrame, checks: CountChecks) -> pd.DataFrame:
@@ -128,9 +136,15 @@ def check_pick_counts(
     settings: Mapping[str, object],
     table_path: str | os.PathLike,
     log: logging.Logger,
+    histogram_path: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Count, flag, warn and write the table; then fail the data set if most are empty."""
-    flagged = flag_counts(count_picks(picks_files), checks)
+    """Count, flag, warn and write the table (and the histogram of the picks' figures of
+    merit at ``histogram_path``); then fail the data set if most are empty."""
+    counts, scores = tally_picks(picks_files)
+    if histogram_path is not None:
+        with atomic_path(histogram_path) as tmp:
+            score_histogram(scores).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    flagged = flag_counts(counts, checks)
     for line in flagged_messages(flagged, dataset):
         log.warning("%s", line)
     log.info(

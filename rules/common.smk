@@ -4,6 +4,7 @@
 # wildcards. Everything here runs at DAG-build time, so it only lists names and never opens a
 # micrograph. Path patterns: cryopick/workflow/paths.py; picking stages: .../stages.py.
 
+import os
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -21,6 +22,8 @@ from cryopick.workflow.plan import (  # noqa: E402
     exclusion_filter_settings,
     exclusion_map_settings,
     final_picks_settings,
+    preview_excluded_classes,
+    report_options,
     unet_model,
     unet_pick_settings,
     unet_train_settings,
@@ -34,7 +37,12 @@ from cryopick.workflow.failures import (  # noqa: E402
 from cryopick.workflow.snakemake_compat import apply_patches  # noqa: E402
 
 # (DAG-build imports stay light: every cluster job parses this file before its work)
-from cryopick.workflow.stages import rule_files, stage_input_name, stage_picks  # noqa: E402
+from cryopick.workflow.stages import (  # noqa: E402
+    peer_stages,
+    rule_files,
+    stage_input_name,
+    stage_picks,
+)
 
 # Data sets named on the command line (--configfile/--config) replace the bundled demo data
 # sets instead of being merged with them; every other key merges as usual.
@@ -149,6 +157,41 @@ def metrics_inputs(wildcards):
         files = PLAN.label_files(dataset, masks=masks)
         inputs[key] = [path for name, path in files.items() if name in names]
     return inputs
+
+
+def dataset_denoised(wildcards):
+    """The completion records of a data set's denoised batches."""
+    return stage_outputs(paths.DENOISED, wildcards.dataset)
+
+
+def report_inputs(wildcards):
+    return PLAN.report_inputs(BATCHES)
+
+
+def report_datasets(wildcards):
+    return PLAN.report_datasets(BATCHES)
+
+
+def report_provenance(wildcards):
+    """The reproducibility block's facts from the workflow: where it lives, the model, the
+    command that rebuilds the report, the U-Net jobs' logs (the device they used)."""
+    from cryopick.provenance import rebuild_command
+
+    unet = config["unet"]
+    return {
+        "repository": workflow.basedir,
+        "model": unet_model(config, workflow.basedir) if unet["enabled"] else None,
+        "command": rebuild_command(
+            f"{workflow.basedir}/Snakefile",
+            os.getcwd(),
+            [os.path.abspath(f) for f in workflow.overwrite_configfiles],
+            paths.REPORT_HTML,
+        ),
+        "log_folders": [
+            os.path.dirname(paths.log("unet_predict", "_").format(dataset=d))
+            for d in DATASETS
+        ],
+    }
 
 
 def all_label_maps(wildcards):

@@ -10,6 +10,8 @@ rule metrics:
             category="Metrics",
             subcategory="{dataset}",
         ),
+        curves=paths.METRICS_CURVES,
+        histograms=paths.METRICS_SCORE_HISTOGRAMS,
     log:
         paths.log("metrics", None),
     benchmark:

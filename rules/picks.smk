@@ -41,6 +41,7 @@ rule pick_counts:
     output:
         counts=paths.PICK_COUNTS,
         index=paths.PICKS_INDEX,
+        scores=paths.PICK_SCORES,
     log:
         paths.log("pick_counts", None),
     benchmark:

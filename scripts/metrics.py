@@ -27,7 +27,7 @@ with logged_job(snakemake.log[0], "metrics") as log:
             *next(iter(failed.items())),
         )
         micrographs = [m for m in micrographs if m not in failed]
-    per_micrograph_table, summary = evaluate_dataset(
+    evaluation = evaluate_dataset(
         micrographs,
         {
             stage: per_micrograph(
@@ -42,8 +42,13 @@ with logged_job(snakemake.log[0], "metrics") as log:
         missing=snakemake.params.missing,
         log=log.warning,
     )
-    with atomic_path(snakemake.output.per_micrograph) as tmp:
-        per_micrograph_table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    with atomic_path(snakemake.output.summary) as tmp:
-        summary.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    log.info("\n%s", summary.to_string(index=False))
+    # scores to 4 decimals; thresholds and bin edges in the stage's own units, to 6 digits
+    for key, precision in (
+        ("per_micrograph", "%.4f"),
+        ("summary", "%.4f"),
+        ("curves", "%.6g"),
+        ("histograms", "%.6g"),
+    ):
+        with atomic_path(snakemake.output[key]) as tmp:
+            getattr(evaluation, key).to_csv(tmp, sep="\t", index=False, float_format=precision)
+    log.info("\n%s", evaluation.summary.to_string(index=False))

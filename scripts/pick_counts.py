@@ -40,5 +40,6 @@ with logged_job(snakemake.log[0], f"pick counts of {dataset}") as log:
         snakemake.params.settings,
         snakemake.output.counts,
         log,
+        histogram_path=snakemake.output.scores,
     )
     write_coordinate_index(snakemake.output.index, files, published)

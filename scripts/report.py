@@ -1,16 +1,21 @@
-"""Snakemake wrapper: the cross-data-set benchmark report (cryopick.report.write_report)."""
+"""Snakemake wrapper: the benchmark report (cryopick.report.write_report)."""
 
-from cryopick.report import write_report
-from cryopick.workflow import as_list, logged_job, paths
+from cryopick.provenance import provenance
+from cryopick.report import DatasetInputs, ReportOptions, write_report
+from cryopick.workflow import logged_job
 
-with logged_job(snakemake.log[0], "report"):
-    datasets = snakemake.params.datasets
+with logged_job(snakemake.log[0], "report") as log:
+    facts = snakemake.params.provenance
+    options = dict(snakemake.params.options)
+    skipped = options.pop("skipped_peers")
     write_report(
-        dict(zip(datasets, snakemake.input.summaries)),
-        {dataset: paths.benchmarks().format(dataset=dataset) for dataset in datasets},
+        [DatasetInputs(name=name, **inputs) for name, inputs in snakemake.params.datasets.items()],
         snakemake.output.tsv,
         snakemake.output.html,
-        snakemake.params.title,
-        snakemake.params.settings,
-        dict(zip(snakemake.params.all_datasets, as_list(snakemake.input.pick_counts))),
+        ReportOptions(**{**options, "peers": tuple(options["peers"])}, skipped_peers=skipped),
+        provenance(facts["repository"], facts["model"], facts["command"], facts["log_folders"]),
+        snakemake.params.config,
+        log=log.warning,
     )
+    for peer, why in skipped.items():
+        log.warning("peer %s skipped: %s", peer, why)

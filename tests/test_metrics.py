@@ -6,7 +6,10 @@ from cryopick.metrics import (
     dice,
     disc_mask,
     match_count,
+    matched_picks,
+    precision_recall_curve,
     precision_recall_f1,
+    score_histogram,
     score_micrograph,
     summarise,
 )
@@ -68,3 +71,36 @@ def test_label_mask_shape_mismatch_is_an_error():
     truth = pd.DataFrame({"x": [5.0], "y": [5.0]})
     with pytest.raises(ValueError, match="shape"):
         score_micrograph("a", truth, truth, 4, (10, 10), truth_mask=np.zeros((9, 10), bool))
+
+
+def test_matching_prefers_high_scores_without_losing_matches():
+    # two picks compete for one label: the higher-scoring one is matched
+    truth = np.array([[0.0, 0.0]])
+    picks = np.array([[1.0, 0.0], [-2.0, 0.0]])
+    matched, labelled = matched_picks(picks, truth, 5.0, scores=np.array([0.2, 0.9]))
+    assert matched.tolist() == [False, True] and labelled.tolist() == [True]
+    # ... but never at the cost of a match: the largest matching stays the largest
+    picks = np.array([[6.0, 0.0], [15.0, 0.0]])
+    truth = np.array([[0.0, 0.0], [10.0, 0.0]])
+    matched, _ = matched_picks(picks, truth, 6.0, scores=np.array([0.1, 0.9]))
+    assert matched.all()
+
+
+def test_precision_recall_curve_ends_at_the_operating_point():
+    scores = np.array([0.9, 0.8, 0.8, 0.5, 0.3])
+    matched = np.array([True, True, False, True, False])
+    curve = precision_recall_curve(scores, matched, n_truth=4)
+    assert curve["threshold"].tolist() == [0.9, 0.8, 0.5, 0.3]  # one point per distinct score
+    assert curve["n_picks"].tolist() == [1, 3, 4, 5]
+    last = curve.iloc[-1]
+    assert (last["precision"], last["recall"]) == (3 / 5, 3 / 4)
+    assert last["f1"] == pytest.approx(precision_recall_f1(3, 5, 4)[2])
+    assert precision_recall_curve(np.zeros(0), np.zeros(0, bool), 3).empty
+
+
+def test_score_histogram_counts_every_finite_score():
+    table = score_histogram(np.array([0.1, 0.2, 0.2, np.nan, 0.9]), bins=4)
+    assert table["count"].sum() == 4 and len(table) == 4
+    assert table["low"].iloc[0] == pytest.approx(0.1) and table["high"].iloc[-1] == pytest.approx(
+        0.9
+    )

@@ -56,6 +56,15 @@ UNET_MAPS = batch_folder("unet")  # {micrograph}.npz: U-Net probability and cent
 SAM_MASKS = batch_folder("sam")  # {micrograph}.json.gz: SAM masks
 CRF_MAPS = batch_folder("crf")  # {micrograph}.npz: the CRF-refined map
 EXCLUSION_MAPS = batch_folder("exclusion")  # {micrograph}.npz: class codes (cryopick.exclusion)
+PREVIEWS = batch_folder("previews")  # {micrograph}.jpg: the report's image (cryopick.previews)
+
+
+def peer_folder(peer: str) -> str:
+    """Where a peer picker's picks go under results/{dataset}/ (its stage's folder)."""
+    return f"peers/{peer}"
+
+
+PEER_PICKS = batch_folder(peer_folder("{peer}"))  # {micrograph}.star: a peer's picks
 # The final picks: one job per batch writes them (in every configured format) into its batch
 # folder, then publishes each micrograph's file at PUBLISHED_PICKS (the interface contract: one
 # RELION coordinate STAR per micrograph, stable names), listed by PICKS_INDEX.
@@ -66,9 +75,13 @@ PUBLISHED_PICKS = per_micrograph("picks", ".star")
 PUBLISHED_FORMATTED_PICKS = f"{DATASET}/picks_{{format}}/{MICROGRAPH}.{{format}}"
 PICK_FORMATS = ("csv", "box")  # the extra formats (picks.formats)
 PICK_COUNTS = f"{DATASET}/pick_counts.tsv"  # picks per micrograph, flagged (cryopick.pick_counts)
+PICK_SCORES = f"{DATASET}/pick_scores.tsv"  # histogram of the final picks' figures of merit
 PICKS_INDEX = f"{DATASET}/autopick.star"  # RELION coordinate index of this run's picks
 MICROGRAPHS_QUALITY = f"{DATASET}/micrographs_quality.tsv"  # a verdict per micrograph
 GOOD_MICROGRAPHS = f"{DATASET}/micrographs_good.star"  # RELION micrographs STAR of the good
+CLASSIFY2D = f"{DATASET}/classify2d"  # 2D classification of a sample of the final picks
+CLASS_AVERAGES = f"{CLASSIFY2D}/classes.png"  # the class averages, most populated first
+CLASS_TABLE = f"{CLASSIFY2D}/classes.tsv"  # particles per class
 STALE = f"{DATASET}/stale"  # picks of micrographs no longer in the data set, moved here
 
 
@@ -89,10 +102,13 @@ LABEL_MAPS = batch_folder("labels")  # {micrograph}.png: training label maps, la
 METRICS = f"{DATASET}/metrics"
 METRICS_SUMMARY = f"{METRICS}/summary.tsv"
 METRICS_PER_MICROGRAPH = f"{METRICS}/per_micrograph.tsv"
+METRICS_CURVES = f"{METRICS}/precision_recall.tsv"  # per stage, over the score threshold
+METRICS_SCORE_HISTOGRAMS = f"{METRICS}/score_histograms.tsv"  # per stage
 
 # across data sets
 REPORT_TSV = f"{RESULTS}/report/benchmark.tsv"
 REPORT_HTML = f"{RESULTS}/report/index.html"
+REPORT_ASSETS = f"{RESULTS}/report/assets"  # the page's images (plots, previews, classes)
 UNET_TRAINING = f"{RESULTS}/unet_training/{{name}}"  # unet.train.name
 
 # synthetic data sets, in the layout of a real data set (cryopick.synthetic.micrograph_outputs)

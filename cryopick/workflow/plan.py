@@ -54,6 +54,22 @@ def exclusion_filter_settings(config: dict) -> dict | None:
     return {key: section[key] for key in ("action", "dilation", "classes")}
 
 
+def preview_excluded_classes(config: dict) -> list[str] | None:
+    """The exclusion classes the previews shade (those that exclude picks); None when the
+    exclusion stage is off."""
+    section = config["exclusion"]
+    return list(section["classes"]) if section["enabled"] else None
+
+
+def report_options(config: dict, met: dict | None = None) -> dict:
+    """What the report job needs of report: (cryopick.report.ReportOptions), with the peers
+    that were asked for but cannot run here and why."""
+    keys = ("title", "gallery_size", "gallery_flagged", "peers", "classify2d")
+    options = {key: config["report"][key] for key in keys}
+    options["skipped_peers"] = stages.skipped_peers(config, met)
+    return options
+
+
 def unet_train_settings(config: dict, basedir: str = ".") -> dict:
     """The training settings that change the weights (not the data-set bookkeeping); the
     model to fine-tune from (initial_model) as the file the job reads (see model_file)."""
@@ -220,6 +236,48 @@ class WorkflowPlan:
 
     def report_summaries(self) -> list[str]:
         return [paths.METRICS_SUMMARY.format(dataset=d) for d in self.scored_datasets()]
+
+    def classify2d_outputs(self) -> list[str]:
+        """The 2D classes of every data set, when report.classify2d is on."""
+        if not self.config["report"]["classify2d"]:
+            return []
+        return [
+            path.format(dataset=d)
+            for d in self.datasets
+            for path in (paths.CLASS_AVERAGES, paths.CLASS_TABLE)
+        ]
+
+    def report_datasets(self, batches: "Batches") -> dict[str, dict]:
+        """Per data set what the report job reads besides the files found by pattern
+        (cryopick.report.DatasetInputs): its diameter, its ground truth and its batches'
+        completion records of previews, denoised canvases and final picks."""
+        return {
+            name: {
+                "diameter": ds["particle_diameter"],
+                "ground_truth": ds.get("ground_truth") or None,
+                "previews": batches.expand(paths.batch_complete(paths.PREVIEWS), name),
+                "denoised": batches.expand(paths.batch_complete(paths.DENOISED), name),
+                "final": self.final_picks(name, batches),
+            }
+            for name, ds in self.datasets.items()
+        }
+
+    def report_inputs(self, batches: "Batches") -> dict[str, list[str]]:
+        """The report job's inputs, by kind."""
+        scored = self.scored_datasets()
+        inputs = {
+            "summaries": self.report_summaries(),
+            "curves": [paths.METRICS_CURVES.format(dataset=d) for d in scored],
+            "histograms": [paths.METRICS_SCORE_HISTOGRAMS.format(dataset=d) for d in scored],
+            "pick_counts": self.pick_count_tables(),
+            "pick_scores": [paths.PICK_SCORES.format(dataset=d) for d in self.datasets],
+            "quality": self.quality_tables(),
+            "classes": self.classify2d_outputs(),
+        }
+        for name, files in self.report_datasets(batches).items():
+            for kind in ("previews", "denoised", "final"):
+                inputs.setdefault(kind, []).extend(files[kind])
+        return inputs
 
     def targets(self, batches: "Batches") -> list[str]:
         """What a plain run makes: final picks (their batches, which publish them in every

@@ -37,6 +37,17 @@ def _sam_missing(config: dict) -> str:
     return "SAM weights: " + unavailable_message(config["sam"]["checkpoint"])
 
 
+def _peer_requirement(peer: str) -> Requirement:
+    """A peer picker's program must be installed (cryopick.peers.peer_unavailable)."""
+
+    def reason(config: dict) -> str | None:
+        from cryopick.peers import peer_unavailable
+
+        return peer_unavailable(peer, config["report"]["topaz_command"])
+
+    return Requirement(lambda config: reason(config) is None, reason)
+
+
 REQUIREMENTS: dict[str, Requirement] = {
     "unet": Requirement(
         lambda config: bool(config["unet"]["enabled"]),
@@ -44,6 +55,8 @@ REQUIREMENTS: dict[str, Requirement] = {
     ),
     # the SAM stage runs only when sam.checkpoint names a file (weights cannot be shipped)
     "sam": Requirement(_sam_available, _sam_missing),
+    "relion_log": _peer_requirement("relion_log"),
+    "topaz": _peer_requirement("topaz"),
 }
 
 
@@ -56,7 +69,8 @@ class Stage:
     rule file under rules/; ``source``: the ``picks.source`` value that makes its picks the
     final picks (None: compared only); ``requires``: names in
     :data:`REQUIREMENTS`; ``switch``: the config section whose ``enabled`` adds the stage to the
-    comparison (None: always, once its requirements are met; the source stage runs anyway).
+    comparison (None: always, once its requirements are met; the source stage runs anyway);
+    ``peer``: another project's picker, run when ``report.peers`` lists it.
     """
 
     name: str
@@ -65,6 +79,7 @@ class Stage:
     source: str | None = None
     requires: tuple[str, ...] = ()
     switch: str | None = None
+    peer: bool = False
 
     @property
     def picks(self) -> str:
@@ -91,6 +106,11 @@ STAGES: tuple[Stage, ...] = (
         rules="sam.smk",
         source="sam",
         requires=("unet", "sam"),
+    ),
+    # peers, on the same micrographs, scored by the same code (report.peers)
+    *(
+        Stage(peer, paths.peer_folder(peer), rules="peers.smk", requires=(peer,), peer=True)
+        for peer in ("relion_log", "topaz")
     ),
 )
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
@@ -127,15 +147,39 @@ def requirements_met(config: dict) -> dict[str, bool]:
     return {name: requirement.met(config) for name, requirement in REQUIREMENTS.items()}
 
 
+def _switched_on(stage: Stage, config: dict) -> bool:
+    if stage.peer:
+        return stage.name in config["report"]["peers"]
+    return stage.switch is None or config[stage.switch]["enabled"]
+
+
 def enabled_stages(config: dict, met: Mapping[str, bool] | None = None) -> list[str]:
-    """Comparison stages the config turns on (SAM only with a checkpoint file)."""
+    """Comparison stages the config turns on (SAM only with a checkpoint file, a peer only
+    when installed)."""
     met = requirements_met(config) if met is None else met
     return [
         stage.name
         for stage in STAGES
-        if all(met[r] for r in stage.requires)
-        and (stage.switch is None or config[stage.switch]["enabled"])
+        if all(met[r] for r in stage.requires) and _switched_on(stage, config)
     ]
+
+
+def skipped_peers(config: dict, met: Mapping[str, bool] | None = None) -> dict[str, str]:
+    """Peer -> why it does not run, for each peer ``report.peers`` lists that cannot run here
+    (the report names them instead of leaving them out silently)."""
+    met = requirements_met(config) if met is None else met
+    skipped = {}
+    for name in config["report"]["peers"]:
+        stage = BY_NAME[name]
+        missing = [r for r in stage.requires if not met[r]]
+        if missing:
+            skipped[name] = "; ".join(REQUIREMENTS[r].missing(config) for r in missing)
+    return skipped
+
+
+def peer_stages() -> list[Stage]:
+    """The peers' stages (their rule wildcards)."""
+    return [stage for stage in STAGES if stage.peer]
 
 
 def source_stage(config: dict, met: Mapping[str, bool] | None = None) -> Stage:
