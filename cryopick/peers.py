@@ -51,11 +51,12 @@ LOG_DIAMETER_MAX_FACTOR = 1.2
 # 25-30 downsampled pixels across (an earlier cryopick benchmark: 108-pixel particles, -s 4).
 TOPAZ_PARTICLE_PIXELS = 27.0
 TOPAZ_MODEL = "resnet16_u64"
-# Topaz's own default extraction threshold (log-likelihood ratio -6, p >= 0.0025): its default
-# operating point, as RELION's picks are at RELION's default threshold. It keeps nearly every
-# candidate; the score column (the log-likelihood ratio) lets the report apply a stricter one
-# (0 is p >= 0.5) without rerunning Topaz.
+# Topaz's own default extraction threshold (log-likelihood ratio -6, p >= 0.0025) keeps nearly
+# every candidate, for the user to threshold afterwards: as an operating point it would score
+# Topaz at precision ~0.1. The peer runs at the classifier's own decision boundary instead,
+# score 0 (p >= 0.5), not tuned on any labels; the curve in the report covers scores above it.
 TOPAZ_DEFAULT_THRESHOLD = -6.0
+TOPAZ_OPERATING_THRESHOLD = 0.0
 
 
 def peer_unavailable(peer: str, topaz_command: str = "topaz") -> str | None:
@@ -244,7 +245,7 @@ def topaz_picks(
     invert: bool,
     workdir: Path,
     topaz_command: str = "topaz",
-    threshold: float = TOPAZ_DEFAULT_THRESHOLD,
+    threshold: float = TOPAZ_OPERATING_THRESHOLD,
 ) -> pd.DataFrame:
     """Topaz's pretrained-model picks on one micrograph: columns x, y, score (Topaz's
     log-likelihood ratio), diameter (NaN), in the file's pixel frame.

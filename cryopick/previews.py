@@ -21,13 +21,23 @@ EXCLUDED_ALPHA = 0.35
 JPEG_QUALITY = 85
 
 
+def stretch_contrast(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """The image's ``low``..``high`` percentiles spread over 0..255 (the denoised canvas is
+    grey on grey at a thumbnail's size)."""
+    lo, hi = np.percentile(image, [low, high])
+    if hi <= lo:
+        return image
+    scaled = (image.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)
+
+
 def preview_image(
     canvas: np.ndarray, content: tuple[int, int], size: int, excluded: np.ndarray | None = None
 ) -> np.ndarray:
     """The content rows x columns of a uint8 canvas, scaled (never up) so that its longer side
     is ``size`` pixels; RGB with ``excluded`` (a canvas mask) tinted, greyscale without."""
     height, width = content
-    image = np.asarray(canvas, np.uint8)[:height, :width]
+    image = stretch_contrast(np.asarray(canvas, np.uint8)[:height, :width])
     scale = min(1.0, size / max(height, width))
     shape = (max(1, round(width * scale)), max(1, round(height * scale)))
     if scale < 1.0:

@@ -140,7 +140,7 @@ def _html_table(table: pd.DataFrame, highlight: pd.Series | None = None) -> str:
     rows = ["<table><thead><tr>"]
     rows += [f"<th>{html.escape(str(c))}</th>" for c in table.columns]
     rows.append("</tr></thead><tbody>")
-    for i, (_, row) in enumerate(table.iterrows()):
+    for i, row in enumerate(table.itertuples(index=False)):  # (keeps each column's type)
         css = " class='best'" if highlight is not None and bool(highlight.iloc[i]) else ""
         rows.append(f"<tr{css}>")
         for value in row:
@@ -335,7 +335,7 @@ header p{margin:4px 0 0;color:#c8d3e0}nav{margin-top:8px}nav a{color:#9cd0ff;mar
 main{padding:8px 32px 40px}section{background:#fff;border-radius:8px;padding:4px 20px 16px;
 margin:18px 0;box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{margin:14px 0 4px}
 h3{margin:16px 0 4px;font-size:15px}.facts{margin:0 0 6px;color:#333}.muted{color:#777;margin:2px 0}
-.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:10px}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
 .card{display:block;color:inherit;text-decoration:none;background:#fafafa;border:1px solid #e3e3e3;
 border-radius:6px;overflow:hidden}.card:hover{border-color:#1f77b4}
 .frame{position:relative;line-height:0;background:#000}.frame img{width:100%;height:auto}

@@ -84,7 +84,7 @@ class Drawing:
     def svg(self) -> str:
         """The overlay: one circle per pick, one square per missed particle."""
         radius = self.diameter / 2
-        stroke = max(self.diameter / 14, 1.0)
+        stroke = max(self.diameter / 10, 1.0)
         colours = fom_colours(self.picks["score"].to_numpy(float), *self.score_range)
         marks = []
         xy = self.picks[["x", "y"]].to_numpy(float)

@@ -255,7 +255,7 @@ def test_topaz_picks_through_a_stand_in_topaz(discs, tmp_path):
     assert picks[["x", "y", "score"]].values.tolist() == [[60.0, 20.0, 0.5]]
     preprocess, extract = log.read_text().splitlines()
     assert preprocess.startswith("preprocess -s 2 ")
-    assert "-m resnet16_u64" in extract and "-r 20 " in extract and "-t -6.0 " in extract
+    assert "-m resnet16_u64" in extract and "-r 20 " in extract and "-t 0.0 " in extract
 
 
 def test_topaz_failure_names_the_micrograph(discs, tmp_path):
@@ -283,7 +283,12 @@ def test_topaz_finds_dark_discs_for_real(discs, tmp_path):
     image, centres = discs
     write_mrc(tmp_path / "mic.mrc", image, PIXEL_SIZE)
     picks = peers.topaz_picks(
-        str(tmp_path / "mic.mrc"), PIXEL_SIZE, DIAMETER_A, False, tmp_path / "work"
+        str(tmp_path / "mic.mrc"),
+        PIXEL_SIZE,
+        DIAMETER_A,
+        False,
+        tmp_path / "work",
+        threshold=peers.TOPAZ_DEFAULT_THRESHOLD,
     )
     # at Topaz's default threshold (-6) it keeps nearly every candidate: full recall, and
     # precision only where its model is confident (these discs are not real particles)

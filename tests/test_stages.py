@@ -4,6 +4,7 @@ the plan a config makes (cryopick/workflow/plan.py) and the path patterns (.../p
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,13 @@ def make_config(**sections) -> dict:
         "crf": {"enabled": False, "iterations": 10},
         "sam": {"checkpoint": None},
         "picks": {"source": "unet", "min_score": None, "formats": []},
+        "report": {"peers": [], "topaz_command": "topaz"},
     }
     train = sections.pop("unet_train", None)
     for key, value in sections.items():
-        config[key] = {**config[key], **value} if key in ("unet", "crf", "sam", "picks") else value
+        config[key] = (
+            {**config[key], **value} if key in ("unet", "crf", "sam", "picks", "report") else value
+        )
     if train:
         config["unet"]["train"] = {**config["unet"]["train"], **train}
     return config
@@ -96,12 +100,33 @@ def test_the_table_is_consistent_with_the_schema_and_the_rules():
     assert set(source["enum"]) == set(stages.BY_SOURCE)
     assert source["default"] in stages.BY_SOURCE
     assert len(stages.BY_NAME) == len(stages.STAGES)
-    assert stages.rule_files() == ["baseline.smk", "unet.smk", "crf.smk", "sam.smk"]
+    assert stages.rule_files() == ["baseline.smk", "unet.smk", "crf.smk", "sam.smk", "peers.smk"]
+    peers = schema["properties"]["report"]["properties"]["peers"]["items"]["enum"]
+    assert [stage.name for stage in stages.peer_stages()] == peers
     for stage in stages.STAGES:
         assert set(stage.requires) <= set(stages.REQUIREMENTS)
         assert stage.switch is None or stage.switch in schema["properties"]
-        # the stage's rule file declares its picks, through the registry
-        assert f'stage_picks("{stage.name}")' in (REPO / "rules" / stage.rules).read_text()
+        rules = (REPO / "rules" / stage.rules).read_text()
+        if stage.peer:  # one rule for every peer, its name a wildcard of the pattern
+            assert stage.picks == paths.PEER_PICKS.replace("{peer}", stage.name)
+            assert "paths.PEER_PICKS" in rules
+        else:  # the stage's rule file declares its picks, through the registry
+            assert f'stage_picks("{stage.name}")' in rules
+
+
+def test_peers_run_when_listed_and_installed_and_are_named_when_not(tmp_path, monkeypatch):
+    relion = tmp_path / "relion_autopick"
+    relion.write_text("#!/bin/sh\n")
+    relion.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    config = make_config(report={"peers": ["relion_log", "topaz"], "topaz_command": "no-topaz"})
+    assert stages.enabled_stages(config) == ["baseline", "unet", "relion_log"]
+    assert list(stages.skipped_peers(config)) == ["topaz"]
+    assert "no-topaz not found" in stages.skipped_peers(config)["topaz"]
+    # peers run only where they can be scored, like every comparison stage
+    assert "relion_log" in stages.picking_stages(config, has_ground_truth=True)
+    assert list(stages.picking_stages(config, has_ground_truth=False)) == ["unet", "final"]
+    assert stages.enabled_stages(make_config()) == ["baseline", "unet"]  # not listed: not run
 
 
 def test_every_stage_writes_one_folder_per_batch():
