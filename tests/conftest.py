@@ -89,12 +89,19 @@ def make_dataset(
 
 
 # The shipped U-Net is trained on real EMPIAR-10017 micrographs, not on these tiny disc images;
-# tests of the other stages turn it off unless their config says otherwise.
-BASELINE_ONLY = {"unet": {"enabled": False}, "picks": {"source": "baseline"}}
+# tests of the other stages turn it off unless their config says otherwise, and the peer
+# pickers of the default config (tests/test_peers.py, test_report_browser.py, test_slurm.py
+# run them).
+BASELINE_ONLY = {
+    "unet": {"enabled": False},
+    "picks": {"source": "baseline"},
+    "report": {"peers": []},
+}
 
 
 def baseline_only(config: dict) -> dict:
-    """``config`` with the U-Net stage off and baseline picks, for sections it does not set."""
+    """``config`` with the U-Net stage off, baseline picks and no peers, for sections it does
+    not set."""
     merged = {key: dict(value) for key, value in BASELINE_ONLY.items()}
     for key, value in config.items():
         merged[key] = {**merged[key], **value} if key in merged else value

@@ -152,7 +152,9 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
         star = final_picks_file(workdir / "results/demo", name).read_text()
         assert "rlnCoordinateX" in star and len(star.splitlines()) > 50
     summary = pd.read_csv(workdir / "results/demo/metrics/summary.tsv", sep="\t")
-    assert list(summary["stage"]) == ["baseline", "unet", "final"] and (summary["f1"] > 0.3).all()
+    # RELION's LoG picker is a peer of the default config (report.peers), RELION is installed
+    stages = ["baseline", "unet", "relion_log", "final"]
+    assert list(summary["stage"]) == stages and (summary["f1"] > 0.3).all()
     assert "demo" in (workdir / "results/report/index.html").read_text()
     assert (workdir / "results/demo/batches.tsv").read_text().count("\n") == len(names) + 1
     unet_log = (workdir / "results/demo/logs/unet_predict/batch_00000.log").read_text()
@@ -166,10 +168,11 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
     assert jobs.loc[gpu, "AllocTRES"].str.contains("gres/gpu=1").all(), jobs
     assert (jobs.loc[~gpu, "Partition"] == slurm_cluster.cpu_partition).all(), jobs
     assert not jobs.loc[~gpu, "AllocTRES"].str.contains("gres/gpu").any(), jobs
-    # one batch of 3 micrographs: one job each for denoise, pick_baseline and the U-Net, one
-    # for pick_unet and the final picks together (the profile's batch_picks group: connected
-    # jobs of one batch); pick counts, metrics and report: 7.
-    assert len(jobs) == 7, jobs
+    # one batch of 3 micrographs: one job each for denoise, pick_baseline, the U-Net, the LoG
+    # peer and the report's previews, one for pick_unet and the final picks together (the
+    # profile's batch_picks group: connected jobs of one batch); pick counts, metrics and
+    # report: 9.
+    assert len(jobs) == 9, jobs
 
 
 def test_gpu_rules_of_the_profile_are_submitted_with_a_gpu(
