@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryopick.batching import artifacts_and_errors
+from cryopick.batching import artifacts_and_errors, batch_folder_of, completed_micrographs
 from cryopick.io import atomic_path, read_coordinates
 from cryopick.pick_counts import read_flagged
 from cryopick.workflow import paths
@@ -168,7 +168,7 @@ def dataset_section(
 
     counts = pd.read_csv(ds.path(paths.PICK_COUNTS), sep="\t", keep_default_na=False)
     names = counts["micrograph"].astype(str).tolist()
-    done, failed = artifacts_and_errors(ds.final, names + _failed_names(ds), ".star")
+    _, failed = artifacts_and_errors(ds.final, _batch_members(ds.final), ".star")
     labelled = ds.ground_truth is not None
     curves = _read_tsv(ds.path(paths.METRICS_CURVES)) if labelled else None
     histograms = _read_tsv(ds.path(paths.METRICS_SCORE_HISTOGRAMS)) if labelled else None
@@ -242,14 +242,9 @@ def dataset_section(
     return "\n".join(parts), facts
 
 
-def _failed_names(ds: DatasetInputs) -> list[str]:
-    """Micrographs with an error record in the final picks' batches (they are not in the pick
-    counts)."""
-    names = []
-    for record in ds.final:
-        folder = Path(str(record).removesuffix(".complete"))
-        names += [p.name.removesuffix(".error.txt") for p in sorted(folder.glob("*.error.txt"))]
-    return names
+def _batch_members(records: list[str]) -> list[str]:
+    """Every micrograph the batches' completion records list, done or failed."""
+    return [name for record in records for name in completed_micrographs(batch_folder_of(record))]
 
 
 def _gallery(ds, counts, failed, assets, options, labelled, final_histogram) -> str:

@@ -156,6 +156,10 @@ def test_bad_micrographs_fail_alone_and_nothing_is_lost(tmp_path):
         in (results / "logs" / "metrics.log").read_text()
     )
     assert "3 micrograph(s) failed (listed above)" in result.stderr
+    # the report still comes, its gallery shows each failed micrograph with its cause
+    report = (work / "results" / "report" / "index.html").read_text()
+    for message in messages.values():
+        assert message in report
     assert {p: _digest(p) for p in data.rglob("*") if p.is_file()} == inputs
     # the batch manifest only grows: every earlier micrograph keeps its batch
     assert set(old_batches) <= set(manifest.read_text().splitlines())
