@@ -67,8 +67,9 @@ class Classify2DSettings:
             )
         if not self.box_factor >= 1.0:
             raise InputError(f"classify2d.box_factor: must be at least 1, got {self.box_factor}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InputError(f"classify2d.seed: must be an integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            # RELION takes a negative seed as "seed from the clock": not reproducible
+            raise InputError(f"classify2d.seed: must be an integer >= 0, got {self.seed!r}")
 
     @classmethod
     def from_config(cls, section: dict) -> "Classify2DSettings":

@@ -275,3 +275,5 @@ def test_settings_from_config():
         Classify2DSettings(box_pixels=63)
     with pytest.raises(InputError, match="classes"):
         Classify2DSettings(classes=0)
+    with pytest.raises(InputError, match="seed"):
+        Classify2DSettings(seed=-1)
