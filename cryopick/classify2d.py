@@ -14,6 +14,7 @@ already bright) extracts them as they are. No CTF correction: cryopick has no CT
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -51,8 +52,8 @@ class Classify2DSettings:
     iterations: int = 10
     box_pixels: int = 64  # the extracted box is rescaled (down) to this many pixels
     box_factor: float = 1.5  # extraction box = box_factor x particle diameter
-    seed: int = 0
-    threads: int = 1
+    seed: int = 0  # sampling and relion_refine --random_seed (0: RELION keeps the order)
+    threads: int = 1  # relion_refine --j
 
     def __post_init__(self) -> None:
         for name in ("max_particles", "classes", "iterations", "box_pixels", "threads"):
@@ -70,8 +71,11 @@ class Classify2DSettings:
             raise InputError(
                 f"report.classification.box_factor: must be at least 1, got {self.box_factor}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InputError(f"report.classification.seed: must be an integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            # RELION takes a negative seed as "seed from the clock": not reproducible
+            raise InputError(
+                f"report.classification.seed: must be an integer >= 0, got {self.seed!r}"
+            )
 
     @classmethod
     def from_config(cls, section: dict) -> "Classify2DSettings":
@@ -153,12 +157,21 @@ def _relion(command: list[str], workdir: Path, threads: int, what: str) -> None:
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
     (workdir / f"{what}.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        lines = [line.strip() for line in (result.stderr or result.stdout).splitlines()]
-        tail = " | ".join([line for line in lines if line][-3:]) or "no output"
+        tail = " | ".join(_last_words(result.stderr or result.stdout)) or "no output"
         raise InputError(
             f"classify2d: {command[0]} ({what}) failed with exit status {result.returncode} "
             f"in {workdir}: {tail}"
         )
+
+
+def _last_words(text: str, n: int = 2) -> list[str]:
+    """The last ``n`` distinct lines that say something (RELION frames its errors in lines
+    of '=' and a bare 'ERROR:')."""
+    words: list[str] = []
+    for line in (line.strip() for line in text.splitlines()):
+        if re.sub(r"[^A-Za-z0-9]", "", line) not in ("", "ERROR") and line not in words[-1:]:
+            words.append(line)
+    return words[-n:]
 
 
 def _read_star(path: Path) -> dict[str, pd.DataFrame]:
@@ -237,7 +250,12 @@ def classify_picks(
     n_picks = sum(counts.values())
     if n_picks == 0:
         raise InputError(
-            f"classify2d: no picks to classify ({len(picks)} coordinate file(s), all empty)"
+            "classify2d: no picks to classify "
+            + (
+                f"({len(picks)} coordinate file(s), all empty)"
+                if picks
+                else "(no coordinate files)"
+            )
         )
     chosen = sample_picks(counts, settings.max_particles, settings.seed)
     extract, box = box_sizes(pixel_size, diameter_angstrom, settings)
@@ -245,21 +263,33 @@ def classify_picks(
     workdir = Path(workdir)
     for stale in ("Micrographs", "Extract", "Class2D"):  # outputs of an earlier run
         shutil.rmtree(workdir / stale, ignore_errors=True)
+    (workdir / "particles.star").unlink(missing_ok=True)
     (workdir / "Micrographs").mkdir(parents=True)
     (workdir / "Class2D").mkdir()
     # RELION gets plain names (mic0001...), whatever characters the user's names hold
     relion_names = []
+    n_sampled = n_outside = 0
     for i, (name, rows) in enumerate(sorted(chosen.items()), start=1):
         stem = f"Micrographs/mic{i:04d}"
         image = read_micrograph(micrographs[name]).image
+        sample = coordinates[name].iloc[rows]
+        # relion_preprocess stops at a pick outside the micrograph (boxes that only overlap
+        # the edge it extracts)
+        inside = sample["x"].between(0, image.shape[1] - 1) & sample["y"].between(
+            0, image.shape[0] - 1
+        )
+        n_outside += int((~inside).sum())
+        if not inside.any():
+            continue
         write_mrc(workdir / f"{stem}.mrc", image, pixel_size)
-        write_star(workdir / f"{stem}_pick.star", coordinates[name].iloc[rows])
+        write_star(workdir / f"{stem}_pick.star", sample[inside])
         relion_names.append(f"{stem}.mrc")
+        n_sampled += int(inside.sum())
     write_relion_micrographs_star(workdir / "micrographs.star", relion_names, pixel_size)
-    n_sampled = sum(len(rows) for rows in chosen.values())
     log(
-        f"classify2d: {n_sampled} of {n_picks} picks from {len(chosen)} micrograph(s), "
+        f"classify2d: {n_sampled} of {n_picks} picks from {len(relion_names)} micrograph(s), "
         f"{extract}-pixel boxes rescaled to {box}"
+        + (f"; {n_outside} sampled picks outside their micrograph left out" if n_outside else "")
     )
 
     start = time.perf_counter()
@@ -312,6 +342,7 @@ def classify_picks(
         "--pad", "2",
         "--random_seed", str(settings.seed),
         "--j", str(settings.threads),
+        "--strict_highres_exp", f"{4 * angpix:.2f}",  # align at half Nyquist: cheap, enough
         "--pool", "3",
         "--dont_combine_weights_via_disc",
         "--preread_images",

@@ -21,7 +21,7 @@ from cryopick.classify2d import (
     sample_picks,
     write_class_grid,
 )
-from cryopick.io import InputError, empty_coordinates, write_mrc, write_star
+from cryopick.io import InputError, empty_coordinates, read_coordinates, write_mrc, write_star
 from tests.conftest import disc_micrograph, requires
 
 pytestmark = [pytest.mark.relion, requires("relion_refine", "Debian package relion")]
@@ -100,11 +100,16 @@ def top_class_contrast(averages) -> float:
 
 
 @pytest.fixture(scope="module")
-def on_particles(tmp_path_factory):
+def on_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("on")
-    micrographs, picks = write_inputs(root / "data")
+    return (*write_inputs(root / "data"), root / "work")
+
+
+@pytest.fixture(scope="module")
+def on_particles(on_inputs):
+    micrographs, picks, workdir = on_inputs
     return classify_picks(
-        micrographs, picks, PIXEL_SIZE, DIAMETER * PIXEL_SIZE, False, root / "work", SETTINGS
+        micrographs, picks, PIXEL_SIZE, DIAMETER * PIXEL_SIZE, False, workdir, SETTINGS
     )
 
 
@@ -146,6 +151,15 @@ def test_random_picks_give_averages_without_a_particle(on_particles, off_particl
     assert strongest_off < 0.25 * on
 
 
+def test_rerun_in_the_same_workdir_gives_the_same_classes(on_inputs, on_particles):
+    micrographs, picks, workdir = on_inputs
+    again = classify_picks(
+        micrographs, picks, PIXEL_SIZE, DIAMETER * PIXEL_SIZE, False, workdir, SETTINGS
+    )
+    assert again.particles == on_particles.particles
+    assert np.array_equal(again.images, on_particles.images)
+
+
 def test_class_grid_and_table(on_particles, tmp_path):
     png = tmp_path / "report" / "classes.png"
     write_class_grid(on_particles, png)
@@ -176,7 +190,12 @@ def test_bright_particles_are_extracted_as_they_are(tmp_path):
 
 
 def test_few_particles_reduce_the_classes_and_too_few_raise(tmp_path):
+    """Also: picks whose box overlaps the edge are classified, a pick outside the micrograph
+    (which would stop relion_preprocess) is left out."""
     micrographs, picks = write_inputs(tmp_path / "data", n_micrographs=1, n=25)
+    centres = read_coordinates(picks["mic 0"])[["x", "y"]].to_numpy()
+    edges = [[3.0, 3.0], [799.0, 300.0], [400.0, 599.0], [-50.0, 100.0]]
+    write_star(picks["mic 0"], picks_frame(np.concatenate([centres, edges])))
     messages = []
     averages = classify_picks(
         micrographs,
@@ -189,6 +208,8 @@ def test_few_particles_reduce_the_classes_and_too_few_raise(tmp_path):
         log=messages.append,
     )
     assert averages.classes == 2 and averages.images.shape == (2, 48, 48)
+    assert averages.n_picks == 29 and averages.n_particles == 28
+    assert any("1 sampled picks outside their micrograph" in m for m in messages)
     assert any("2 classes instead of 6" in m for m in messages)
     write_star(tmp_path / "few.star", picks_frame(np.array([[100.0, 100.0], [200.0, 200.0]])))
     with pytest.raises(InputError, match="needs at least 10"):
@@ -254,3 +275,5 @@ def test_settings_from_config():
         Classify2DSettings(box_pixels=63)
     with pytest.raises(InputError, match="classes"):
         Classify2DSettings(classes=0)
+    with pytest.raises(InputError, match="seed"):
+        Classify2DSettings(seed=-1)
