@@ -269,7 +269,7 @@ def test_settings_from_config():
     assert Classify2DSettings.from_config({}) == Classify2DSettings()
     settings = Classify2DSettings.from_config({"enabled": True, "classes": 4, "box_factor": 2})
     assert settings.classes == 4 and settings.box_factor == 2
-    with pytest.raises(InputError, match="unknown classify2d setting"):
+    with pytest.raises(InputError, match="unknown report.classification setting"):
         Classify2DSettings.from_config({"clases": 4})
     with pytest.raises(InputError, match="box_pixels"):
         Classify2DSettings(box_pixels=63)
