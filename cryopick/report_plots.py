@@ -110,6 +110,8 @@ def plot_score_histograms(histograms: pd.DataFrame, path: str | os.PathLike) -> 
 def plot_picks_per_micrograph(counts: pd.DataFrame, path: str | os.PathLike) -> None:
     """Final picks of each micrograph in data-set order, the median dashed, the flagged ones
     (no or far too few picks) red."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 2.6))
     n = counts["n_picks"].to_numpy(float)
