@@ -130,6 +130,7 @@ def plot_picks_per_micrograph(counts: pd.DataFrame, path: str | os.PathLike) -> 
         ylabel="picks",
         ylim=(0, max(1, n.max(initial=0)) * 1.1),
     )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.grid(alpha=0.2)
     _save(fig, path)
