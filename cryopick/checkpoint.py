@@ -11,7 +11,6 @@ inference reads them; neither needs the other for it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,14 +27,6 @@ CHECKPOINT_VERSION = 1
 
 class ModelError(ValueError):
     """A model file is unusable or does not match what the caller expects; names the file."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plain(value):

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryopick.checkpoint import file_sha256, load_model
+from cryopick.checkpoint import load_model
 from cryopick.denoise import Frame, load_frame
 from cryopick.device import describe_device, resolve_device
-from cryopick.io import InputError
+from cryopick.io import InputError, file_sha256
 from cryopick.network_input import input_canvas, input_lowpass, network_image, rescale_factor
 from cryopick.picking import picks_from_score_map
 from cryopick.probability_maps import load_prediction, save_prediction

@@ -134,6 +134,17 @@ def _read_raster(path: Path) -> np.ndarray:
 MIN_MICROGRAPH_SIDE = 128
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, hex (models, training inputs, the report's provenance)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def missing_file_message(path: str | os.PathLike, what: str = "file") -> str:
     """Why ``path`` cannot be read, in one line: a dangling symbolic link names its target."""
     path = Path(path)

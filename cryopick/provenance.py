@@ -7,13 +7,14 @@ jobs' logs).
 from __future__ import annotations
 
 import glob
-import hashlib
 import importlib.metadata
 import os
 import platform
 import re
 import shlex
 import subprocess
+
+from cryopick.io import file_sha256
 
 PACKAGES = (
     "torch",
@@ -30,14 +31,6 @@ PACKAGES = (
     "segment-anything",
     "pydensecrf2",
 )
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(repository: str | os.PathLike) -> str:

@@ -23,7 +23,6 @@ import pandas as pd
 
 from cryopick.batching import artifacts_and_errors, batch_folder_of, completed_micrographs
 from cryopick.io import atomic_path, read_coordinates
-from cryopick.pick_counts import read_flagged
 from cryopick.workflow import paths
 
 SCORE_COLUMNS = ["precision", "recall", "f1", "precision_r025", "recall_r025", "f1_r025", "dice"]
@@ -108,17 +107,6 @@ def build_benchmark_table(summaries: dict[str, str], peers: tuple[str, ...] = ()
         table.insert(2, "peer", table["stage"].isin(peers).astype(int))
         frames.append(table)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["dataset"])
-
-
-def flagged_micrographs(pick_counts: dict[str, str]) -> pd.DataFrame:
-    """The flagged rows of every data set's pick-count table, with a data-set column."""
-    frames = []
-    for dataset, path in pick_counts.items():
-        table = read_flagged(path)
-        table.insert(0, "dataset", dataset)
-        frames.append(table)
-    columns = ["dataset", "micrograph", "n_picks", "flag"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def quality_warnings(path: str) -> dict[str, str]:
@@ -238,7 +226,15 @@ def dataset_section(
     ]
     if options.classify2d:
         parts.append(_classes_html(ds, assets))
-    parts.append("</section>")
+    warned = counts[counts["flag"].astype(str) != ""]
+    parts += [
+        f"<details><summary>Warned micrographs ({len(warned)})</summary>",
+        _html_table(warned),
+        "</details><details><summary>Seconds per job and rule</summary>",
+        _html_table(timings),
+        "</details>",
+        "</section>",
+    ]
     return "\n".join(parts), facts
 
 
@@ -352,6 +348,7 @@ td:first-child,td:nth-child(2){text-align:left}tr.best td{background:#e6f4ea;fon
 align-items:center;justify-content:center}.lightbox:target{display:flex}
 .lightbox .close{position:absolute;inset:0}.lightbox .view{position:relative;
 width:min(92vw,88vh);color:#fff}.lightbox p{font-size:13px}
+details{margin-top:10px}summary{cursor:pointer;color:#1f5f9f}
 pre{background:#f3f3f3;padding:10px;overflow:auto;font-size:12px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
 dt{font-weight:600}dd{margin:0;word-break:break-all}.skipped{color:#a33}

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 
 from cryopick.checkpoint import (
     ModelError,
-    file_sha256,
     load_model,
     new_checkpoint,
     read_checkpoint,
@@ -36,7 +35,7 @@ from cryopick.checkpoint import (
 from cryopick.denoise import Frame, load_frame
 from cryopick.device import mixed_precision_choice, resolve_device
 from cryopick.inference import picks_from_prediction, predict
-from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph
+from cryopick.io import InputError, atomic_path, file_sha256, read_coordinates, read_micrograph
 from cryopick.metrics import match_count, precision_recall_f1
 from cryopick.network_input import (
     INPUT_KINDS,

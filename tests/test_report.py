@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cryopick.io import file_sha256
 from cryopick.previews import EXCLUDED_TINT, preview_image
-from cryopick.provenance import file_sha256, git_commit, rebuild_command
+from cryopick.provenance import git_commit, rebuild_command
 from cryopick.report_gallery import Drawing, GalleryItem, card_html, gallery_sample
 from cryopick.workflow.plan import report_options
 from tests.conftest import REPO
