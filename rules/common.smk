@@ -187,10 +187,7 @@ def report_provenance(wildcards):
             [os.path.abspath(f) for f in workflow.overwrite_configfiles],
             paths.REPORT_HTML,
         ),
-        "log_folders": [
-            os.path.dirname(paths.log("unet_predict", "_").format(dataset=d))
-            for d in DATASETS
-        ],
+        "log_folders": PLAN.unet_log_folders(),
     }
 
 

@@ -262,6 +262,12 @@ class WorkflowPlan:
             for name, ds in self.datasets.items()
         }
 
+    def unet_log_folders(self) -> list[str]:
+        """The folders of every data set's U-Net job logs (they name the device used)."""
+        return [
+            os.path.dirname(paths.log("unet_predict", "_").format(dataset=d)) for d in self.datasets
+        ]
+
     def report_inputs(self, batches: "Batches") -> dict[str, list[str]]:
         """The report job's inputs, by kind."""
         scored = self.scored_datasets()
