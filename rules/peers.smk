@@ -7,7 +7,6 @@ rule pick_peer:
     micrographs, one {micrograph}.star each in the micrograph file's pixels."""
     input:
         micrographs=batch_micrograph_paths,
-        denoised=paths.batch_complete(paths.DENOISED),
     output:
         directory(paths.PEER_PICKS),
         paths.batch_complete(paths.PEER_PICKS),
@@ -25,6 +24,7 @@ rule pick_peer:
         runtime=DENOISE_BATCH_RUNTIME,
     params:
         micrographs=batch_micrograph_files,
+        pixel_size=dataset_pixel_size,
         diameter=dataset_diameter,
         invert=dataset_invert,
         topaz_command=config["report"]["topaz_command"],

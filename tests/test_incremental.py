@@ -53,9 +53,11 @@ def planned_jobs(dry_run_output: str) -> dict[str, set[str]]:
 def snakemake(
     workdir: Path, config: dict, *args: str, dry_run: bool = True
 ) -> subprocess.CompletedProcess:
-    """Run (or dry-run) a workflow with ``config`` in ``workdir``; fail with its output."""
+    """Run (or dry-run) a workflow with ``config`` in ``workdir``; fail with its output. The
+    default config's peer pickers stay off (whether they run depends on what is installed)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
+    config = {**config, "report": {"peers": [], **config.get("report", {})}}
     config_file.write_text(yaml.safe_dump(config))
     cmd = snakemake_command(
         workdir, config_file, "--cores", "2", *(["-n"] if dry_run else []), *args
@@ -156,6 +158,7 @@ def test_denoise_parameter_reruns_denoise_and_everything_after(processed) -> Non
     workdir, config = processed
     assert plan(workdir, with_changes(config, denoise={"nlm_h": 12})) == {
         "denoise": BATCH,
+        "previews": BATCH,
         "pick_baseline": BATCH,
         "unet_predict": BATCH,
         "pick_unet": BATCH,
@@ -180,6 +183,7 @@ def test_added_micrograph_is_the_only_one_processed(tmp_path: Path) -> None:
     # a new batch for the new micrograph (batch 00000 holds the two old ones)
     assert plan(tmp_path / "work", config) == {
         "denoise": {"00001"},
+        "previews": {"00001"},
         "pick_baseline": {"00001"},
         "picks": {"00001"},
         "pick_counts": {""},
@@ -241,6 +245,7 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     # batch 00002 holds only mic_004 but is not refilled: the new ones get 00003 and 00004
     assert plan(workdir, config) == {
         "denoise": {"00003", "00004"},
+        "previews": {"00003", "00004"},
         "pick_baseline": {"00003", "00004"},
         "picks": {"00003", "00004"},
         "pick_counts": {""},
