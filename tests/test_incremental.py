@@ -258,13 +258,16 @@ def test_adding_micrographs_runs_only_their_new_batches(batched_workflow) -> Non
     manifest = (results / "batches.tsv").read_text().splitlines()
     assert "mic_004\t00002" in manifest and "mic_007\t00004" in manifest
     changed = [p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime]
-    # only the data set's manifest, its pick counts and pooled metrics: no old micrograph's
-    # artifact
+    # only the data set's manifest, its pick counts and scores, pooled metrics and curves: no
+    # old micrograph's artifact
     assert sorted(p.name for p in changed) == [
         "autopick.star",
         "batches.tsv",
         "per_micrograph.tsv",
         "pick_counts.tsv",
+        "pick_scores.tsv",
+        "precision_recall.tsv",
+        "score_histograms.tsv",
         "summary.tsv",
     ]
     assert batch_contents(results / "unet")["batch_00003"] == ["mic_005", "mic_006"]

@@ -136,7 +136,10 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
     for key in ("micrographs", "ground_truth", "ground_truth_masks"):
         demo[key] = str(REPO / demo[key])
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"datasets": {"demo": demo}}))
+    # with RELION's LoG picker as the peer (report.peers), a job of its own per batch
+    config.write_text(
+        yaml.safe_dump({"datasets": {"demo": demo}, "report": {"peers": ["relion_log"]}})
+    )
     workdir = tmp_path / "work"
     workflow = user_workflow_directory(slurm_cluster, tmp_path / "workflow")
     start = sacct_start(slurm_cluster)
@@ -152,7 +155,6 @@ def test_demo_workflow_end_to_end_through_the_slurm_profile(
         star = final_picks_file(workdir / "results/demo", name).read_text()
         assert "rlnCoordinateX" in star and len(star.splitlines()) > 50
     summary = pd.read_csv(workdir / "results/demo/metrics/summary.tsv", sep="\t")
-    # RELION's LoG picker is a peer of the default config (report.peers), RELION is installed
     stages = ["baseline", "unet", "relion_log", "final"]
     assert list(summary["stage"]) == stages and (summary["f1"] > 0.3).all()
     assert "demo" in (workdir / "results/report/index.html").read_text()
