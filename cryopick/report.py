@@ -25,6 +25,7 @@ from cryopick.batching import artifacts_and_errors, batch_folder_of, completed_m
 from cryopick.io import atomic_path, read_coordinates
 from cryopick.workflow import paths
 
+MAX_LISTED = 1000  # rows of a per-micrograph table on the page (the TSVs hold them all)
 SCORE_COLUMNS = ["precision", "recall", "f1", "precision_r025", "recall_r025", "f1_r025", "dice"]
 
 
@@ -227,9 +228,11 @@ def dataset_section(
     if options.classify2d:
         parts.append(_classes_html(ds, assets))
     warned = counts[counts["flag"].astype(str) != ""]
+    listed = warned.head(MAX_LISTED)
+    more = f" (the first {MAX_LISTED}; all in pick_counts.tsv)" if len(warned) > MAX_LISTED else ""
     parts += [
-        f"<details><summary>Warned micrographs ({len(warned)})</summary>",
-        _html_table(warned),
+        f"<details><summary>Warned micrographs ({len(warned)}){more}</summary>",
+        _html_table(listed),
         "</details><details><summary>Seconds per job and rule</summary>",
         _html_table(timings),
         "</details>",
