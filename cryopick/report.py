@@ -31,23 +31,14 @@ SCORE_COLUMNS = ["precision", "recall", "f1", "precision_r025", "recall_r025", "
 
 @dataclass(frozen=True)
 class ReportOptions:
+    """What the page shows (cryopick.workflow.plan.report_options makes it from the config)."""
+
     title: str = "cryopick benchmark report"
     gallery_size: int = 12
     gallery_flagged: int = 48
     peers: tuple[str, ...] = ()
     skipped_peers: dict = field(default_factory=dict)  # peer -> why it did not run
     classify2d: bool = False
-
-    @classmethod
-    def from_config(cls, section: dict, skipped_peers: dict | None = None) -> "ReportOptions":
-        return cls(
-            title=section["title"],
-            gallery_size=section["gallery_size"],
-            gallery_flagged=section["gallery_flagged"],
-            peers=tuple(section["peers"]),
-            skipped_peers=dict(skipped_peers or {}),
-            classify2d=section["classify2d"],
-        )
 
 
 @dataclass(frozen=True)
@@ -200,7 +191,7 @@ def dataset_section(
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
 
-    gallery = _gallery(ds, counts, failed, assets, options, labelled, final_histogram)
+    gallery = _gallery(ds, counts, failed, assets, options, labelled, final_histogram, log)
     facts = {
         "micrographs": len(names) + len(failed),
         "picks": int(counts["n_picks"].sum()),
@@ -246,7 +237,7 @@ def _batch_members(records: list[str]) -> list[str]:
     return [name for record in records for name in completed_micrographs(batch_folder_of(record))]
 
 
-def _gallery(ds, counts, failed, assets, options, labelled, final_histogram) -> str:
+def _gallery(ds, counts, failed, assets, options, labelled, final_histogram, log) -> str:
     from cryopick.datasets import list_label_files
     from cryopick.denoise import load_frame
     from cryopick.report_gallery import Drawing, card_html, gallery_sample, legend_html
@@ -271,6 +262,8 @@ def _gallery(ds, counts, failed, assets, options, labelled, final_histogram) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for item in items:
         image = drawing = None
+        if item.error is None and not (item.name in previews and item.name in frames):
+            log(f"dataset {ds.name!r}: {item.name} has no preview image; its card shows none")
         if item.error is None and item.name in previews and item.name in frames:
             target = folder / f"{_asset_name(item.name)}.jpg"
             shutil.copyfile(previews[item.name], target)
