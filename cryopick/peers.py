@@ -83,17 +83,22 @@ def _safe_name(path: str | os.PathLike) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", micrograph_name(path)) or "micrograph"
 
 
-def _prepared_mrc(micrograph_path: str, pixel_size: float, workdir: Path, negate: bool) -> Path:
+def _prepared_mrc(
+    micrograph_path: str, pixel_size: float | None, workdir: Path, negate: bool
+) -> tuple[Path, float]:
     """The micrograph as a float32 MRC in ``workdir`` (peers cannot read JPG/PNG, and TIFF or
     MRC stacks are reduced to the frame cryopick itself picks), with the same rows and columns
-    as the file, so the peer's coordinates are in the file's pixel frame."""
+    as the file, so the peer's coordinates are in the file's pixel frame; and its pixel size
+    (``pixel_size``, or when None the file header's, as every stage resolves it)."""
+    from cryopick.denoise import resolve_pixel_size
     from cryopick.io import read_micrograph, write_mrc
 
-    image = read_micrograph(micrograph_path).image
+    micrograph = read_micrograph(micrograph_path)
+    pixel_size = resolve_pixel_size(pixel_size, micrograph.pixel_size, micrograph_path)
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"{_safe_name(micrograph_path)}.mrc"
-    write_mrc(path, -image if negate else image, pixel_size)
-    return path
+    write_mrc(path, -micrograph.image if negate else micrograph.image, pixel_size)
+    return path, pixel_size
 
 
 def _stderr_tail(text: str, n_lines: int = 3, n_chars: int = 400) -> str:
@@ -137,7 +142,7 @@ def relion_log_command(
 
 def relion_log_picks(
     micrograph_path: str,
-    pixel_size: float,
+    pixel_size: float | None,
     diameter_angstrom: float,
     invert: bool,
     workdir: Path,
@@ -147,8 +152,8 @@ def relion_log_picks(
     diameter (NaN: RELION does not write the detected size), in the file's pixel frame.
 
     ``adjust_threshold`` is RELION's --LoG_adjust_threshold (0, its default: RELION's own
-    operating point; positive gives fewer picks). Raises InputError naming the micrograph when
-    it cannot be read or RELION fails.
+    operating point; positive gives fewer picks). ``pixel_size`` None: the file header's.
+    Raises InputError naming the micrograph when it cannot be read or RELION fails.
     """
     from cryopick.io import (
         InputError,
@@ -161,7 +166,7 @@ def relion_log_picks(
     if reason:
         raise InputError(f"{micrograph_path}: cannot run RELION's LoG picker: {reason}")
     workdir = Path(workdir)
-    mrc = _prepared_mrc(micrograph_path, pixel_size, workdir, negate=False)
+    mrc, pixel_size = _prepared_mrc(micrograph_path, pixel_size, workdir, negate=False)
     star = workdir / f"{mrc.stem}_micrographs.star"
     write_relion_micrographs_star(star, [mrc.name], pixel_size)
     picks_star = workdir / "LoG" / f"{mrc.stem}_autopick.star"
@@ -240,7 +245,7 @@ def read_topaz_coordinates(path: str | os.PathLike, scale: float = 1.0) -> pd.Da
 
 def topaz_picks(
     micrograph_path: str,
-    pixel_size: float,
+    pixel_size: float | None,
     diameter_angstrom: float,
     invert: bool,
     workdir: Path,
@@ -251,9 +256,10 @@ def topaz_picks(
     log-likelihood ratio), diameter (NaN), in the file's pixel frame.
 
     ``topaz preprocess`` downsamples (particle 27-54 px across, ``topaz_scale``) with GMM
-    normalisation, then ``topaz extract -m resnet16_u64`` picks at ``threshold`` (Topaz's
-    default, -6). Topaz's models expect dark particles: a bright-particle micrograph
-    (``invert``) is negated first.
+    normalisation, then ``topaz extract -m resnet16_u64`` picks at ``threshold`` (score 0,
+    :data:`TOPAZ_OPERATING_THRESHOLD`). Topaz's models expect dark particles: a
+    bright-particle micrograph (``invert``) is negated first. ``pixel_size`` None: the file
+    header's.
     Raises InputError naming the micrograph when it cannot be read or Topaz fails.
     """
     from cryopick.io import InputError
@@ -262,9 +268,9 @@ def topaz_picks(
     if reason:
         raise InputError(f"{micrograph_path}: cannot run Topaz: {reason}")
     workdir = Path(workdir)
+    mrc, pixel_size = _prepared_mrc(micrograph_path, pixel_size, workdir / "input", negate=invert)
     diameter_px = diameter_angstrom / pixel_size
     scale = topaz_scale(diameter_px)
-    mrc = _prepared_mrc(micrograph_path, pixel_size, workdir / "input", negate=invert)
     preprocessed = workdir / "preprocessed"
     preprocessed.mkdir(parents=True, exist_ok=True)
     output = workdir / f"{mrc.stem}_topaz.txt"

@@ -68,12 +68,8 @@ def stage_timings(benchmark_root: str, n_micrographs: int | None = None) -> pd.D
     (``{benchmark_root}/{rule}/{unit}.tsv``): per job, in total and per micrograph."""
     rows = []
     for rule_dir in sorted(glob.glob(os.path.join(benchmark_root, "*"))):
-        seconds = []
-        for path in sorted(glob.glob(os.path.join(rule_dir, "*.tsv"))):
-            try:
-                seconds.append(float(pd.read_csv(path, sep="\t")["s"].iloc[-1]))
-            except (ValueError, KeyError, IndexError, pd.errors.EmptyDataError):
-                continue
+        found = map(_benchmark_seconds, glob.glob(os.path.join(rule_dir, "*.tsv")))
+        seconds = [value for value in found if value is not None]
         if seconds:
             total = sum(seconds)
             rows.append(
@@ -87,6 +83,17 @@ def stage_timings(benchmark_root: str, n_micrographs: int | None = None) -> pd.D
             )
     columns = ["rule", "jobs", "seconds_per_job", "seconds_total", "seconds_per_micrograph"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _benchmark_seconds(path: str) -> float | None:
+    """The wall seconds (column ``s``, last row) of one Snakemake benchmark file, or None for a
+    file that holds none. Read as text: a data set has one file per job and rule."""
+    try:
+        with open(path) as handle:
+            lines = [line.rstrip("\n").split("\t") for line in handle if line.strip()]
+        return float(lines[-1][lines[0].index("s")]) if len(lines) > 1 else None
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def build_benchmark_table(summaries: dict[str, str], peers: tuple[str, ...] = ()) -> pd.DataFrame:

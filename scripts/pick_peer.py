@@ -6,8 +6,7 @@ import tempfile
 from pathlib import Path
 
 from cryopick.batching import batch_artifact, run_batch, write_completion
-from cryopick.denoise import resolve_pixel_size
-from cryopick.io import InputError, missing_file_message, read_micrograph, write_star
+from cryopick.io import InputError, missing_file_message, write_star
 from cryopick.peers import relion_log_picks, topaz_picks
 from cryopick.workflow import as_list, logged_job
 
@@ -21,10 +20,14 @@ def pick(micrograph: str, workdir: Path) -> str:
     path = files[micrograph]
     if not os.path.exists(path):
         raise InputError(missing_file_message(path, "micrograph"))
-    # the file's pixel size as every stage resolves it (the config's, else the MRC header's)
-    header = read_micrograph(path).pixel_size if not snakemake.params.pixel_size else None
-    pixel_size = resolve_pixel_size(snakemake.params.pixel_size, header, path)
-    common = (path, pixel_size, snakemake.params.diameter, snakemake.params.invert, workdir)
+    # pixel size: the config's, else (None) the file header's, resolved where the peer reads it
+    common = (
+        path,
+        snakemake.params.pixel_size,
+        snakemake.params.diameter,
+        snakemake.params.invert,
+        workdir,
+    )
     if peer == "relion_log":
         picks = relion_log_picks(*common)
     else:
