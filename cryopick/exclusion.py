@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cryopick.ctf import electron_wavelength
 from cryopick.denoise import Frame, bin_to_frame, load_denoised
 from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph, write_star
 from cryopick.settings import config_values
@@ -64,6 +65,9 @@ class ExclusionSettings:
     max_border: float = 0.1  # widest border band, fraction of the side
     ice_tile: int = 512  # file pixels per crystalline-ice tile
     ice_spot: float = 20.0  # peak power at an ice spacing over the peak just beside it
+    ice_resolution: float = 0.25  # spatial sigma of the lattice energy, particle diameters
+    lattice_ratio: float = 8.0  # lattice energy over that between the spots: crystalline
+    lattice_defocus: float = 3.5  # um, largest defocus: how far a lattice's signal moves
 
     @classmethod
     def from_config(cls, config: dict) -> "ExclusionSettings":
@@ -174,7 +178,11 @@ def edge_sharpness(
 
 
 def dark_areas(
-    canvas: np.ndarray, content: np.ndarray, diameter_px: float, settings: ExclusionSettings
+    canvas: np.ndarray,
+    content: np.ndarray,
+    diameter_px: float,
+    settings: ExclusionSettings,
+    level_from: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Class codes of carbon, contamination and thick ice (0 elsewhere) on ``canvas`` (float,
     particles dark), and the darkness measured.
@@ -182,14 +190,18 @@ def dark_areas(
     The smoothed image minus its slow gradient is compared with its median in robust standard
     deviations of the same image (its median absolute deviation: robust while less than half
     the micrograph is excluded), floored by what the pixels' noise alone gives at this scale
-    (the smoothing of a shuffled copy), so that a flat, clean field is not cut into areas."""
+    (the smoothing of a shuffled copy), so that a flat, clean field is not cut into areas.
+    ``level_from``: where the ice level may be measured (default: all the content)."""
     fill = float(np.median(canvas[content]))
     image = np.where(content, canvas, fill).astype(np.float32)
     sigma = max(settings.smoothing * diameter_px, 1.0)
     level = smooth(image, sigma)
     if settings.background > 0:  # 0: no gradient removed
         level -= smooth(image, max(settings.background * diameter_px, 2.0))
-    centre, spread = ice_level(level[content])
+    reference = content if level_from is None else content & level_from
+    if reference.sum() < 0.1 * content.sum():  # too little left to say what the ice is
+        reference = content
+    centre, spread = ice_level(level[reference])
     rng = np.random.default_rng(0)
     shuffled = image.copy()
     shuffled[content] = rng.permutation(shuffled[content])
@@ -206,7 +218,9 @@ def dark_areas(
     count, labels, boxes, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), 8)
     particle_area = math.pi * (diameter_px / 2) ** 2
     content_area = float(content.sum())
-    h, w = int(content.any(1).sum()), int(content.any(0).sum())
+    rows, cols = np.nonzero(content.any(1))[0], np.nonzero(content.any(0))[0]
+    top, bottom = int(rows.min()), int(rows.max()) + 1
+    left, right = int(cols.min()), int(cols.max()) + 1
     areas = []
     for label in range(1, count):
         x, y, bw, bh, area = (int(v) for v in boxes[label])
@@ -221,7 +235,7 @@ def dark_areas(
         if area < settings.min_area * particle_area:
             continue
         darkest = float(z[region].min())
-        touches_edge = x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1
+        touches_edge = x <= left + 1 or y <= top + 1 or x + bw >= right - 1 or y + bh >= bottom - 1
         sharpness = edge_sharpness(region, gradient, depth, diameter_px)
         if sharpness >= settings.sharp_edge:
             large = area >= settings.carbon_fraction * content_area
@@ -293,29 +307,16 @@ def _border_codes(bands: dict[str, int], frame: Frame) -> np.ndarray:
     return mask
 
 
-def ice_spot_scores(
-    image: np.ndarray, pixel_size: float, tile: int = 512
-) -> tuple[np.ndarray, list[float]]:
-    """Per tile of ``tile`` file pixels: the strongest power-spectrum peak within 1.2 % of a
-    resolvable hexagonal-ice spacing over the strongest in the annuli of the same width just
-    inside and outside it (about 1 for amorphous ice and for any smooth or filtered spectrum,
-    far above for crystalline ice or lattice-fringed contamination); NaN everywhere when the
-    pixel size resolves no spacing. Also the spacings used."""
-    nyquist = 0.5 / pixel_size
-    spacings = [d for d in ICE_SPACINGS_A if 1.0 / d < 0.97 * nyquist]
-    h, w = image.shape
-    rows, cols = max(h // tile, 1), max(w // tile, 1)
-    scores = np.full((rows, cols), np.nan, np.float32)
-    if not spacings:
-        return scores, []
-    size = min(tile, h, w)
+def _ice_rings(size: int, pixel_size: float, spacings: list[float]):
+    """Frequencies (cycles per A) of a ``size`` x ``size`` rfft2 and, per spacing, the ring
+    within 1.2 % of it and the annuli of the same width just inside and outside it.
+
+    Not searched: the two axes (detector rows and columns, replicated border stripes put lines
+    there) and multiples of 1/8 cycle per pixel on both axes (JPEG's 8 x 8 blocks; some fall on
+    the ice rings at 1.77 A per pixel)."""
     freq = np.fft.fftfreq(size)  # cycles per pixel
     fy, fx = np.meshgrid(freq, np.fft.rfftfreq(size), indexing="ij")
-    radius = np.hypot(fx, fy) / pixel_size  # cycles per A
-    window = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
-    # Not searched: the two axes (detector rows and columns, replicated border stripes put
-    # lines there) and multiples of 1/8 cycle per pixel on both axes (JPEG's 8 x 8 blocks;
-    # some fall on the ice rings at 1.77 A per pixel)
+    radius = np.hypot(fx, fy) / pixel_size
     step = 1.0 / size
     off_axes = (np.abs(fx) > 2.5 * step) & (np.abs(fy) > 2.5 * step)
     off_grid = off_axes & (
@@ -329,21 +330,185 @@ def ice_spot_scores(
         inner = (np.abs(radius - (f0 - 3 * df)) <= df) & off_grid
         outer = (np.abs(radius - (f0 + 3 * df)) <= df) & (radius < 0.5 / pixel_size) & off_grid
         rings.append((ring, inner, outer))
+    return (fy, fx), rings
+
+
+def resolved_spacings(pixel_size: float) -> list[float]:
+    """The hexagonal-ice spacings a pixel size resolves (below 97 % of Nyquist)."""
+    return [d for d in ICE_SPACINGS_A if 1.0 / d < 0.97 * 0.5 / pixel_size]
+
+
+def _tile_power(image: np.ndarray, r: int, c: int, size: int, window: np.ndarray) -> np.ndarray:
+    patch = np.asarray(image[r * size : (r + 1) * size, c * size : (c + 1) * size], np.float32)
+    patch = (patch - patch.mean()) * window
+    return np.abs(np.fft.rfft2(patch)) ** 2
+
+
+def _ring_ratio(power: np.ndarray, ring, inner, outer) -> float:
+    reference = max(float(power[inner].max()), float(power[outer].max()) if outer.any() else 0.0)
+    return float(power[ring].max()) / max(reference, 1e-12)
+
+
+def ice_spot_scores(
+    image: np.ndarray, pixel_size: float, tile: int = 512
+) -> tuple[np.ndarray, list[float]]:
+    """Per tile of ``tile`` file pixels: the strongest power-spectrum peak within 1.2 % of a
+    resolvable hexagonal-ice spacing over the strongest in the annuli of the same width just
+    inside and outside it (about 1 for amorphous ice and for any smooth or filtered spectrum,
+    far above for crystalline ice or lattice-fringed contamination); NaN everywhere when the
+    pixel size resolves no spacing. Also the spacings used."""
+    spacings = resolved_spacings(pixel_size)
+    h, w = image.shape
+    rows, cols = max(h // tile, 1), max(w // tile, 1)
+    scores = np.full((rows, cols), np.nan, np.float32)
+    if not spacings:
+        return scores, []
+    size = min(tile, h, w)
+    _, rings = _ice_rings(size, pixel_size, spacings)
+    window = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
     for r in range(rows):
         for c in range(cols):
-            patch = np.asarray(image[r * size : (r + 1) * size, c * size : (c + 1) * size])
-            if patch.shape != (size, size):
+            if (r + 1) * size > h or (c + 1) * size > w:
                 continue
-            patch = (patch - patch.mean()) * window
-            power = np.abs(np.fft.rfft2(patch)) ** 2
-            best = 0.0
-            for ring, inner, outer in rings:
-                reference = max(
-                    float(power[inner].max()), float(power[outer].max()) if outer.any() else 0.0
-                )
-                best = max(best, float(power[ring].max()) / max(reference, 1e-12))
-            scores[r, c] = best
+            power = _tile_power(image, r, c, size, window)
+            scores[r, c] = max(_ring_ratio(power, *ring) for ring in rings)
     return scores, spacings
+
+
+def _tile_spots(
+    power: np.ndarray, frequencies, rings, threshold: float, most: int = 6
+) -> list[tuple[float, float]]:
+    """The lattice spots of one tile's spectrum (fy, fx in cycles per pixel): ring bins at
+    least ``threshold`` x the ring's reference, strongest first, one per 3-bin neighbourhood."""
+    fy, fx = frequencies
+    candidates = []
+    for ring, inner, outer in rings:
+        reference = max(
+            float(power[inner].max()), float(power[outer].max()) if outer.any() else 0.0
+        )
+        strong = ring & (power >= threshold * max(reference, 1e-12))
+        candidates += [(float(power[i, j]), i, j) for i, j in zip(*np.nonzero(strong))]
+    spots: list[tuple[int, int]] = []
+    size = power.shape[0]
+    for _, i, j in sorted(candidates, reverse=True):
+        near = any(min(abs(i - a), size - abs(i - a)) <= 3 and abs(j - b) <= 3 for a, b in spots)
+        if not near:
+            spots.append((i, j))
+        if len(spots) == most:
+            break
+    return [(float(fy[i, j]), float(fx[i, j])) for i, j in spots]
+
+
+def _spectrum_at(spectrum: np.ndarray, ky: np.ndarray, kx: np.ndarray, ny: int) -> np.ndarray:
+    """Full 2D spectrum values at integer bins (ky, kx) from an rfft2 (conjugate symmetry
+    for kx < 0)."""
+    negative = kx < 0
+    rows = np.where(negative, -ky, ky) % ny
+    cols = np.abs(kx)
+    values = spectrum[rows, cols]
+    return np.where(negative, np.conj(values), values)
+
+
+def _envelope_energy(
+    spectrum: np.ndarray, shape: tuple[int, int], fy: float, fx: float, sigma_f: float
+) -> np.ndarray:
+    """Energy of the image's component around frequency (fy, fx) (cycles per pixel) under a
+    Gaussian band of ``sigma_f``: the squared envelope, sampled on a coarse grid over the whole
+    image (the band cropped out of the spectrum and inverse-transformed on its own, so it
+    costs a small FFT whatever the micrograph's size)."""
+    ny, nx = shape
+    half_y = max(2, int(math.ceil(4 * sigma_f * ny)))
+    half_x = max(2, int(math.ceil(4 * sigma_f * nx)))
+    cy, cx = int(round(fy * ny)), int(round(fx * nx))
+    dy = np.arange(-half_y, half_y + 1)
+    dx = np.arange(-half_x, half_x + 1)
+    ky, kx = np.meshgrid(cy + dy, cx + dx, indexing="ij")
+    band = _spectrum_at(spectrum, ky, kx, ny)
+    weight = np.exp(
+        -0.5 * (((ky / ny - fy) / sigma_f) ** 2 + ((kx / nx - fx) / sigma_f) ** 2)
+    ).astype(np.float32)
+    envelope = np.fft.ifft2(np.fft.ifftshift(band * weight))
+    return (np.abs(envelope) ** 2).astype(np.float32)
+
+
+def lattice_areas(
+    image: np.ndarray,
+    pixel_size: float,
+    scores: np.ndarray,
+    frame: Frame,
+    diameter_px: float,
+    settings: "ExclusionSettings",
+) -> np.ndarray:
+    """Where the crystalline tiles' lattice is, on the canvas (bool): for each spot of each
+    tile whose score passes ``ice_spot``, the energy of the image around that spot against
+    the energy at the same spacing turned 20, 30 and 40 degrees (between the spots of a
+    hexagonal lattice: amorphous ice and noise have the same energy there), resolved to
+    ``ice_resolution`` particle diameters; pixels where that ratio passes ``lattice_ratio``
+    within one tile of a crystalline one. Particles between contaminants stay usable,
+    which a whole tile would not allow."""
+    mask = np.zeros((frame.size, frame.size), bool)
+    flagged = np.nan_to_num(scores) >= settings.ice_spot
+    if not flagged.any():
+        return mask
+    tile = settings.ice_tile
+    h, w = image.shape
+    size = min(tile, h, w)
+    frequencies, rings = _ice_rings(size, pixel_size, resolved_spacings(pixel_size))
+    window = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
+    spots: list[tuple[float, float]] = []
+    for r, c in zip(*np.nonzero(flagged)):
+        power = _tile_power(image, r, c, size, window)
+        for spot in _tile_spots(power, frequencies, rings, 0.25 * settings.ice_spot):
+            if all(np.hypot(spot[0] - a, spot[1] - b) > 2.0 / size for a, b in spots):
+                spots.append(spot)
+    image = np.asarray(image, np.float32)
+    spectrum = np.fft.rfft2(image - image.mean())
+    sigma_f = 1.0 / (2 * math.pi * max(settings.ice_resolution * diameter_px, 2.0))
+    ratio = None
+    for fy, fx in spots:
+        energy = _envelope_energy(spectrum, (h, w), fy, fx, sigma_f)
+        references = []
+        for turn in (20.0, 30.0, 40.0):
+            a = math.radians(turn)
+            ry = fy * math.cos(a) + fx * math.sin(a)
+            rx = -fy * math.sin(a) + fx * math.cos(a)
+            references.append(_envelope_energy(spectrum, (h, w), ry, rx, sigma_f))
+        reference = np.median(np.stack(references), axis=0)
+        energy = cv2.GaussianBlur(energy, (0, 0), 1.0)
+        reference = cv2.GaussianBlur(reference, (0, 0), 1.0)
+        strong = energy >= settings.lattice_ratio * reference
+        # the lattice's edge where its amplitude is half that inside (a quarter of the energy),
+        # not where the blurred energy first rises above the noise: particles crowd up to it
+        cell = h / energy.shape[0]
+        reach = max(3, int(round(2 * diameter_px / cell)) | 1)
+        inside = cv2.dilate(energy, np.ones((reach, reach), np.uint8))
+        this = (strong & (energy >= 0.25 * inside)).astype(np.float32)
+        ratio = this if ratio is None else np.maximum(ratio, this)
+    if ratio is None:
+        return mask
+    on_canvas = cv2.resize(
+        ratio, (frame.content_width, frame.content_height), interpolation=cv2.INTER_LINEAR
+    )
+    near = cv2.dilate(flagged.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    mask[: frame.content_height, : frame.content_width] = (on_canvas >= 0.5) & _ice_codes(
+        near.astype(np.float32), tile, frame, 0.5
+    )[: frame.content_height, : frame.content_width]
+    return mask
+
+
+def near_dark_areas(
+    dark: np.ndarray, spacings: list[float], canvas_pixel_size: float, settings
+) -> np.ndarray:
+    """Canvas pixels within the lattice's delocalisation of a dark area: defocus moves a
+    spacing d's signal by up to lambda dz / d (about 1.6 nm per micrometre of defocus at
+    3.67 A and 300 kV), so lattice energy that close to a contaminant is the contaminant's own
+    and the area already excludes it."""
+    if not dark.any() or not spacings:
+        return np.zeros_like(dark, bool)
+    reach_a = electron_wavelength(300.0) * settings.lattice_defocus * 1e4 / min(spacings)
+    reach = reach_a / canvas_pixel_size
+    distance = cv2.distanceTransform((~dark).astype(np.uint8), cv2.DIST_L2, 5)
+    return distance <= reach
 
 
 def _ice_codes(scores: np.ndarray, tile: int, frame: Frame, threshold: float) -> np.ndarray:
@@ -382,13 +547,18 @@ def exclusion_map(
     canvas = -binned if invert else binned  # binning is linear: the same as binning -image
     content = frame.content_mask
     diameter_px = diameter_angstrom / denoised.pixel_size
-    codes, stats = dark_areas(canvas, content, diameter_px, settings)
+    # the lattice first: contaminants covering half a micrograph would pull the ice level
+    # down, and their lattice (with its defocus halo) says where they are
+    file_pixel_size = denoised.original_pixel_size
+    scores, spacings = ice_spot_scores(image, file_pixel_size, settings.ice_tile)
+    lattice = lattice_areas(
+        image, file_pixel_size, scores, frame, diameter_angstrom / file_pixel_size, settings
+    )
+    codes, stats = dark_areas(canvas, content, diameter_px, settings, level_from=~lattice)
     bands = border_bands(image, settings)
     border = _border_codes(bands, frame) & (codes == 0)
     codes[border] = CODES["border"]
-    file_pixel_size = denoised.original_pixel_size
-    scores, spacings = ice_spot_scores(image, file_pixel_size, settings.ice_tile)
-    ice = _ice_codes(scores, settings.ice_tile, frame, settings.ice_spot) & (codes == 0)
+    ice = lattice & ~near_dark_areas(codes > 0, spacings, denoised.pixel_size, settings)
     codes[ice] = CODES["crystalline_ice"]
     finite = scores[np.isfinite(scores)]
     stats.update(

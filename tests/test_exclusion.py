@@ -121,6 +121,25 @@ def test_a_crystalline_ice_tile_is_found_by_its_spacings():
     assert spacings == [] and np.isnan(scores).all()
 
 
+def test_crystalline_ice_is_outlined_where_its_lattice_is_not_by_whole_tiles(tmp_path):
+    # a grain of crystalline ice (a disc of lattice fringes in amorphous noise) inside one of
+    # four tiles: the map covers the grain, not its tile, so particles beside it stay usable
+    rng = np.random.default_rng(2)
+    pixel_size, size, radius = 1.2, 1024, 120
+    image = rng.normal(100, 10, size=(size, size)).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size]
+    grain = np.hypot(xx - 300, yy - 260) < radius
+    image[grain] += 3.0 * lattice_tile(rng, size, pixel_size, 3.90)[grain]
+    micrograph, denoised = denoised_for(tmp_path, image, pixel_size)
+    exclusion = exclusion_map(micrograph, denoised, 100 * pixel_size, ExclusionSettings())
+    found = exclusion.mask(("crystalline_ice",))
+    expected = mask_on_canvas(grain, exclusion.frame)
+    iou = (found & expected).sum() / (found | expected).sum()
+    assert iou > 0.6, iou
+    assert exclusion.stats["ice_tiles"] == 1
+    assert found.sum() < 0.35 * (exclusion.frame.size / 2) ** 2  # far less than its tile
+
+
 def test_border_stripes_are_measured_per_edge():
     rng = np.random.default_rng(1)
     image = rng.normal(0, 1, size=(400, 600)).astype(np.float32)
