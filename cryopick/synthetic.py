@@ -447,7 +447,7 @@ def _dense_aggregates(
     phase: np.ndarray,
     mask: np.ndarray,
 ) -> list[dict]:
-    """Clumps of the data set's own particles, 3-10 mean diameters across: about 1.2 copies per
+    """Clumps of the data set's own particles, 3-10 mean diameters across: about 2 copies per
     particle area at random places in a disc and random orientations, so they touch and overlap
     and look like particles one by one. A clump's mask is the union of its copies' supports with
     the gaps they enclose filled (a centre there would lie inside the clump)."""
@@ -458,7 +458,7 @@ def _dense_aggregates(
     for _ in range(n):
         across = rng.uniform(3, 10) * diameter
         cx, cy = rng.uniform(0, s.width), rng.uniform(0, s.height)
-        copies = int(round(1.2 * (across / diameter) ** 2))
+        copies = int(round(2.0 * (across / diameter) ** 2))
         r = 0.5 * (across - diameter) * np.sqrt(rng.random(copies))
         a = rng.uniform(0, 2 * math.pi, copies)
         choice = rng.integers(len(volumes), size=copies)
@@ -926,8 +926,8 @@ def generate_micrograph(
     ``volumes`` may pass a precomputed :func:`volume_family` (same settings and seed) to save
     rebuilding it; ``keep_components`` also returns the noise-free image and the particle
     signal (for tests and figures; they cost memory). The phases below draw from one random
-    stream in this order, so their order is part of what a seed means.
-    """
+    stream in this order, so their order is part of what a seed means; the optional classes
+    draw from streams of their own (see the module docstring)."""
     s = settings
     h, w, px = s.height, s.width, s.pixel_size
     rng = _rng(seed, 1, index)
