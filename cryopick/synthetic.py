@@ -11,7 +11,12 @@ Image formation, in order (weak-phase approximation, lengths in A, phases in rad
    frequency, a peak at 1/3.7 A); a carbon film region beyond a hole edge (a sharp arc) with a
    stronger texture and a mean phase step; crystalline-ice contaminants (dark domes, some with
    hexagonal lattice fringes at 3.9 / 3.67 / 3.44 A, i.e. spots in the power spectrum); protein
-   aggregates (clumps of atoms, not particles).
+   aggregates (clumps of atoms, not particles). Optionally (each off by default): a linear
+   thickness ramp (a wedge of ice), cracks and an empty area where there is no ice at all
+   (thickness 0: no optical density, no texture, nothing on them, so they are bright), grains of
+   crystalline ice (Voronoi domains whose ice phase carries hexagonal-lattice plane waves), and
+   dense aggregates (clumps of touching copies of the data set's own particles).
+   Each background class has an exact mask; none holds a particle centre.
 3. One CTF (per-micrograph defocus and astigmatism, B-factor envelope) applied to all phases in
    Fourier space: ``contrast = 2 * F^-1[CTF * F(phi)]``.
 4. Intensity ``I = T * g * (1 + contrast)`` with the transmission ``T = exp(-t / mean free path)``
@@ -27,7 +32,10 @@ mask, divided by the noise variance. At a dose ``D`` the noise variance is the e
 Randomness: the volume family comes from the data set seed alone; everything else in a
 micrograph from ``SeedSequence([seed, 1, index])`` and its noise from ``SeedSequence([seed, 2,
 index])``, so a micrograph can be regenerated alone, and switching the noise model leaves the
-specimen identical. The same settings and seed give byte-identical files.
+specimen identical. The optional classes (wedge, cracks, empty area, crystalline ice, dense
+aggregates) each draw from a stream of their own, ``SeedSequence([seed, 3..7, index])``, and only
+when enabled, so turning them on leaves the rest of the specimen as it was and sets made before
+they existed are unchanged. The same settings and seed give byte-identical files.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import scipy.fft
+import scipy.ndimage
 from scipy.spatial.transform import Rotation
 
 from cryopick.ctf import CTFParams, ctf_rfft, interaction_constant
@@ -70,6 +79,10 @@ WATER_POTENTIAL_V = 4.8  # mean inner potential of vitreous ice
 WATER_MOLECULES_PER_A3 = 0.0314  # vitreous ice, 0.94 g/cm^3
 CARBON_POTENTIAL_V = 10.0
 ICE_RING_SPACINGS_A = (3.90, 3.67, 3.44)  # hexagonal ice (100), (002), (101)
+# streams of the optional background classes (0: volumes, 1: content, 2: noise)
+WEDGE_STREAM, CRACK_STREAM, EMPTY_STREAM, CRYSTAL_STREAM, DENSE_STREAM = 3, 4, 5, 6, 7
+EMPTY_WHOLE_FIELD_CHANCE = 0.1  # an empty micrograph is empty all over (off carbon) this often
+CRYSTAL_WHOLE_FIELD_CHANCE = 0.2  # crystalline ice covers the whole film this often
 
 
 @dataclass
@@ -84,7 +97,10 @@ class SyntheticMicrograph:
     ice_mask: np.ndarray  # bool: ice thicker than thick_ice_threshold x the mean
     contamination_mask: np.ndarray  # bool: crystalline-ice contaminants
     carbon_mask: np.ndarray  # bool: carbon film
-    aggregate_mask: np.ndarray  # bool: protein aggregates
+    aggregate_mask: np.ndarray  # bool: protein aggregates, sparse and dense
+    crack_mask: np.ndarray  # bool: cracks in the ice (no ice there)
+    empty_mask: np.ndarray  # bool: an area without ice (broken or unfilled hole)
+    crystalline_ice_mask: np.ndarray  # bool: grains of crystalline ice in the film
     ctf: CTFParams
     info: dict = field(default_factory=dict)  # everything drawn for this micrograph
     noise_free: np.ndarray | None = None  # only with keep_components=True
@@ -93,8 +109,16 @@ class SyntheticMicrograph:
 
     @property
     def exclusion_mask(self) -> np.ndarray:
-        """Where no particle should be picked: thick ice, contamination, carbon, aggregates."""
-        return self.ice_mask | self.contamination_mask | self.carbon_mask | self.aggregate_mask
+        """Where no particle should be picked: the union of every background class."""
+        return _union(
+            self.ice_mask,
+            self.contamination_mask,
+            self.carbon_mask,
+            self.aggregate_mask,
+            self.crack_mask,
+            self.empty_mask,
+            self.crystalline_ice_mask,
+        )
 
     @property
     def coordinates(self) -> pd.DataFrame:
@@ -118,6 +142,13 @@ class SyntheticMicrograph:
 def _rng(seed: int, stream: int, index: int | None = None) -> np.random.Generator:
     key = [int(seed), stream] + ([] if index is None else [int(index)])
     return np.random.default_rng(np.random.SeedSequence(key))
+
+
+def _union(*masks: np.ndarray) -> np.ndarray:
+    out = masks[0].copy()
+    for mask in masks[1:]:
+        out |= mask
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,6 +236,22 @@ def _carbon(rng, s: SyntheticSettings) -> tuple[np.ndarray, dict]:
     fraction = rng.uniform(*s.carbon_fraction_range)
     theta = rng.uniform(0, 2 * math.pi)
     radius = rng.uniform(0.8, 1.5) * max(h, w)
+    mask, cx, cy = _beyond_arc((h, w), theta, radius, fraction)
+    return mask, {
+        "carbon": True,
+        "carbon_fraction": float(mask.mean()),
+        "hole_centre": [cx, cy],
+        "hole_radius_px": radius,
+    }
+
+
+def _beyond_arc(
+    shape: tuple[int, int], theta: float, radius: float, fraction: float
+) -> tuple[np.ndarray, float, float]:
+    """The area outside a circle of ``radius`` (px), on the side ``theta`` points to from the
+    field's centre, covering ``fraction`` of the field (as far as the circle allows); the mask
+    and the circle's centre."""
+    h, w = shape
     ux, uy = math.cos(theta), math.sin(theta)
     # the edge point on the line through the centre along u; choose its offset for `fraction`
     gy, gx = np.mgrid[0:64, 0:64]
@@ -227,13 +274,66 @@ def _carbon(rng, s: SyntheticSettings) -> tuple[np.ndarray, dict]:
     cx = w / 2 + ux * (offset - radius)
     cy = h / 2 + uy * (offset - radius)
     xs, ys = _disc_grid((h, w), cx, cy)
-    mask = xs * xs + ys * ys > np.float32(radius * radius)
+    return xs * xs + ys * ys > np.float32(radius * radius), cx, cy
+
+
+def _empty_area(rng, s: SyntheticSettings, carbon_mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """An area without ice (a broken or unfilled hole): beyond an arc that faces away from any
+    carbon, or now and then the whole field; never on carbon, which lies beside the hole."""
+    h, w = s.height, s.width
+    if rng.random() >= s.empty_probability:
+        return np.zeros((h, w), dtype=bool), {"empty": False}
+    whole = bool(rng.random() < EMPTY_WHOLE_FIELD_CHANCE)
+    theta = rng.uniform(0, 2 * math.pi)
+    jitter = rng.uniform(-0.5, 0.5)
+    radius = rng.uniform(0.8, 1.5) * max(h, w)
+    fraction = rng.uniform(*s.empty_area_range)
+    if whole:
+        mask = np.ones((h, w), dtype=bool)
+    else:
+        if carbon_mask.any():  # the side opposite the carbon's centroid
+            rows, cols = carbon_mask.sum(axis=1), carbon_mask.sum(axis=0)
+            cy = float(rows @ np.arange(h)) / float(rows.sum())
+            cx = float(cols @ np.arange(w)) / float(cols.sum())
+            theta = math.atan2(h / 2 - cy, w / 2 - cx) + jitter
+        mask = _beyond_arc((h, w), theta, radius, fraction)[0]
+    mask &= ~carbon_mask
     return mask, {
-        "carbon": True,
-        "carbon_fraction": float(mask.mean()),
-        "hole_centre": [cx, cy],
-        "hole_radius_px": radius,
+        "empty": True,
+        "empty_whole_field": whole,
+        "empty_area_fraction": float(mask.mean()),
     }
+
+
+def _cracks(rng, s: SyntheticSettings, carbon_mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """One to three cracks in the ice: walks of 48 straight steps whose heading wanders (slightly
+    meandering, jagged at the vertices), widened to a width drawn per crack; never on carbon."""
+    h, w, px = s.height, s.width, s.pixel_size
+    mask = np.zeros((h, w), dtype=bool)
+    if rng.random() >= s.crack_probability:
+        return mask, {"cracks": []}
+    out = []
+    for _ in range(int(rng.integers(1, 4))):
+        width = rng.uniform(*s.crack_width_range) / px
+        length = rng.uniform(0.3, 1.2) * max(h, w)
+        start = (rng.uniform(0, w), rng.uniform(0, h))
+        heading = rng.uniform(0, 2 * math.pi) + np.cumsum(rng.normal(0, 0.12, 48))
+        steps = length / 48 * np.column_stack([np.cos(heading), np.sin(heading)])
+        vertices = np.vstack([start, start + np.cumsum(steps, axis=0)])
+        line = np.full((h, w), 255, dtype=np.uint8)
+        cv2.polylines(line, [np.round(vertices * 16).astype(np.int32)], False, 0, 1, shift=4)
+        distance = cv2.distanceTransform(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        crack = (distance <= 0.5 * max(width - 1, 0.0)) & ~carbon_mask
+        mask |= crack
+        out.append(
+            {
+                "width_A": width * px,
+                "length_px": length,
+                "start": list(start),
+                "fraction": float(crack.mean()),
+            }
+        )
+    return mask, {"cracks": out, "crack_fraction": float(mask.mean())}
 
 
 def _contaminants(
@@ -339,6 +439,118 @@ def _aggregates(
     return out
 
 
+def _dense_aggregates(
+    rng,
+    s: SyntheticSettings,
+    volumes: list[Volume],
+    sigma_e: float,
+    phase: np.ndarray,
+    mask: np.ndarray,
+) -> list[dict]:
+    """Clumps of the data set's own particles, 3-10 mean diameters across: about 2 copies per
+    particle area at random places in a disc and random orientations, so they touch and overlap
+    and look like particles one by one. A clump's mask is the union of its copies' supports with
+    the gaps they enclose filled (a centre there would lie inside the clump)."""
+    px = s.pixel_size
+    n = int(rng.poisson(s.dense_aggregates_per_um2 * s.area_um2))
+    diameter = float(np.mean([v.diameter for v in volumes])) / px
+    out = []
+    for _ in range(n):
+        across = rng.uniform(3, 10) * diameter
+        cx, cy = rng.uniform(0, s.width), rng.uniform(0, s.height)
+        copies = int(round(2.0 * (across / diameter) ** 2))
+        r = 0.5 * (across - diameter) * np.sqrt(rng.random(copies))
+        a = rng.uniform(0, 2 * math.pi, copies)
+        choice = rng.integers(len(volumes), size=copies)
+        matrices = random_rotations(rng, copies).as_matrix()
+        half = int(math.ceil(across)) + 2
+        bx0, by0 = int(cx) - half, int(cy) - half
+        clump = np.zeros((2 * half + 1, 2 * half + 1), dtype=bool)
+        for i in range(copies):
+            centre = (cx + r[i] * math.cos(a[i]), cy + r[i] * math.sin(a[i]))
+            box, x0, y0 = project(volumes[choice[i]], matrices[i], px, centre)
+            where = _paste(phase, box, x0, y0)
+            if where is not None:
+                phase[where[0]] += np.float32(sigma_e) * box[where[1]]
+            local = _paste(clump, box, x0 - bx0, y0 - by0)
+            if local is not None:
+                clump[local[0]] |= box[local[1]] > s.mask_threshold * float(box.max())
+        where = _paste(mask, clump, bx0, by0)
+        if where is not None:
+            mask[where[0]] |= scipy.ndimage.binary_fill_holes(clump)[where[1]]
+        out.append({"x": cx, "y": cy, "diameter_px": across, "copies": copies})
+    return out
+
+
+def _ice_lattice_waves(rng, pixel_size: float) -> tuple[str, list[tuple[float, float]]]:
+    """One grain's lattice: its zone and (spacing A, direction rad) of each plane wave, in a
+    random in-plane orientation. Looking down the c axis (basal) hexagonal ice shows (100) at
+    3.90 A in three directions 60 degrees apart; with c in the plane (prism) it shows (100), (002)
+    at 3.67 A at right angles to it and (101), (10-1) at 3.44 A (a* +- c*, at arccos(3.44/3.90)
+    from a*). Waves the pixel size cannot resolve are left out: sampled, they would alias to
+    false spacings."""
+    d100, d002, d101 = ICE_RING_SPACINGS_A
+    base = rng.uniform(0, 2 * math.pi)
+    if rng.random() < 0.5:
+        zone, waves = "basal", [(d100, base + j * math.pi / 3) for j in range(3)]
+    else:
+        tilt = math.acos(d101 / d100)
+        zone = "prism"
+        waves = [(d100, base), (d002, base + math.pi / 2), (d101, base + tilt), (d101, base - tilt)]
+    nyquist = 0.5 / pixel_size
+    return zone, [(d, a) for d, a in waves if 1 / d < 0.97 * nyquist]
+
+
+def _crystalline_ice(
+    rng, s: SyntheticSettings, sigma_e: float, thickness: np.ndarray, phase: np.ndarray
+) -> tuple[np.ndarray, dict]:
+    """Grains of crystalline ice in the film: Voronoi domains of 4-12 random seeds, one to three
+    of them (or now and then all) crystalline, where there is ice. Each adds its lattice to
+    ``phase`` (in place), each wave at crystalline_ice_strength x the local sigma of the
+    amorphous texture; returns the mask and what was drawn."""
+    h, w = s.height, s.width
+    mask = np.zeros((h, w), dtype=bool)
+    if rng.random() >= s.crystalline_ice_probability:
+        return mask, {"crystalline_ice": []}
+    k = int(rng.integers(4, 13))
+    seeds = rng.uniform(0, 1, (k, 2)) * (w, h)
+    whole = bool(rng.random() < CRYSTAL_WHOLE_FIELD_CHANCE)
+    chosen = range(k) if whole else rng.choice(k, int(rng.integers(1, 4)), replace=False)
+    nearest = np.zeros((h, w), dtype=np.int8)
+    best = np.full((h, w), np.inf, dtype=np.float32)
+    for j, (sx, sy) in enumerate(seeds):
+        xs, ys = _disc_grid((h, w), sx, sy)
+        d2 = xs * xs + ys * ys
+        closer = d2 < best
+        best[closer] = d2[closer]
+        nearest[closer] = j
+    del best
+    ice_sigma = _ice_sigma(s, sigma_e, thickness)
+    out = []
+    for j in sorted(int(c) for c in chosen):
+        zone, waves = _ice_lattice_waves(rng, s.pixel_size)
+        offsets = rng.uniform(0, 2 * math.pi, len(waves))
+        grain = (nearest == j) & (thickness > 0)
+        mask |= grain
+        ys, xs = np.nonzero(grain)
+        lattice = np.zeros(len(xs), dtype=np.float32)
+        for (d, a), offset in zip(waves, offsets):
+            kx, ky = math.cos(a) / d * s.pixel_size, math.sin(a) / d * s.pixel_size
+            lattice += np.cos(2 * math.pi * (kx * xs + ky * ys) + offset).astype(np.float32)
+        phase[ys, xs] += np.float32(s.crystalline_ice_strength) * ice_sigma[ys, xs] * lattice
+        out.append(
+            {
+                "seed": [float(seeds[j, 0]), float(seeds[j, 1])],
+                "zone": zone,
+                "lattice_spacings_A": sorted({d for d, _ in waves}, reverse=True),
+                "fraction": float(grain.mean()),
+            }
+        )
+    info = {"crystalline_ice": out, "crystalline_ice_whole_field": whole}
+    info["crystalline_ice_fraction"] = float(mask.mean())
+    return mask, info
+
+
 def _place_particles(
     rng, s: SyntheticSettings, radii_px: np.ndarray, excluded: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -418,10 +630,10 @@ def _draw_optics(rng: np.random.Generator, s: SyntheticSettings) -> CTFParams:
 
 
 def _draw_ice(
-    rng: np.random.Generator, s: SyntheticSettings
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Ice thickness (A; a smooth gradient, sometimes a patch of much thicker ice), the mask
-    of thick ice, the optical density of the ice (transmission exp(-od)) and what was drawn."""
+    rng: np.random.Generator, s: SyntheticSettings, wedge_rng: np.random.Generator
+) -> tuple[np.ndarray, float, dict]:
+    """Ice thickness (A; a smooth gradient, sometimes a patch of much thicker ice, optionally a
+    linear wedge from ``wedge_rng``), its mean and what was drawn."""
     h, w = s.height, s.width
     t_mean = rng.uniform(*s.ice_thickness_range)
     thickness = t_mean * (1 + s.ice_gradient * smooth_field(rng, (h, w), 3))
@@ -429,27 +641,53 @@ def _draw_ice(
     if thick_patch:
         bump = np.clip(smooth_field(rng, (h, w), 4) - 1.0, 0, None)
         thickness += t_mean * rng.uniform(0.8, 1.5) * np.minimum(bump, 1.0)
+    info = {"ice_thickness_mean_A": t_mean, "thick_ice_patch": thick_patch}
+    if s.ice_wedge > 0:
+        theta = wedge_rng.uniform(0, 2 * math.pi)
+        ux, uy = math.cos(theta), math.sin(theta)
+        xs, ys = _disc_grid((h, w), w / 2, h / 2)
+        # -1 .. 1 from the thinnest corner to the thickest one
+        along = (xs * np.float32(ux) + ys * np.float32(uy)) / np.float32(
+            0.5 * (abs(ux) * w + abs(uy) * h)
+        )
+        thickness += np.float32(0.5 * s.ice_wedge * t_mean) * along
+        info["ice_wedge_direction_deg"] = math.degrees(theta)  # towards thicker ice
     np.maximum(thickness, 0.2 * t_mean, out=thickness)
-    ice_mask = thickness > s.thick_ice_threshold * t_mean
-    optical_density = thickness / np.float32(s.ice_mean_free_path)
-    info = {
-        "ice_thickness_mean_A": t_mean,
-        "thick_ice_patch": thick_patch,
-        "thick_ice_fraction": float(ice_mask.mean()),
-    }
-    return thickness, ice_mask, optical_density, info
+    return thickness, t_mean, info
+
+
+def _draw_voids(
+    s: SyntheticSettings, seed: int, index: int, carbon_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Where there is no ice, each from its own stream and only when enabled: the crack and
+    empty-area masks and what was drawn."""
+    h, w = s.height, s.width
+    none = np.zeros((h, w), dtype=bool)
+    info: dict = {}
+    crack_mask, empty_mask = none, none
+    if s.crack_probability > 0:
+        crack_mask, drawn = _cracks(_rng(seed, CRACK_STREAM, index), s, carbon_mask)
+        info.update(drawn)
+    if s.empty_probability > 0:
+        empty_mask, drawn = _empty_area(_rng(seed, EMPTY_STREAM, index), s, carbon_mask)
+        info.update(drawn)
+    return crack_mask, empty_mask, info
 
 
 def _draw_obstacles(
-    rng: np.random.Generator, s: SyntheticSettings, sigma_e: float, optical_density: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Carbon film, crystalline-ice contaminants and protein aggregates: their masks (carbon,
-    contamination, aggregates), their deterministic phase and what was drawn. Carbon and
+    rng: np.random.Generator,
+    s: SyntheticSettings,
+    sigma_e: float,
+    optical_density: np.ndarray,
+    carbon_mask: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Carbon film's phase, crystalline-ice contaminants and protein aggregates: their masks
+    (contamination, aggregates), their deterministic phase and what was drawn. Carbon and
     contaminants also darken ``optical_density`` (in place)."""
     h, w = s.height, s.width
-    carbon_mask, info = _carbon(rng, s)
+    info: dict = {}
     phase = np.zeros((h, w), dtype=np.float32)
-    if info["carbon"]:
+    if carbon_mask.any():
         # the mean phase step of the film (~1 rad) is far from weak; clip it so the linear
         # model gives an edge fringe and a modest darkening, not an artefact
         carbon_phase = min(sigma_e * CARBON_POTENTIAL_V * s.carbon_thickness, 0.3)
@@ -459,7 +697,7 @@ def _draw_obstacles(
     info["contaminants"] = _contaminants(rng, s, optical_density, phase, contamination_mask)
     aggregate_mask = np.zeros((h, w), dtype=bool)
     info["aggregates"] = _aggregates(rng, s, sigma_e, phase, aggregate_mask)
-    return carbon_mask, contamination_mask, aggregate_mask, phase, info
+    return contamination_mask, aggregate_mask, phase, info
 
 
 PARTICLE_COLUMNS = [
@@ -560,18 +798,25 @@ def _ice_texture(
 ) -> np.ndarray:
     """Amorphous-ice (and carbon) phase texture on the padded canvas: white noise scaled by
     the local thickness (its water spectrum comes with the CTF)."""
-    h, w, px = s.height, s.width, s.pixel_size
-    ice_sigma = (
-        s.ice_texture
-        * sigma_e
-        * WATER_POTENTIAL_V
-        * np.sqrt(thickness / (WATER_MOLECULES_PER_A3 * px * px)).astype(np.float32)
-    )
+    h, w = s.height, s.width
+    ice_sigma = _ice_sigma(s, sigma_e, thickness)
     if carbon_mask is not None:
         ice_sigma[carbon_mask] *= 3.0
     texture = rng.standard_normal(canvas, dtype=np.float32)
     texture *= np.pad(ice_sigma, _pad_width(pad, canvas, h, w), mode="edge")
     return texture
+
+
+def _ice_sigma(s: SyntheticSettings, sigma_e: float, thickness: np.ndarray) -> np.ndarray:
+    """Per-pixel sigma (rad) of the amorphous-ice phase texture: the Poisson fluctuation of the
+    number of water molecules in a column (0 where there is no ice)."""
+    px = s.pixel_size
+    return (
+        s.ice_texture
+        * sigma_e
+        * WATER_POTENTIAL_V
+        * np.sqrt(thickness / (WATER_MOLECULES_PER_A3 * px * px)).astype(np.float32)
+    )
 
 
 def _pad_width(pad: int, canvas: tuple[int, int], h: int, w: int):
@@ -681,8 +926,8 @@ def generate_micrograph(
     ``volumes`` may pass a precomputed :func:`volume_family` (same settings and seed) to save
     rebuilding it; ``keep_components`` also returns the noise-free image and the particle
     signal (for tests and figures; they cost memory). The phases below draw from one random
-    stream in this order, so their order is part of what a seed means.
-    """
+    stream in this order, so their order is part of what a seed means; the optional classes
+    draw from streams of their own (see the module docstring)."""
     s = settings
     h, w, px = s.height, s.width, s.pixel_size
     rng = _rng(seed, 1, index)
@@ -697,16 +942,53 @@ def generate_micrograph(
     }
 
     ctf = _draw_optics(rng, s)
-    thickness, ice_mask, optical_density, drawn = _draw_ice(rng, s)
+    thickness, t_mean, drawn = _draw_ice(rng, s, _rng(seed, WEDGE_STREAM, index))
     info.update(drawn)
-    carbon_mask, contamination_mask, aggregate_mask, obstacle_phase, drawn = _draw_obstacles(
-        rng, s, sigma_e, optical_density
+    carbon_mask, drawn = _carbon(rng, s)
+    info.update(drawn)
+    crack_mask, empty_mask, drawn = _draw_voids(s, seed, index, carbon_mask)
+    info.update(drawn)
+    void = crack_mask | empty_mask
+    thickness[void] = 0  # no ice: no optical density, no texture
+    ice_mask = thickness > s.thick_ice_threshold * t_mean
+    info["thick_ice_fraction"] = float(ice_mask.mean())
+    optical_density = thickness / np.float32(s.ice_mean_free_path)
+    contamination_mask, aggregate_mask, obstacle_phase, drawn = _draw_obstacles(
+        rng, s, sigma_e, optical_density, carbon_mask
     )
     info.update(drawn)
+    crystalline_ice_mask = np.zeros((h, w), dtype=bool)
+    if s.crystalline_ice_probability > 0:
+        crystalline_ice_mask, drawn = _crystalline_ice(
+            _rng(seed, CRYSTAL_STREAM, index),
+            s,
+            sigma_e,
+            thickness,
+            obstacle_phase,
+        )
+        info.update(drawn)
+    if s.dense_aggregates_per_um2 > 0:
+        info["dense_aggregates"] = _dense_aggregates(
+            _rng(seed, DENSE_STREAM, index), s, volumes, sigma_e, obstacle_phase, aggregate_mask
+        )
+    if void.any():  # nothing lies on a hole in the ice
+        obstacle_phase[void] = 0
+        optical_density[void] = 0
+        contamination_mask &= ~void
+        aggregate_mask &= ~void
+    del void
     # the CTF spreads each point over a disc of radius ~ lambda dz k + Cs lambda^3 k^3: render
     # phases on a canvas padded by that much so that nothing wraps round the edges in the FFT
     pad, canvas = _fft_padding(ctf, px, h, w)
-    excluded = ice_mask | contamination_mask | carbon_mask | aggregate_mask
+    excluded = _union(
+        ice_mask,
+        contamination_mask,
+        carbon_mask,
+        aggregate_mask,
+        crack_mask,
+        empty_mask,
+        crystalline_ice_mask,
+    )
     particle_phase, instances, particles, drawn = _draw_particles(
         rng, s, volumes, sigma_e, excluded, pad, canvas
     )
@@ -748,6 +1030,9 @@ def generate_micrograph(
         contamination_mask=contamination_mask,
         carbon_mask=carbon_mask,
         aggregate_mask=aggregate_mask,
+        crack_mask=crack_mask,
+        empty_mask=empty_mask,
+        crystalline_ice_mask=crystalline_ice_mask,
         ctf=ctf,
         info=info,
         noise_free=clean if keep_components else None,
@@ -870,6 +1155,9 @@ def write_micrograph_files(m: SyntheticMicrograph, out_dir: str | os.PathLike, n
                 contamination=m.contamination_mask,
                 carbon=m.carbon_mask,
                 aggregate=m.aggregate_mask,
+                crack=m.crack_mask,
+                empty=m.empty_mask,
+                crystalline_ice=m.crystalline_ice_mask,
             )
     with atomic_path(paths["particles"]) as tmp:
         m.particles.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
@@ -893,6 +1181,8 @@ def dataset_parameters(
             "volumes": "numpy SeedSequence([seed, 0])",
             "micrograph content": "numpy SeedSequence([seed, 1, index])",
             "micrograph noise": "numpy SeedSequence([seed, 2, index])",
+            "ice wedge, cracks, empty area, crystalline ice, dense aggregates": "numpy "
+            "SeedSequence([seed, 3..7, index]), each drawn only when enabled",
         },
         "snr_definition": "variance of the noise-free particle image over the union particle "
         "mask / noise variance (expected counts for shot noise)",

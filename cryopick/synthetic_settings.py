@@ -76,6 +76,15 @@ class SyntheticSettings:
     carbon_fraction_range: tuple[float, float] = (0.05, 0.35)  # area covered by carbon
     carbon_thickness: float = 150.0  # A
     aggregates_per_um2: float = 2.0  # protein aggregates (Poisson mean)
+    # more exclusion classes (issue 11); all off by default so that existing sets stay identical
+    crack_probability: float = 0.0  # chance of one to three cracks in the ice (bright lines)
+    crack_width_range: tuple[float, float] = (20.0, 150.0)  # crack width, A
+    empty_probability: float = 0.0  # chance of an area with no ice (a broken or unfilled hole)
+    empty_area_range: tuple[float, float] = (0.1, 0.6)  # fraction of the field left empty
+    crystalline_ice_probability: float = 0.0  # chance of grains of crystalline ice in the film
+    crystalline_ice_strength: float = 0.3  # lattice wave amplitude / amorphous texture sigma
+    ice_wedge: float = 0.0  # linear thickness ramp: t_mean x (1 -+ ice_wedge / 2) at the corners
+    dense_aggregates_per_um2: float = 0.0  # clumps of touching particles (Poisson mean)
     # noise
     noise: str = "dose"  # dose | snr | none
     dose: float = 40.0  # e-/A^2
@@ -93,6 +102,8 @@ class SyntheticSettings:
             "ice_thickness_range",
             "contaminant_size_range",
             "carbon_fraction_range",
+            "crack_width_range",
+            "empty_area_range",
             "volume_kinds",
             "volume_files",
         ):
@@ -128,12 +139,27 @@ class SyntheticSettings:
             "ice_thickness_range",
             "contaminant_size_range",
             "carbon_fraction_range",
+            "crack_width_range",
+            "empty_area_range",
         ):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
                 problems.append(
                     f"{name} must be [low, high] with 0 <= low <= high (got {list(lo_hi)})"
                 )
+        for name in ("crack_probability", "empty_probability", "crystalline_ice_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name} must lie in [0, 1] (got {getattr(self, name)})")
+        if not all(v > 0 for v in self.crack_width_range):
+            problems.append(f"crack_width_range must be > 0 (got {list(self.crack_width_range)})")
+        if not all(v <= 1 for v in self.empty_area_range):
+            problems.append(
+                f"empty_area_range must lie in [0, 1] (got {list(self.empty_area_range)})"
+            )
+        if not 0 <= self.ice_wedge <= 2:
+            problems.append(f"ice_wedge must lie in [0, 2] (got {self.ice_wedge})")
+        if self.crystalline_ice_strength < 0 or self.dense_aggregates_per_um2 < 0:
+            problems.append("crystalline_ice_strength and dense_aggregates_per_um2 must be >= 0")
         if not 0 <= self.amplitude_contrast < 1:
             problems.append("amplitude_contrast must lie in [0, 1)")
         if self.n_volumes < 1 or self.atoms_per_volume < 10:

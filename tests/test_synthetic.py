@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import replace
@@ -14,6 +15,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.transform import Rotation
 
+from cryopick import synthetic
 from cryopick.ctf import (
     CTFParams,
     ctf_rfft,
@@ -365,6 +367,225 @@ def test_crystalline_contaminants_put_lattice_spots_in_the_power_spectrum():
         assert spectrum[ring].max() > 20 * np.median(spectrum[nearby])
 
 
+# ---------------------------------------------------------------------------------------------
+# the optional background classes (issue 11): cracks, empty areas, crystalline ice, wedge, dense
+# aggregates
+# ---------------------------------------------------------------------------------------------
+
+# the ice_masks/{name}.npz keys and the SyntheticMicrograph mask each holds
+EXCLUSION_CLASSES = {
+    "thick_ice": "ice_mask",
+    "contamination": "contamination_mask",
+    "carbon": "carbon_mask",
+    "aggregate": "aggregate_mask",
+    "crack": "crack_mask",
+    "empty": "empty_mask",
+    "crystalline_ice": "crystalline_ice_mask",
+}
+
+# sha256 of image, instances, thick-ice, contamination, carbon and aggregate masks, computed with
+# the generator as it was before the optional classes existed (commit 86dfb2a): shipped models
+# carry the sha256 of data made by it
+FINGERPRINTS = [
+    (dict(), 0, 3, "82c6c5c9a05a611d2955e4a1b01d8a23ee7a7882845e5a479607e357871636d0"),
+    (
+        dict(
+            carbon_probability=1.0,
+            contaminants_per_um2=2000.0,
+            aggregates_per_um2=800.0,
+            thick_ice_probability=1.0,
+            crystalline_fraction=1.0,
+            pixel_size=2.0,
+        ),
+        1,
+        11,
+        "d6ce41d2f9ec5d08b6e174a454a3a2a820b8488f829c2573392260029cdd1838",
+    ),
+    (
+        dict(
+            height=192,
+            width=160,
+            noise="snr",
+            pixel_size=1.0,
+            particle_diameter=100.0,
+            particles_per_micrograph=10,
+        ),
+        0,
+        5,
+        "3f6671ac92e96e376a97865a1b3b6e52c92e5b5263321ea5a3c96bd163f46999",
+    ),
+]
+
+
+@pytest.mark.parametrize("kw, index, seed, expected", FINGERPRINTS)
+def test_micrographs_made_before_the_optional_classes_are_unchanged(kw, index, seed, expected):
+    m = generate_micrograph(small(**kw), index, seed)
+    digest = hashlib.sha256()
+    for array in (m.image, m.instances, m.ice_mask, m.contamination_mask, m.carbon_mask):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(m.aggregate_mask.tobytes())
+    assert digest.hexdigest() == expected
+    assert not (m.crack_mask.any() or m.empty_mask.any() or m.crystalline_ice_mask.any())
+
+
+def feature(**kw) -> SyntheticSettings:
+    """A plain specimen at 1 A/px, no noise (the image is the intensity), small particles."""
+    base = dict(
+        height=384,
+        width=384,
+        pixel_size=1.0,
+        particle_diameter=80.0,
+        particles_per_micrograph=30,
+        particle_count_spread=0.0,
+        noise="none",
+        **PLAIN,
+    )
+    base.update(kw)
+    return SyntheticSettings(**base)
+
+
+def assert_no_centre_inside(m, mask):
+    inside = m.particles[m.particles.in_image]
+    rows, cols = np.round(inside.y).astype(int), np.round(inside.x).astype(int)
+    assert not mask[rows, cols].any()
+    assert not m.exclusion_mask[rows, cols].any()
+    assert (m.exclusion_mask & mask).sum() == mask.sum()
+
+
+def ring_around(mask: np.ndarray, px: int) -> np.ndarray:
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)) > 0
+    return grown & ~mask
+
+
+def test_cracks_are_thin_bright_lines_without_ice_or_particles():
+    s = feature(crack_probability=1.0, particles_per_micrograph=60)
+    m = generate_micrograph(s, 0, 3)
+    cracks = m.info["cracks"]
+    assert 1 <= len(cracks) <= 3
+    assert all(20 <= c["width_A"] <= 150 for c in cracks)
+    assert 0.001 < m.crack_mask.mean() < 0.2
+    assert m.info["crack_fraction"] == pytest.approx(m.crack_mask.mean())
+    assert_no_centre_inside(m, m.crack_mask)
+    assert not (m.ice_mask & m.crack_mask).any()
+    # thin: eroding by more than half the widest crack leaves nothing
+    half = int(math.ceil(max(c["width_A"] for c in cracks) / s.pixel_size / 2)) + 1
+    kernel = np.ones((2 * half + 1, 2 * half + 1), np.uint8)
+    assert not cv2.erode(m.crack_mask.astype(np.uint8), kernel).any()
+    # no ice there: brighter than the ice around
+    around = ring_around(m.crack_mask, 10) & ~m.exclusion_mask
+    assert m.image[m.crack_mask].mean() > m.image[around].mean() + 0.05
+
+
+def test_empty_area_is_bright_featureless_off_carbon_and_holds_no_particles(monkeypatch):
+    s = feature(empty_probability=1.0, carbon_probability=1.0, particles_per_micrograph=60)
+    m = generate_micrograph(s, 0, 3)
+    assert m.info["empty"] and not m.info["empty_whole_field"]
+    assert 0.05 < m.empty_mask.mean() <= 0.6
+    assert m.info["empty_area_fraction"] == pytest.approx(m.empty_mask.mean())
+    assert m.carbon_mask.any() and not (m.carbon_mask & m.empty_mask).any()
+    assert_no_centre_inside(m, m.empty_mask)
+    ice = ~m.exclusion_mask
+    assert m.image[m.empty_mask].mean() > m.image[ice].mean() + 0.05
+    # featureless away from its edge (the CTF spreads the edge and nearby particles by ~100 A)
+    deep = cv2.erode(m.empty_mask.astype(np.uint8), np.ones((121, 121), np.uint8)) > 0
+    assert deep.sum() > 1000
+    assert m.image[deep].std() < 0.2 * m.image[ice].std()
+    # now and then the whole field (off carbon) is empty: no particle at all
+    monkeypatch.setattr(synthetic, "EMPTY_WHOLE_FIELD_CHANCE", 1.0)
+    whole = generate_micrograph(s, 0, 3)
+    assert whole.info["empty_whole_field"]
+    assert np.array_equal(whole.empty_mask, ~whole.carbon_mask)
+    assert not whole.particles["in_image"].any()
+
+
+def test_crystalline_ice_grains_put_lattice_spots_in_their_power_spectrum():
+    # little defocus: the CTF delocalises 1/3.7 A by ~30 A only, so the lattice stays on its grain
+    s = feature(
+        crystalline_ice_probability=1.0, defocus_range=(0.5, 0.5), particles_per_micrograph=20
+    )
+    m = generate_micrograph(s, 0, 1)
+    grains = m.info["crystalline_ice"]
+    assert grains and {d for g in grains for d in g["lattice_spacings_A"]} <= {3.90, 3.67, 3.44}
+    assert 0.05 < m.crystalline_ice_mask.mean() < 0.9
+    assert m.info["crystalline_ice_fraction"] == pytest.approx(m.crystalline_ice_mask.mean())
+    assert_no_centre_inside(m, m.crystalline_ice_mask)
+    far = cv2.distanceTransform((~m.crystalline_ice_mask).astype(np.uint8), cv2.DIST_L2, 5) > 48
+    amorphous = far & ~m.particle_mask
+    assert amorphous.mean() > 0.2
+    ky, kx = np.indices(m.image.shape) - 384 // 2
+    k = np.hypot(kx, ky) / (384 * s.pixel_size)
+
+    def spot_contrast(region):
+        image = np.where(region, m.image - m.image[region].mean(), 0)
+        spectrum = np.abs(np.fft.fftshift(np.fft.fft2(image))) ** 2
+        rings = [np.abs(k - 1 / d) < 0.004 for d in (3.90, 3.67, 3.44)]
+        return max(spectrum[r].max() / np.median(spectrum[r]) for r in rings)
+
+    assert spot_contrast(m.crystalline_ice_mask) > 80
+    assert spot_contrast(amorphous) < 40
+    # a pixel size that cannot resolve the lattice: the grains (and their mask) without waves
+    coarse = generate_micrograph(replace(s, pixel_size=2.0), 0, 1)
+    assert coarse.crystalline_ice_mask.any()
+    assert all(g["lattice_spacings_A"] == [] for g in coarse.info["crystalline_ice"])
+
+
+def test_ice_wedge_puts_the_thick_ice_mask_on_its_thick_side():
+    s = feature(ice_wedge=1.0)
+    m = generate_micrograph(s, 0, 4, keep_components=True)
+    theta = math.radians(m.info["ice_wedge_direction_deg"])
+    ux, uy = math.cos(theta), math.sin(theta)
+    ys, xs = np.indices(m.image.shape, dtype=float)
+    along = ((xs - 192) * ux + (ys - 192) * uy) / (0.5 * 384 * (abs(ux) + abs(uy)))
+    # thickness (1 + along / 2) x the mean passes 1.4 x the mean at along = 0.8
+    assert m.ice_mask.any()
+    assert along[m.ice_mask].min() > 0.75
+    assert m.ice_mask.sum() > 0.8 * (along > 0.85).sum()
+    assert_no_centre_inside(m, m.ice_mask)
+    # thicker ice transmits less
+    clean = m.noise_free
+    assert clean[along > 0.5].mean() < clean[along < -0.5].mean()
+    assert "ice_wedge_direction_deg" not in generate_micrograph(feature(), 0, 4).info
+
+
+def test_dense_aggregates_are_clumps_of_particles_in_the_aggregate_mask():
+    s = feature(pixel_size=2.0, particle_diameter=60.0, dense_aggregates_per_um2=600.0)
+    m = generate_micrograph(s, 0, 2)
+    clumps = m.info["dense_aggregates"]
+    assert clumps and all(c["copies"] >= 10 for c in clumps)
+    particle_area = math.pi * (30.0 / 2) ** 2
+    assert m.aggregate_mask.sum() > 5 * particle_area
+    assert_no_centre_inside(m, m.aggregate_mask)
+
+
+def test_new_settings_are_validated():
+    for bad in (
+        dict(crack_probability=1.5),
+        dict(empty_probability=-0.1),
+        dict(crystalline_ice_probability=2.0),
+        dict(ice_wedge=2.5),
+        dict(crack_width_range=(0.0, 50.0)),
+        dict(empty_area_range=(0.5, 1.2)),
+        dict(dense_aggregates_per_um2=-1.0),
+    ):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            SyntheticSettings(**bad)
+
+
+def test_written_exclusion_classes_hold_every_mask(tmp_path):
+    s = feature(crack_probability=1.0, empty_probability=1.0, crystalline_ice_probability=1.0)
+    m = write_micrograph(s, tmp_path, "s_0000", 0, 3)
+    paths = micrograph_outputs(tmp_path, "s_0000")
+    classes = np.load(paths["exclusion_classes"])
+    assert set(classes.files) == set(EXCLUSION_CLASSES)
+    for key, attribute in EXCLUSION_CLASSES.items():
+        assert np.array_equal(classes[key], getattr(m, attribute)), key
+    assert m.crack_mask.any() and m.empty_mask.any() and m.crystalline_ice_mask.any()
+    union = cv2.imread(str(paths["exclusion"]), cv2.IMREAD_UNCHANGED) > 0
+    assert np.array_equal(union, m.exclusion_mask)
+    parameters = json.loads(paths["parameters"].read_text())
+    assert parameters["cracks"] and parameters["empty"] and parameters["crystalline_ice"]
+
+
 def test_edge_particles_are_cut_and_crowding_lets_particles_touch():
     settings = small(
         height=384,
@@ -464,7 +685,7 @@ def test_write_dataset_has_the_layout_of_a_real_data_set(tmp_path):
         instances = cv2.imread(str(paths["instances"]), cv2.IMREAD_UNCHANGED)
         assert instances.dtype == np.uint16 and instances.max() >= len(csv)
         classes = np.load(paths["exclusion_classes"])
-        assert set(classes.files) == {"thick_ice", "contamination", "carbon", "aggregate"}
+        assert set(classes.files) == set(EXCLUSION_CLASSES)
         per = json.loads(paths["parameters"].read_text())
         assert per["name"] == name and per["ctf"]["defocus_u"] > 0
     params = json.loads((tmp_path / "parameters.json").read_text())
