@@ -1,9 +1,10 @@
 """What the exclusion stage (cryopick/exclusion.py) is worth, on data it was not tuned on.
 
 Synthetic: fresh micrographs with carbon, contamination, thick ice and aggregates (seeds no
-training or tuning set uses, three pixel sizes, raw and filtered renderings, plus crystalline
-contamination at 1 A/px), with the generator's exact masks: mask IoU per class, the share of
-the shipped U-Net's false picks that fall on carbon / contamination / thick ice / aggregates
+training or tuning set uses, three pixel sizes, raw and filtered renderings), plus the families
+of FAMILIES: crystalline contamination and crystalline-ice grains at 1 A/px, empty (broken)
+holes with cracks, an ice wedge with dense aggregates; with the generator's exact masks:
+mask IoU per class, the share of the shipped U-Net's false picks that fall on an obstacle
 and how many of those exclusion removes, the share of true particles it loses, the distance of
 the found carbon edge from the true one, F1 before and after.
 
@@ -65,6 +66,70 @@ TRUTH_CLASSES = {  # generator mask -> exclusion class
     "contamination": "contamination",
     "thick_ice": "thick_ice",
     "aggregate": "contamination",
+    "crack": "empty",
+    "empty": "empty",
+    "crystalline_ice": "crystalline_ice",
+}
+# families of cases beyond the plain scales: name prefix, seed offset, pixel size (A), diameter
+# (A), generator settings. The last three need the generator's optional classes.
+FAMILIES = {
+    "xtal": (
+        100,
+        1.0,
+        100.0,
+        {  # crystalline contaminants, spacings resolved at 1 A/px
+            "carbon_probability": 0.0,
+            "contaminants_per_um2": 300.0,
+            "crystalline_fraction": 1.0,
+            "thick_ice_probability": 0.0,
+            "aggregates_per_um2": 0.0,
+        },
+    ),
+    "film": (
+        200,
+        1.0,
+        100.0,
+        {  # grains of crystalline ice in the film
+            "carbon_probability": 0.0,
+            "contaminants_per_um2": 0.0,
+            "thick_ice_probability": 0.0,
+            "aggregates_per_um2": 0.0,
+            "crystalline_ice_probability": 1.0,
+        },
+    ),
+    "holes": (
+        300,
+        2.0,
+        170.0,
+        {  # an empty (broken) hole area and cracks
+            "carbon_probability": 0.3,
+            "contaminants_per_um2": 0.0,
+            "thick_ice_probability": 0.0,
+            "aggregates_per_um2": 0.0,
+            "empty_probability": 1.0,
+            "crack_probability": 1.0,
+        },
+    ),
+    "wedge": (
+        400,
+        2.5,
+        200.0,
+        {  # a thickness wedge and dense aggregates of particles
+            "carbon_probability": 0.0,
+            "contaminants_per_um2": 0.0,
+            "thick_ice_probability": 0.0,
+            "aggregates_per_um2": 0.0,
+            "ice_wedge": 1.2,
+            "dense_aggregates_per_um2": 20.0,
+        },
+    ),
+}
+PLAIN = {
+    "carbon_probability": 0.6,
+    "contaminants_per_um2": 6.0,
+    "crystalline_fraction": 0.5,
+    "thick_ice_probability": 0.4,
+    "aggregates_per_um2": 3.0,
 }
 
 
@@ -78,28 +143,31 @@ def synthetic_cases(per_scale: int) -> list[dict]:
                     "diameter": diameter,
                     "rendering": rendering,
                     "index": index,
-                    "crystalline": False,
+                    "family": "",
+                    "seed": SEED,
+                    "extra": PLAIN,
                 }
             )
-    for index in range(per_scale):  # crystalline contaminants, spacings resolved at 1 A/px
-        cases.append(
-            {
-                "pixel_size": 1.0,
-                "diameter": 100.0,
-                "rendering": "raw",
-                "index": index,
-                "crystalline": True,
-            }
-        )
+    for family, (offset, pixel_size, diameter, extra) in FAMILIES.items():
+        for index in range(per_scale):
+            cases.append(
+                {
+                    "pixel_size": pixel_size,
+                    "diameter": diameter,
+                    "rendering": "raw",
+                    "index": index,
+                    "family": family,
+                    "seed": SEED + offset,
+                    "extra": extra,
+                }
+            )
     return cases
 
 
 def make_case(case: dict, folder: Path):
     """Micrograph file, denoised canvas, truth picks and exact masks of one case (cached)."""
-    name = (
-        f"px{case['pixel_size']}_{case['rendering']}_{'xtal_' if case['crystalline'] else ''}"
-        f"{case['index']}"
-    )
+    family = f"{case['family']}_" if case["family"] else ""
+    name = f"px{case['pixel_size']}_{case['rendering']}_{family}{case['index']}"
     mrc, npz = folder / f"{name}.mrc", folder / f"{name}.npz"
     masks_path, truth_path = folder / f"{name}_masks.npz", folder / f"{name}.csv"
     if not all(p.exists() for p in (mrc, npz, masks_path, truth_path)):
@@ -111,15 +179,11 @@ def make_case(case: dict, folder: Path):
             pixel_size=case["pixel_size"],
             particle_diameter=case["diameter"],
             particles_per_micrograph=count,
-            carbon_probability=0.0 if case["crystalline"] else 0.6,
-            contaminants_per_um2=300.0 if case["crystalline"] else 6.0,
-            crystalline_fraction=1.0 if case["crystalline"] else 0.5,
-            thick_ice_probability=0.0 if case["crystalline"] else 0.4,
-            aggregates_per_um2=0.0 if case["crystalline"] else 3.0,
             dose=30,
             rendering=case["rendering"],
+            **case["extra"],
         )
-        m = generate_micrograph(settings, case["index"], SEED + (100 if case["crystalline"] else 0))
+        m = generate_micrograph(settings, case["index"], case["seed"])
         write_mrc(mrc, m.image.astype(np.float32), case["pixel_size"])
         m.coordinates[["x", "y"]].to_csv(
             truth_path, index=False, header=["X-Coordinate", "Y-Coordinate"]
@@ -137,6 +201,9 @@ def make_case(case: dict, folder: Path):
             contamination=m.contamination_mask,
             thick_ice=m.ice_mask,
             aggregate=m.aggregate_mask,
+            crack=m.crack_mask,
+            empty=m.empty_mask,
+            crystalline_ice=m.crystalline_ice_mask,
         )
     return name, mrc, npz, truth_path, masks_path
 
@@ -222,6 +289,7 @@ def synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_fil
         "picker": picker,
         "micrograph": name,
         "rendering": case["rendering"],
+        "family": case["family"] or "plain",
         "pixel_size": case["pixel_size"],
         "obstacle_fraction": float(obstacles.mean()),
         "false_picks": int(wrong.sum()),
@@ -236,16 +304,25 @@ def synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_fil
         "precision_before": precision_recall_f1(*before)[0],
         "precision_after": precision_recall_f1(*after)[0],
     }
-    for truth_key, cls in TRUTH_CLASSES.items():
-        if exact[truth_key].any() and truth_key != "aggregate":
-            row[f"iou_{cls}"] = iou(exclusion.mask((cls,)), exact[truth_key])
+    for cls in sorted(set(TRUTH_CLASSES.values())):
+        truth = np.zeros_like(obstacles)
+        for key in exact:
+            if TRUTH_CLASSES[key] == cls and (key != "aggregate" or cls != "contamination"):
+                truth |= exact[key]
+        if truth.any():
+            row[f"iou_{cls}"] = iou(exclusion.mask((cls,)), truth)
     if exact["carbon"].any():
         row["carbon_edge_d"] = edge_distance(
             exact["carbon"], exclusion.mask(("carbon",)), d_file / frame.scale
         )
     found_dark = exclusion.mask(("carbon", "contamination", "thick_ice"))
-    row["iou_all_dark"] = iou(found_dark, obstacles) if obstacles.any() else float("nan")
-    if case["crystalline"]:
+    dark_truth = obstacles.copy()
+    for key in ("crack", "empty", "crystalline_ice"):
+        if key in exact:
+            dark_truth &= ~exact[key]
+    row["iou_all_dark"] = iou(found_dark, dark_truth) if dark_truth.any() else float("nan")
+    row["iou_all"] = iou(exclusion.mask(), obstacles) if obstacles.any() else float("nan")
+    if case["family"] == "xtal":
         row["iou_crystalline"] = iou(
             exclusion.mask(("crystalline_ice", "contamination")), exact["contamination"]
         )
@@ -325,10 +402,13 @@ def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
                     "true particles lost": share(
                         group["particles_lost"].sum(), group["particles"].sum(), 2
                     ),
-                    "IoU carbon": f"{group['iou_carbon'].mean():.2f}",
-                    "IoU contamination": f"{group['iou_contamination'].mean():.2f}",
-                    "IoU thick ice": f"{group['iou_thick_ice'].mean():.2f}",
+                    **{
+                        f"IoU {cls.replace('_', ' ')}": f"{group[f'iou_{cls}'].mean():.2f}"
+                        for cls in sorted(set(TRUTH_CLASSES.values()))
+                        if f"iou_{cls}" in group
+                    },
                     "IoU all dark areas": f"{group['iou_all_dark'].mean():.2f}",
+                    "IoU all classes": f"{group['iou_all'].mean():.2f}",
                     "carbon edge, median (d)": f"{group['carbon_edge_d'].median():.2f}",
                 }
             )
@@ -357,6 +437,28 @@ def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def family_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The synthetic rows of the blob baseline (it picks on anything, so every family has
+    false picks to remove) per family of cases."""
+    synthetic = rows[(rows["set"] == "synthetic") & (rows["picker"] == "blob baseline")]
+    out = []
+    for family, group in synthetic.groupby("family", sort=False):
+        on = group["false_on_obstacles"].sum()
+        out.append(
+            {
+                "family": family,
+                "micrographs": len(group),
+                "false picks on obstacles": int(on),
+                "of those removed": share(group["false_on_obstacles_removed"].sum(), on),
+                "true particles lost": share(
+                    group["particles_lost"].sum(), group["particles"].sum(), 2
+                ),
+                "IoU all classes": f"{group['iou_all'].mean():.2f}",
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-scale", type=int, default=3, help="synthetic micrographs per case")
@@ -382,6 +484,8 @@ def main(argv=None) -> None:
         + markdown(summary)
         + "\n"
     )
+    text += "\n## Synthetic, per family (blob baseline picks)\n\n" + markdown(family_table(table))
+    text += "\n"
     args.out.with_suffix(".md").write_text(text)
     print(text)
     assert set(CLASSES.values()) >= set(TRUTH_CLASSES.values())

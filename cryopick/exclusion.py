@@ -2,18 +2,20 @@
 
 A class per canvas pixel (the denoise stage's frame): carbon support and its edge, ice
 contamination and aggregates, thick ice, the stripe artefacts along micrograph borders
-(replicated pixels left by motion correction or by the tools that filtered the file) and
-crystalline ice. Measured signals, not a learned head, so that the stage carries over to
-specimens and renderings nobody trained on:
+(replicated pixels left by motion correction or by the tools that filtered the file),
+crystalline ice, and areas without ice (empty or broken holes, cracks). Measured signals,
+not a learned head, so that the stage carries over to specimens and renderings nobody trained
+on:
 
 - dark areas: the micrograph smoothed at the particle's scale, in robust standard deviations
   below its own ice level; large ones reaching the edge are carbon, very dark compact ones
-  contamination or aggregates, the rest thick ice;
+  contamination or aggregates, the rest thick ice; areas as far above it hold no ice (empty);
 - border bands: columns (rows) from each edge in which the image hardly changes along the
   band's stripes and strongly across them;
 - crystalline ice: tiles of the full-resolution micrograph whose power spectrum has a spot or
   ring at the hexagonal-ice spacings (3.90, 3.67, 3.44 A) well above its neighbouring
-  frequencies, where the pixel size resolves a spacing.
+  frequencies, where the pixel size resolves a spacing; within them, the lattice outlined by
+  the energy around its spots.
 
 :func:`micrograph_quality` turns a map and the micrograph's picks into the verdict row of
 ``micrographs_quality.tsv``.
@@ -41,6 +43,7 @@ CLASSES: dict[int, str] = {
     3: "thick_ice",
     4: "border",
     5: "crystalline_ice",
+    6: "empty",
 }
 CODES: dict[str, int] = {name: code for code, name in CLASSES.items()}
 ICE_SPACINGS_A = (3.90, 3.67, 3.44)  # hexagonal ice (100), (002), (101)
@@ -61,6 +64,7 @@ class ExclusionSettings:
     sharp_edge: float = 0.5  # edge sharpness (edge_sharpness) of film and contamination;
     # softer areas are thick ice
     contamination_z: float = 12.0  # an area this dark at its darkest is contamination
+    bright_z: float = 5.0  # robust standard deviations above the ice level: no ice there
     border_ratio: float = 3.0  # mean gradient across / along the stripes of a border band
     max_border: float = 0.1  # widest border band, fraction of the side
     ice_tile: int = 512  # file pixels per crystalline-ice tile
@@ -253,7 +257,34 @@ def dark_areas(
                 "edge_sharpness": sharpness,
             }
         )
-    return codes, {"dark_unit": unit, "dark_areas": areas}
+    codes, bright = _bright_areas(codes, z, content, particle_area, settings)
+    return codes, {"dark_unit": unit, "dark_areas": areas + bright}
+
+
+def _bright_areas(codes, z, content, particle_area: float, settings: ExclusionSettings):
+    """Areas well above the ice level: no ice at all (an empty or broken hole, a crack), so
+    nothing to pick. Marked "empty" where no dark area is; edges at half height as above."""
+    bright = (z > settings.bright_z) & content & (codes == 0)
+    count, labels, _, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), 8)
+    content_area = float(content.sum())
+    found = []
+    for label in range(1, count):
+        region = labels == label
+        if region.sum() < settings.min_area * particle_area:
+            continue
+        height = float(np.median(z[region]))
+        region &= z > max(settings.bright_z, 0.5 * height)
+        if region.sum() < settings.min_area * particle_area:
+            continue
+        codes[region] = CODES["empty"]
+        found.append(
+            {
+                "class": "empty",
+                "area": float(region.sum()) / content_area,
+                "brightest_z": float(z[region].max()),
+            }
+        )
+    return codes, found
 
 
 def border_bands(image: np.ndarray, settings: ExclusionSettings) -> dict[str, int]:
@@ -710,6 +741,7 @@ class VerdictSettings:
     contaminated: float = 0.15  # contamination + thick ice share above which it is contaminated
     crystalline_tiles: float = 0.25  # share of tiles with ice spots above which it is crystalline
     empty_density: float = 0.2  # picks per usable area below this x the data set's median
+    empty_area: float = 0.5  # share without ice (empty hole, cracks) above which it is empty
 
     @classmethod
     def from_config(cls, config: dict) -> "VerdictSettings":
@@ -758,7 +790,11 @@ def classify_micrographs(rows: list[dict], settings: VerdictSettings) -> list[di
             verdict = "crystalline_ice"
         elif row["contamination_fraction"] + row["thick_ice_fraction"] >= settings.contaminated:
             verdict = "contaminated"
-        elif row["particles_per_um2"] < settings.empty_density * median or row["picks"] == 0:
+        elif (
+            row.get("empty_fraction", 0.0) >= settings.empty_area
+            or row["particles_per_um2"] < settings.empty_density * median
+            or row["picks"] == 0
+        ):
             verdict = "empty"
         else:
             verdict = "good"

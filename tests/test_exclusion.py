@@ -46,18 +46,30 @@ def denoised_for(tmp_path, image: np.ndarray, pixel_size: float, size: int = 256
     return str(micrograph), str(denoised)
 
 
+DARK = ("carbon", "contamination", "thick_ice")
+
+
 @pytest.mark.parametrize(
-    "name, extra, truth_key",
+    "name, extra, truth_key, classes",
     [
-        ("carbon", {"carbon_probability": 1.0, "contaminants_per_um2": 0.0}, "carbon"),
+        ("carbon", {"carbon_probability": 1.0, "contaminants_per_um2": 0.0}, "carbon", DARK),
         (
             "contamination",
             {"carbon_probability": 0.0, "contaminants_per_um2": 20.0, "crystalline_fraction": 0},
             "contamination",
+            DARK,
+        ),
+        (
+            "an empty hole",
+            {"carbon_probability": 0.0, "contaminants_per_um2": 0.0, "empty_probability": 1.0},
+            "empty",
+            ("empty",),
         ),
     ],
 )
-def test_masks_of_synthetic_micrographs_match_their_exact_masks(tmp_path, name, extra, truth_key):
+def test_masks_of_synthetic_micrographs_match_their_exact_masks(
+    tmp_path, name, extra, truth_key, classes
+):
     settings = SyntheticSettings(
         height=768,
         width=768,
@@ -71,14 +83,14 @@ def test_masks_of_synthetic_micrographs_match_their_exact_masks(tmp_path, name, 
     )
     for index in range(4):  # the first micrograph of the set that shows the class
         m = generate_micrograph(settings, index, seed=11)
-        truth = m.carbon_mask if truth_key == "carbon" else m.contamination_mask
-        if truth.mean() > 0.02:
+        truth = getattr(m, f"{truth_key}_mask")
+        if 0.02 < truth.mean() < 0.9:
             break
     else:
         pytest.fail(f"the generator drew no {name} in 4 micrographs")
     micrograph, denoised = denoised_for(tmp_path, m.image, settings.pixel_size)
     exclusion = exclusion_map(micrograph, denoised, 160.0, ExclusionSettings())
-    found = exclusion.mask(("carbon", "contamination", "thick_ice"))
+    found = exclusion.mask(classes)
     expected = mask_on_canvas(truth, exclusion.frame)
     iou = (found & expected).sum() / (found | expected).sum()
     assert iou > 0.6, (name, iou, exclusion.stats["dark_areas"])
@@ -149,10 +161,12 @@ def test_border_stripes_are_measured_per_edge():
     assert bands == {"left": 30, "right": 0, "top": 0, "bottom": 12}
 
 
-def coded_map(shape=(100, 100), box=(slice(0, 50), slice(0, 100))) -> ExclusionMap:
+def coded_map(
+    shape=(100, 100), box=(slice(0, 50), slice(0, 100)), name: str = "carbon"
+) -> ExclusionMap:
     frame = Frame(400, 400, 100, 100, 100)
     codes = np.zeros(shape, np.uint8)
-    codes[box] = CODES["carbon"]
+    codes[box] = CODES[name]
     return ExclusionMap(codes, frame, pixel_size=8.0, stats={})
 
 
@@ -182,6 +196,10 @@ def test_a_verdict_per_micrograph():
         micrograph_quality("clean", clean, 100, 2.0),
         micrograph_quality("clean_too", clean, 110, 2.0),
         micrograph_quality("empty", clean, 3, 2.0),
+        # a broken hole: most of it without ice, its few particles dense on the rest
+        micrograph_quality(
+            "no_ice", coded_map(box=(slice(0, 70), slice(0, 100)), name="empty"), 40, 2.0
+        ),
     ]
     verdicts = {
         r["micrograph"]: r["verdict"] for r in classify_micrographs(rows, VerdictSettings())
@@ -191,6 +209,7 @@ def test_a_verdict_per_micrograph():
         "clean": "good",
         "clean_too": "good",
         "empty": "empty",
+        "no_ice": "empty",
     }
     assert rows[0]["usable_fraction"] == pytest.approx(0.4)
 
