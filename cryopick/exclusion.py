@@ -470,13 +470,18 @@ def lattice_areas(
     diameter_px: float,
     settings: "ExclusionSettings",
 ) -> np.ndarray:
-    """Where the crystalline tiles' lattice is, on the canvas (bool): for each spot of each
-    tile whose score passes ``ice_spot``, the energy of the image around that spot against
-    the energy at the same spacing turned 20, 30 and 40 degrees (between the spots of a
-    hexagonal lattice: amorphous ice and noise have the same energy there), resolved to
-    ``ice_resolution`` particle diameters; pixels where that ratio passes ``lattice_ratio``
-    within one tile of a crystalline one. Particles between contaminants stay usable,
-    which a whole tile would not allow."""
+    """Where the crystalline tiles' lattice is, on the canvas (bool).
+
+    For each spot of each tile whose score passes ``ice_spot``: the energy of the image around
+    that spot against the energy at the same spacing turned 20, 30 and 40 degrees (between the
+    spots of a hexagonal lattice: amorphous ice and noise have the same energy there), resolved
+    to ``ice_resolution`` particle diameters, passing ``lattice_ratio`` where the lattice has
+    at least half its amplitude. Within a tile and its neighbours, a pixel is crystalline
+    where three of the tile's spots agree (all, if it has fewer): defocus throws each spot's
+    image up to lambda dz / d along that spot's own direction, so the halos of different
+    directions hardly overlap beyond the grain (on a development set, seeds 5000+: requiring
+    two lost 10 % of the particles beside grains, three 3 %). Particles between contaminants and beside a
+    grain stay usable, which a whole tile would not allow."""
     mask = np.zeros((frame.size, frame.size), bool)
     flagged = np.nan_to_num(scores) >= settings.ice_spot
     if not flagged.any():
@@ -487,44 +492,69 @@ def lattice_areas(
     frequencies, rings = _ice_rings(size, pixel_size, resolved_spacings(pixel_size))
     window = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
     spots: list[tuple[float, float]] = []
+    tile_spots: dict[tuple[int, int], list[int]] = {}
     for r, c in zip(*np.nonzero(flagged)):
         power = _tile_power(image, r, c, size, window)
+        indices = []
         for spot in _tile_spots(power, frequencies, rings, 0.25 * settings.ice_spot):
-            if all(np.hypot(spot[0] - a, spot[1] - b) > 2.0 / size for a, b in spots):
+            near = [
+                i
+                for i, (a, b) in enumerate(spots)
+                if np.hypot(spot[0] - a, spot[1] - b) <= 2.0 / size
+            ]
+            if not near:
                 spots.append(spot)
+                near = [len(spots) - 1]
+            if near[0] not in indices:
+                indices.append(near[0])
+        tile_spots[(int(r), int(c))] = indices
+    if not spots:
+        return mask
     image = np.asarray(image, np.float32)
     spectrum = np.fft.rfft2(image - image.mean())
     sigma_f = 1.0 / (2 * math.pi * max(settings.ice_resolution * diameter_px, 2.0))
-    ratio = None
-    for fy, fx in spots:
-        energy = _envelope_energy(spectrum, (h, w), fy, fx, sigma_f)
-        references = []
-        for turn in (20.0, 30.0, 40.0):
-            a = math.radians(turn)
-            ry = fy * math.cos(a) + fx * math.sin(a)
-            rx = -fy * math.sin(a) + fx * math.cos(a)
-            references.append(_envelope_energy(spectrum, (h, w), ry, rx, sigma_f))
-        reference = np.median(np.stack(references), axis=0)
-        energy = cv2.GaussianBlur(energy, (0, 0), 1.0)
-        reference = cv2.GaussianBlur(reference, (0, 0), 1.0)
-        strong = energy >= settings.lattice_ratio * reference
-        # the lattice's edge where its amplitude is half that inside (a quarter of the energy),
-        # not where the blurred energy first rises above the noise: particles crowd up to it
-        cell = h / energy.shape[0]
-        reach = max(3, int(round(2 * diameter_px / cell)) | 1)
-        inside = cv2.dilate(energy, np.ones((reach, reach), np.uint8))
-        this = (strong & (energy >= 0.25 * inside)).astype(np.float32)
-        ratio = this if ratio is None else np.maximum(ratio, this)
-    if ratio is None:
-        return mask
+    spot_masks = [
+        _spot_mask(spectrum, (h, w), fy, fx, sigma_f, diameter_px, settings.lattice_ratio)
+        for fy, fx in spots
+    ]
+    grid_h, grid_w = spot_masks[0].shape
+    found = np.zeros((grid_h, grid_w), bool)
+    for (r, c), indices in tile_spots.items():
+        if not indices:
+            continue
+        agree = np.sum([spot_masks[i] for i in indices], axis=0) >= min(3, len(indices))
+        y0, y1 = int((r - 1) * size * grid_h / h), math.ceil((r + 2) * size * grid_h / h)
+        x0, x1 = int((c - 1) * size * grid_w / w), math.ceil((c + 2) * size * grid_w / w)
+        y0, x0 = max(y0, 0), max(x0, 0)
+        found[y0:y1, x0:x1] |= agree[y0:y1, x0:x1]
     on_canvas = cv2.resize(
-        ratio, (frame.content_width, frame.content_height), interpolation=cv2.INTER_LINEAR
+        found.astype(np.float32),
+        (frame.content_width, frame.content_height),
+        interpolation=cv2.INTER_LINEAR,
     )
-    near = cv2.dilate(flagged.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    mask[: frame.content_height, : frame.content_width] = (on_canvas >= 0.5) & _ice_codes(
-        near.astype(np.float32), tile, frame, 0.5
-    )[: frame.content_height, : frame.content_width]
+    mask[: frame.content_height, : frame.content_width] = on_canvas >= 0.5
     return mask
+
+
+def _spot_mask(spectrum, shape, fy: float, fx: float, sigma_f: float, diameter_px, ratio):
+    """Where one lattice spot's energy passes ``ratio`` x the energy between the spots and a
+    quarter of its energy nearby (half its amplitude), on the envelope's coarse grid."""
+    energy = _envelope_energy(spectrum, shape, fy, fx, sigma_f)
+    references = []
+    for turn in (20.0, 30.0, 40.0):
+        a = math.radians(turn)
+        ry = fy * math.cos(a) + fx * math.sin(a)
+        rx = -fy * math.sin(a) + fx * math.cos(a)
+        references.append(_envelope_energy(spectrum, shape, ry, rx, sigma_f))
+    reference = cv2.GaussianBlur(np.median(np.stack(references), axis=0), (0, 0), 1.0)
+    energy = cv2.GaussianBlur(energy, (0, 0), 1.0)
+    strong = energy >= ratio * reference
+    # the lattice's edge where its amplitude is half that inside (a quarter of the energy),
+    # not where the blurred energy first rises above the noise: particles crowd up to it
+    cell = shape[0] / energy.shape[0]
+    reach = max(3, int(round(2 * diameter_px / cell)) | 1)
+    inside = cv2.dilate(energy, np.ones((reach, reach), np.uint8))
+    return (strong & (energy >= 0.25 * inside)).astype(np.int32)
 
 
 def near_dark_areas(
