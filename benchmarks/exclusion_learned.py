@@ -266,15 +266,21 @@ def evaluate_model(model: nn.Module, x: np.ndarray, frame) -> np.ndarray:
 
 
 def train(samples, epochs: int) -> tuple[nn.Module, float, list[float]]:
-    """The model after ``epochs`` of fit_epoch (AdamW, fixed seeds); CPU seconds; losses."""
+    """The model after ``epochs`` of fit_epoch (AdamW, cosine rate, fixed seeds); CPU seconds;
+    losses."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     model = TinyUNet()
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(samples), ignore_index=-100)
+    # cosine decay to zero, so that the result does not hang on the last step's noise. It
+    # still varies from run to run more than the comparison needs: constant rate 574 / 560
+    # epochs gave IoU any 0.48 / 0.45, particles lost 16% / 28%; this schedule 0.42, 18%.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
     start, losses = time.process_time(), []
     for epoch in range(1, epochs + 1):
         losses.append(fit_epoch(model, optimiser, loss_fn, samples, rng))
+        schedule.step()
         if epoch % 40 == 0:
             print(f"epoch {epoch}: loss {np.mean(losses[-40:]):.3f}", flush=True)
     return model, time.process_time() - start, losses
