@@ -181,6 +181,45 @@ def edge_sharpness(
     return float(np.median(gradient[boundary]) * diameter_px / abs(depth))
 
 
+def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float]:
+    """Algebraic (Kasa) circle fit, x^2 + y^2 = a x + b y + c: centre and radius."""
+    design = np.column_stack([xs, ys, np.ones_like(xs)])
+    (a, b, c), *_ = np.linalg.lstsq(design, xs * xs + ys * ys, rcond=None)
+    cx, cy = a / 2, b / 2
+    return cx, cy, math.sqrt(max(c + cx * cx + cy * cy, 0.0))
+
+
+def follows_a_hole_edge(region: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether an area's edge is an arc of a circle at least half the micrograph's side in
+    radius, as the edge of carbon film round its hole (holes are 1-2 um across); a
+    contaminant's edge curves far tighter, and merged contaminants follow no single circle.
+
+    The edge is the area's boundary away from the micrograph's sides (``box``: top, bottom,
+    left, right), fitted three times, each time without the points far off the last circle
+    (particles crowding the edge, notches); an edge too short to fit, or nearly straight,
+    counts as a film edge."""
+    top, bottom, left, right = box
+    side = max(bottom - top, right - left)
+    inner = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(region & ~inner)
+    away = (ys > top + 2) & (ys < bottom - 3) & (xs > left + 2) & (xs < right - 3)
+    ys, xs = ys[away].astype(float), xs[away].astype(float)
+    if len(xs) < 20:
+        return True
+    kept = np.ones(len(xs), bool)
+    for _ in range(3):
+        cx, cy, radius = _fit_circle(xs[kept], ys[kept])
+        if radius > 5 * side:
+            return True
+        off = np.abs(np.hypot(xs - cx, ys - cy) - radius)
+        new = off <= max(2.5 * float(np.median(off[kept])), 1.0)
+        if new.sum() < 20:
+            break
+        kept = new
+    residual = float(np.sqrt(np.mean(off[kept] ** 2)))
+    return bool(radius >= 0.5 * side and residual <= 0.05 * radius and kept.mean() >= 0.6)
+
+
 def dark_areas(
     canvas: np.ndarray,
     content: np.ndarray,
@@ -243,7 +282,10 @@ def dark_areas(
         sharpness = edge_sharpness(region, gradient, depth, diameter_px)
         if sharpness >= settings.sharp_edge:
             large = area >= settings.carbon_fraction * content_area
-            name = "carbon" if touches_edge and large else "contamination"
+            carbon = (
+                touches_edge and large and follows_a_hole_edge(region, (top, bottom, left, right))
+            )
+            name = "carbon" if carbon else "contamination"
         elif darkest <= -settings.contamination_z:
             name = "contamination"
         else:
@@ -480,8 +522,8 @@ def lattice_areas(
     where three of the tile's spots agree (all, if it has fewer): defocus throws each spot's
     image up to lambda dz / d along that spot's own direction, so the halos of different
     directions hardly overlap beyond the grain (on a development set, seeds 5000+: requiring
-    two lost 10 % of the particles beside grains, three 3 %). Particles between contaminants and beside a
-    grain stay usable, which a whole tile would not allow."""
+    two lost 10 % of the particles beside grains, three 3 %). Particles between contaminants
+    and beside a grain stay usable, which a whole tile would not allow."""
     mask = np.zeros((frame.size, frame.size), bool)
     flagged = np.nan_to_num(scores) >= settings.ice_spot
     if not flagged.any():

@@ -21,6 +21,7 @@ from cryopick.exclusion import (
     border_bands,
     classify_micrographs,
     exclusion_map,
+    follows_a_hole_edge,
     ice_spot_scores,
     mask_at,
     mask_on_canvas,
@@ -97,6 +98,17 @@ def test_masks_of_synthetic_micrographs_match_their_exact_masks(
     # particles lie outside the excluded areas: hardly any centre falls inside the map
     xy = m.coordinates[["x", "y"]].to_numpy()
     assert mask_at(exclusion.mask(), xy, exclusion.frame).mean() <= 0.05
+
+
+def test_carbon_follows_its_hole_edge_and_a_contaminant_does_not():
+    yy, xx = np.mgrid[0:256, 0:256]
+    box = (0, 256, 0, 256)
+    film = np.hypot(xx - 40, yy - 40) > 300  # beyond the edge of a hole 600 px across
+    dome = np.hypot(xx - 230, yy - 128) < 60  # a contaminant cut by the right side
+    merged = (np.hypot(xx - 60, yy - 200) < 45) | (np.hypot(xx - 120, yy - 215) < 50)
+    assert follows_a_hole_edge(film, box)
+    assert not follows_a_hole_edge(dome, box)
+    assert not follows_a_hole_edge(merged, box)
 
 
 def test_a_clean_field_has_nothing_excluded(tmp_path):
