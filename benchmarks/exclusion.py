@@ -45,14 +45,20 @@ from cryopick.exclusion import (  # noqa: E402
     exclusion_map,
     mask_at,
     mask_on_canvas,
+    populated_areas,
 )
 from cryopick.io import read_coordinates, write_mrc  # noqa: E402
 from cryopick.metrics import match_count, precision_recall_f1  # noqa: E402
+from cryopick.settings import load_schema  # noqa: E402
 from cryopick.synthetic import SyntheticSettings, generate_micrograph  # noqa: E402
 
 MODEL = ROOT / "models" / "unet_general.pt"
 HAND_MASKS = ROOT / "tests" / "data" / "empiar10017_exclusion"
 OUT = ROOT / "benchmarks" / "results" / "exclusion"
+# the pick filter's release of areas the picks fill, at the config's default
+POPULATED = load_schema(str(ROOT / "config" / "schema.yaml"))["properties"]["exclusion"][
+    "properties"
+]["populated"]["default"]
 SEED = 9500  # no training set (seeds < 1000) or generality test case (9000) uses it
 # pixel size (A), particle diameter (A), rendering
 SCALES = (
@@ -208,6 +214,19 @@ def make_case(case: dict, folder: Path):
     return name, mrc, npz, truth_path, masks_path
 
 
+def released(picker: str) -> float:
+    """The filter's ``populated`` for a picker's picks: the config default for the U-Net,
+    none for the blob baseline (as cryopick.workflow.plan.exclusion_filter_settings sets it
+    for picks.source baseline: a picker that picks on anything dark cannot vouch for an area)."""
+    return POPULATED if picker == "unet" else 0.0
+
+
+def excluding(exclusion, xy: np.ndarray, populated: float) -> np.ndarray:
+    """Where the filter excludes picks ``xy`` (canvas): the map less the areas they fill."""
+    mask = exclusion.mask()
+    return mask & ~populated_areas(mask, xy, exclusion, populated)
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else float("nan")
@@ -278,10 +297,10 @@ def synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_fil
     obstacles = np.zeros_like(exact["carbon"])
     for mask in exact.values():
         obstacles |= mask
-    dropped = excluded_picks(xy, exclusion, d_file, 0.0)
+    dropped = excluded_picks(xy, exclusion, d_file, 0.0, populated=released(picker))
     wrong = false_picks(xy, truth, 0.5 * d_file)
     on_obstacle = wrong & mask_at(obstacles, xy, frame)
-    lost = mask_at(exclusion.mask(), truth, frame)
+    lost = mask_at(excluding(exclusion, xy, released(picker)), truth, frame)
     before = score(xy, truth, 0.5 * d_file)
     after = score(xy[~dropped], truth, 0.5 * d_file)
     row = {
@@ -299,6 +318,7 @@ def synthetic_row(case, name, picker, picks, truth, exclusion, masks_path, d_fil
         "true_picks_removed": int((dropped & ~wrong).sum()),
         "particles": len(truth),
         "particles_lost": int(lost.sum()),
+        "particles_in_map": int(mask_at(exclusion.mask(), truth, frame).sum()),
         "f1_before": precision_recall_f1(*before)[2],
         "f1_after": precision_recall_f1(*after)[2],
         "precision_before": precision_recall_f1(*before)[0],
@@ -354,7 +374,7 @@ def real_row(name, picker, picks, truth, exclusion, d_file) -> dict:
         hand, (frame.content_width, frame.content_height), interpolation=cv2.INTER_NEAREST
     )
     drawn = hand_canvas > 0
-    dropped = excluded_picks(xy, exclusion, d_file, 0.0)
+    dropped = excluded_picks(xy, exclusion, d_file, 0.0, populated=released(picker))
     inside = mask_at(drawn, xy, frame)
     before = score(xy, truth, 0.5 * d_file)
     after = score(xy[~dropped], truth, 0.5 * d_file)
@@ -373,7 +393,10 @@ def real_row(name, picker, picks, truth, exclusion, d_file) -> dict:
         "removed_inside_drawn": int((dropped & inside).sum()),
         "removed_outside_drawn": int((dropped & ~inside).sum()),
         "particles": len(truth),
-        "particles_lost": int(mask_at(exclusion.mask(), truth, frame).sum()),
+        "particles_lost": int(
+            mask_at(excluding(exclusion, xy, released(picker)), truth, frame).sum()
+        ),
+        "particles_in_map": int(mask_at(exclusion.mask(), truth, frame).sum()),
         "particles_in_drawn_carbon": int(mask_at(hand_canvas == 1, truth, frame).sum()),
         "precision_before": precision_recall_f1(*before)[0],
         "precision_after": precision_recall_f1(*after)[0],

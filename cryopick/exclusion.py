@@ -194,30 +194,48 @@ def follows_a_hole_edge(region: np.ndarray, box: tuple[int, int, int, int]) -> b
     radius, as the edge of carbon film round its hole (holes are 1-2 um across); a
     contaminant's edge curves far tighter, and merged contaminants follow no single circle.
 
-    The edge is the area's boundary away from the micrograph's sides (``box``: top, bottom,
-    left, right), fitted three times, each time without the points far off the last circle
-    (particles crowding the edge, notches); an edge too short to fit, or nearly straight,
-    counts as a film edge."""
+    The edge is the area's outer boundary away from the micrograph's sides (``box``: top,
+    bottom, left, right). The circle is the one through most of it (RANSAC over three-point
+    circles, seeded, then refitted to its points): particles crowding the edge, notches and a
+    contaminant touching the film leave the hole's arc standing. An edge too short to fit, or
+    nearly straight, counts as a film edge."""
     top, bottom, left, right = box
     side = max(bottom - top, right - left)
-    inner = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    ys, xs = np.nonzero(region & ~inner)
+    contours, _ = cv2.findContours(
+        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )  # the outer edge only: holes inside the film (its texture, particles on it) are no edge
+    points = np.concatenate([c.reshape(-1, 2) for c in contours]) if contours else np.zeros((0, 2))
+    xs, ys = points[:, 0].astype(float), points[:, 1].astype(float)
     away = (ys > top + 2) & (ys < bottom - 3) & (xs > left + 2) & (xs < right - 3)
-    ys, xs = ys[away].astype(float), xs[away].astype(float)
+    xs, ys = xs[away], ys[away]
     if len(xs) < 20:
         return True
-    kept = np.ones(len(xs), bool)
-    for _ in range(3):
-        cx, cy, radius = _fit_circle(xs[kept], ys[kept])
-        if radius > 5 * side:
-            return True
-        off = np.abs(np.hypot(xs - cx, ys - cy) - radius)
-        new = off <= max(2.5 * float(np.median(off[kept])), 1.0)
-        if new.sum() < 20:
-            break
-        kept = new
-    residual = float(np.sqrt(np.mean(off[kept] ** 2)))
-    return bool(radius >= 0.5 * side and residual <= 0.05 * radius and kept.mean() >= 0.6)
+    tolerance = max(2.0, 0.01 * side)
+    rng = np.random.default_rng(0)
+    best = np.zeros(len(xs), bool)
+    for _ in range(200):
+        pick = rng.choice(len(xs), 3, replace=False)
+        cx, cy, radius = _fit_circle(xs[pick], ys[pick])
+        if radius > 5 * side:  # three points nearly in line: a straight film edge
+            inliers = _line_inliers(xs, ys, pick, tolerance)
+        else:
+            inliers = np.abs(np.hypot(xs - cx, ys - cy) - radius) <= tolerance
+        if inliers.sum() > best.sum():
+            best = inliers
+    if best.mean() < 0.35:
+        return False
+    cx, cy, radius = _fit_circle(xs[best], ys[best])
+    return bool(radius >= 0.5 * side)
+
+
+def _line_inliers(xs, ys, pick, tolerance: float) -> np.ndarray:
+    """Points within ``tolerance`` of the line through the first and last of ``pick``."""
+    x0, y0, x1, y1 = xs[pick[0]], ys[pick[0]], xs[pick[2]], ys[pick[2]]
+    length = math.hypot(x1 - x0, y1 - y0)
+    if length == 0:
+        return np.zeros(len(xs), bool)
+    distance = np.abs((x1 - x0) * (y0 - ys) - (x0 - xs) * (y1 - y0)) / length
+    return distance <= tolerance
 
 
 def dark_areas(
@@ -730,19 +748,51 @@ def mask_at(mask: np.ndarray, xy: np.ndarray, frame: Frame) -> np.ndarray:
     return np.asarray(mask)[row, col]
 
 
+def populated_areas(
+    mask: np.ndarray, xy: np.ndarray, exclusion: ExclusionMap, populated: float
+) -> np.ndarray:
+    """The connected areas of ``mask`` (canvas) that the picks fill at least ``populated`` x
+    as densely as the usable area, with at least 3 picks: an obstacle hides particles, and a
+    picker that learned to avoid obstacles (the U-Net) finds them there only where the area
+    is in fact ice, e.g. a crowded and therefore darker part of a filtered micrograph. Border
+    bands are never released (their stripes are no specimen at all)."""
+    released = np.zeros_like(mask, bool)
+    if populated <= 0 or len(xy) == 0:
+        return released
+    frame = exclusion.frame
+    usable = (exclusion.codes == 0) & frame.content_mask
+    candidates = mask & (exclusion.codes != CODES["border"])
+    count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
+    if count <= 1 or not usable.any():
+        return released
+    label_at = mask_at(labels, xy, frame)
+    picks_per_label = np.bincount(label_at, minlength=count)
+    area_per_label = np.bincount(labels.ravel(), minlength=count)
+    open_density = float(mask_at(usable, xy, frame).sum()) / float(usable.sum())
+    for label in range(1, count):
+        density = picks_per_label[label] / max(area_per_label[label], 1)
+        if picks_per_label[label] >= 3 and density >= populated * open_density:
+            released |= labels == label
+    return released
+
+
 def excluded_picks(
     xy: np.ndarray,
     exclusion: ExclusionMap,
     diameter_px: float,
     dilation: float,
     classes: tuple[str, ...] | None = None,
+    populated: float = 0.0,
 ) -> np.ndarray:
     """Which picks (file pixel centres, (n, 2)) lie in the map's area of ``classes`` (all)
-    grown by ``dilation`` particle diameters (``diameter_px``: file pixels)."""
+    grown by ``dilation`` particle diameters (``diameter_px``: file pixels), less the areas
+    the picks themselves fill (:func:`populated_areas`; ``populated`` 0: none released)."""
     xy = np.asarray(xy, float).reshape(-1, 2)
     if len(xy) == 0:
         return np.zeros(0, bool)
-    mask = exclusion.mask(classes).astype(np.uint8)
+    mask = exclusion.mask(classes)
+    mask &= ~populated_areas(mask, xy, exclusion, populated)
+    mask = mask.astype(np.uint8)
     frame = exclusion.frame
     grow = dilation * diameter_px / frame.scale
     if grow >= 0.5 and mask.any():
@@ -762,6 +812,7 @@ def apply_exclusion(
     dilation: float = 0.0,
     action: str = "drop",
     classes: tuple[str, ...] | None = None,
+    populated: float = 0.0,
 ):
     """``picks`` (x, y, score in file pixels) less those in the excluded area ("drop"), or all
     of them with the figure of merit of those set to 0 and ``excluded`` = 1 ("flag": for users
@@ -769,7 +820,7 @@ def apply_exclusion(
     if action not in ACTIONS:
         raise InputError(f"exclusion.action must be one of {ACTIONS}, got {action!r}")
     xy = picks[["x", "y"]].to_numpy(float)
-    inside = excluded_picks(xy, exclusion, diameter_px, dilation, classes)
+    inside = excluded_picks(xy, exclusion, diameter_px, dilation, classes, populated)
     if action == "drop":
         return picks[~inside].reset_index(drop=True), int(inside.sum())
     flagged = picks.copy()
@@ -786,6 +837,7 @@ def exclude_picks_file(
     dilation: float = 0.0,
     action: str = "drop",
     classes: tuple[str, ...] | None = None,
+    populated: float = 0.0,
 ):
     """Filter a final picks STAR in place by its micrograph's exclusion map, moving the picks
     as they were to ``before_path`` (for the metrics' "final before exclusion" row); the picks
@@ -794,7 +846,7 @@ def exclude_picks_file(
     exclusion = load_exclusion(map_path)
     diameter_px = diameter_angstrom / (exclusion.pixel_size / exclusion.frame.scale)
     kept, excluded = apply_exclusion(
-        read_coordinates(before_path), exclusion, diameter_px, dilation, action, classes
+        read_coordinates(before_path), exclusion, diameter_px, dilation, action, classes, populated
     )
     write_star(star_path, kept)
     return kept, excluded

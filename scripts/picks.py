@@ -29,6 +29,7 @@ def exclude(micrograph: str, star: Path):
         exclusion["dilation"],
         exclusion["action"],
         tuple(exclusion["classes"]),
+        exclusion["populated"],
     )
     return kept, f", {excluded} in excluded areas ({exclusion['action']})"
 

@@ -29,6 +29,7 @@ from cryopick.exclusion import (
 )
 from cryopick.io import EXCLUDED_LABEL, InputError, read_coordinates, write_mrc
 from cryopick.synthetic import SyntheticSettings, generate_micrograph
+from cryopick.workflow.plan import exclusion_filter_settings
 
 
 def denoised_for(tmp_path, image: np.ndarray, pixel_size: float, size: int = 256):
@@ -198,6 +199,30 @@ def test_picks_in_an_excluded_area_are_dropped_and_the_others_kept():
     assert excluded == 2 and len(flagged) == 4
     assert list(flagged["excluded"]) == [1, 1, 0, 0]
     assert list(flagged["score"]) == [0.0, 0.0, 0.7, 0.6]
+
+
+def test_an_area_the_picks_fill_as_densely_as_the_ice_is_released():
+    # contamination in the top half of a 400 px micrograph (canvas 100 px, 4 px each)
+    exclusion = coded_map(name="contamination")
+    grid = np.array([(x, y) for x in range(20, 400, 40) for y in range(20, 400, 40)], float)
+    picks = pd.DataFrame({"x": grid[:, 0], "y": grid[:, 1], "score": 1.0})
+    # picked as densely on the area as off it: the area is ice (a crowded, darker patch)
+    kept, excluded = apply_exclusion(picks, exclusion, 40.0, populated=0.5)
+    assert excluded == 0 and len(kept) == len(picks)
+    # the same area with a single pick on it: an obstacle, its pick dropped
+    sparse = picks[(picks["y"] > 200) | ((picks["x"] == 20) & (picks["y"] == 20))]
+    kept, excluded = apply_exclusion(sparse.reset_index(drop=True), exclusion, 40.0, populated=0.5)
+    assert excluded == 1
+    # populated 0: nothing is released
+    _, excluded = apply_exclusion(picks, exclusion, 40.0, populated=0.0)
+    assert excluded == 50
+
+
+def test_picks_of_the_blob_baseline_release_no_area():
+    section = {"enabled": True, "action": "drop", "dilation": 0.0, "classes": [], "populated": 0.5}
+    unet = exclusion_filter_settings({"exclusion": section, "picks": {"source": "unet"}})
+    blob = exclusion_filter_settings({"exclusion": section, "picks": {"source": "baseline"}})
+    assert unet["populated"] == 0.5 and blob["populated"] == 0.0
 
 
 def test_a_verdict_per_micrograph():

@@ -42,7 +42,9 @@ def final_picks_settings(config: dict) -> dict:
 
 def exclusion_map_settings(config: dict) -> dict:
     """The exclusion settings that change the maps (not the pick filter or the verdicts)."""
-    return _without(config["exclusion"], ("enabled", "action", "dilation", "classes", "verdict"))
+    return _without(
+        config["exclusion"], ("enabled", "action", "dilation", "classes", "populated", "verdict")
+    )
 
 
 def exclusion_filter_settings(config: dict) -> dict | None:
@@ -51,7 +53,11 @@ def exclusion_filter_settings(config: dict) -> dict | None:
     section = config["exclusion"]
     if not section["enabled"]:
         return None
-    return {key: section[key] for key in ("action", "dilation", "classes")}
+    settings = {key: section[key] for key in ("action", "dilation", "classes", "populated")}
+    if config["picks"]["source"] == "baseline":
+        # the blob detector picks on anything dark: its picks cannot vouch for an area
+        settings["populated"] = 0.0
+    return settings
 
 
 def preview_excluded_classes(config: dict) -> list[str] | None:
