@@ -190,9 +190,10 @@ def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float]:
 
 
 def follows_a_hole_edge(region: np.ndarray, box: tuple[int, int, int, int]) -> bool:
-    """Whether an area's edge is an arc of a circle at least half the micrograph's side in
-    radius, as the edge of carbon film round its hole (holes are 1-2 um across); a
-    contaminant's edge curves far tighter, and merged contaminants follow no single circle.
+    """Whether an area's edge is an arc of a circle at least 0.65 x the micrograph's side in
+    radius, as the edge of carbon film round its hole (holes are 1-2 um across, so their
+    edges span micrographs); a contaminant's edge curves tighter (at 1 A per pixel the
+    largest reach half the side), and merged contaminants follow no single circle.
 
     The edge is the area's outer boundary away from the micrograph's sides (``box``: top,
     bottom, left, right). The circle is the one through most of it (RANSAC over three-point
@@ -225,7 +226,7 @@ def follows_a_hole_edge(region: np.ndarray, box: tuple[int, int, int, int]) -> b
     if best.mean() < 0.35:
         return False
     cx, cy, radius = _fit_circle(xs[best], ys[best])
-    return bool(radius >= 0.5 * side)
+    return bool(radius >= 0.65 * side)
 
 
 def _line_inliers(xs, ys, pick, tolerance: float) -> np.ndarray:
