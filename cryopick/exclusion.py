@@ -436,9 +436,14 @@ def _tile_power(image: np.ndarray, r: int, c: int, size: int, window: np.ndarray
     return np.abs(np.fft.rfft2(patch)) ** 2
 
 
-def _ring_ratio(power: np.ndarray, ring, inner, outer) -> float:
+def _ring_reference(power: np.ndarray, inner, outer) -> float:
+    """The strongest power in the annuli just inside and outside a ring (never 0)."""
     reference = max(float(power[inner].max()), float(power[outer].max()) if outer.any() else 0.0)
-    return float(power[ring].max()) / max(reference, 1e-12)
+    return max(reference, 1e-12)
+
+
+def _ring_ratio(power: np.ndarray, ring, inner, outer) -> float:
+    return float(power[ring].max()) / _ring_reference(power, inner, outer)
 
 
 def ice_spot_scores(
@@ -475,10 +480,7 @@ def _tile_spots(
     fy, fx = frequencies
     candidates = []
     for ring, inner, outer in rings:
-        reference = max(
-            float(power[inner].max()), float(power[outer].max()) if outer.any() else 0.0
-        )
-        strong = ring & (power >= threshold * max(reference, 1e-12))
+        strong = ring & (power >= threshold * _ring_reference(power, inner, outer))
         candidates += [(float(power[i, j]), i, j) for i, j in zip(*np.nonzero(strong))]
     spots: list[tuple[int, int]] = []
     size = power.shape[0]
@@ -631,16 +633,6 @@ def near_dark_areas(
     reach = reach_a / canvas_pixel_size
     distance = cv2.distanceTransform((~dark).astype(np.uint8), cv2.DIST_L2, 5)
     return distance <= reach
-
-
-def _ice_codes(scores: np.ndarray, tile: int, frame: Frame, threshold: float) -> np.ndarray:
-    """Tiles whose ice score passes ``threshold`` as a canvas mask."""
-    mask = np.zeros((frame.size, frame.size), bool)
-    for r, c in zip(*np.nonzero(np.nan_to_num(scores) >= threshold)):
-        y0, y1 = int(r * tile / frame.scale_y), math.ceil((r + 1) * tile / frame.scale_y)
-        x0, x1 = int(c * tile / frame.scale_x), math.ceil((c + 1) * tile / frame.scale_x)
-        mask[y0 : min(y1, frame.content_height), x0 : min(x1, frame.content_width)] = True
-    return mask
 
 
 # ----------------------------------------------------------------------------------------------
