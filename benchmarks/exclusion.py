@@ -51,6 +51,7 @@ from cryopick.io import read_coordinates, write_mrc  # noqa: E402
 from cryopick.metrics import match_count, precision_recall_f1  # noqa: E402
 from cryopick.settings import load_schema  # noqa: E402
 from cryopick.synthetic import SyntheticSettings, generate_micrograph  # noqa: E402
+from cryopick.workflow.plan import exclusion_filter_settings  # noqa: E402
 
 MODEL = ROOT / "models" / "unet_general.pt"
 HAND_MASKS = ROOT / "tests" / "data" / "empiar10017_exclusion"
@@ -201,24 +202,17 @@ def make_case(case: dict, folder: Path):
             frame,
             case["pixel_size"] * frame.scale,
         )
-        np.savez_compressed(
-            masks_path,
-            carbon=m.carbon_mask,
-            contamination=m.contamination_mask,
-            thick_ice=m.ice_mask,
-            aggregate=m.aggregate_mask,
-            crack=m.crack_mask,
-            empty=m.empty_mask,
-            crystalline_ice=m.crystalline_ice_mask,
-        )
+        np.savez_compressed(masks_path, **m.background_masks)
     return name, mrc, npz, truth_path, masks_path
 
 
 def released(picker: str) -> float:
-    """The filter's ``populated`` for a picker's picks: the config default for the U-Net,
-    none for the blob baseline (as cryopick.workflow.plan.exclusion_filter_settings sets it
-    for picks.source baseline: a picker that picks on anything dark cannot vouch for an area)."""
-    return POPULATED if picker == "unet" else 0.0
+    """The filter's ``populated`` for a picker's picks, as the workflow sets it for the matching
+    picks.source (the blob baseline picks on anything dark: its picks cannot vouch for an area)."""
+    source = "unet" if picker == "unet" else "baseline"
+    section = {"enabled": True, "action": "drop", "dilation": 0.0, "classes": []}
+    config = {"exclusion": {**section, "populated": POPULATED}, "picks": {"source": source}}
+    return exclusion_filter_settings(config)["populated"]
 
 
 def excluding(exclusion, xy: np.ndarray, populated: float) -> np.ndarray:

@@ -108,17 +108,22 @@ class SyntheticMicrograph:
     particle_phase: np.ndarray | None = None  # clean projections (rad), keep_components only
 
     @property
+    def background_masks(self) -> dict[str, np.ndarray]:
+        """Every background class's exact mask by its name in ``ice_masks/{name}.npz``."""
+        return {
+            "thick_ice": self.ice_mask,
+            "contamination": self.contamination_mask,
+            "carbon": self.carbon_mask,
+            "aggregate": self.aggregate_mask,
+            "crack": self.crack_mask,
+            "empty": self.empty_mask,
+            "crystalline_ice": self.crystalline_ice_mask,
+        }
+
+    @property
     def exclusion_mask(self) -> np.ndarray:
         """Where no particle should be picked: the union of every background class."""
-        return _union(
-            self.ice_mask,
-            self.contamination_mask,
-            self.carbon_mask,
-            self.aggregate_mask,
-            self.crack_mask,
-            self.empty_mask,
-            self.crystalline_ice_mask,
-        )
+        return _union(*self.background_masks.values())
 
     @property
     def coordinates(self) -> pd.DataFrame:
@@ -1149,16 +1154,7 @@ def write_micrograph_files(m: SyntheticMicrograph, out_dir: str | os.PathLike, n
     _write_png(paths["exclusion"], m.exclusion_mask.astype(np.uint8) * 255)
     with atomic_path(paths["exclusion_classes"]) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                thick_ice=m.ice_mask,
-                contamination=m.contamination_mask,
-                carbon=m.carbon_mask,
-                aggregate=m.aggregate_mask,
-                crack=m.crack_mask,
-                empty=m.empty_mask,
-                crystalline_ice=m.crystalline_ice_mask,
-            )
+            np.savez_compressed(handle, **m.background_masks)
     with atomic_path(paths["particles"]) as tmp:
         m.particles.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
     _write_json(paths["parameters"], {"name": name, **m.info})
