@@ -12,6 +12,7 @@ from cryopick.metrics import (
     score_histogram,
     score_micrograph,
     summarise,
+    within_edge,
 )
 
 
@@ -104,3 +105,12 @@ def test_score_histogram_counts_every_finite_score():
     assert table["low"].iloc[0] == pytest.approx(0.1) and table["high"].iloc[-1] == pytest.approx(
         0.9
     )
+
+
+def test_within_edge_keeps_centres_at_least_the_margin_from_every_edge():
+    points = pd.DataFrame(
+        {"x": [5.0, 10.0, 50.0, 190.0, 195.0], "y": [50.0, 50.0, 10.0, 90.0, 50.0]}
+    )
+    kept = within_edge(points, (100, 200), 10.0)
+    assert kept["x"].tolist() == [10.0, 50.0, 190.0]
+    assert within_edge(points, (100, 200), 0.0).equals(points)
