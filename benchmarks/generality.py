@@ -54,7 +54,12 @@ from cryopick.denoise import (  # noqa: E402
     load_frame,
     save_denoised,
 )
-from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
+from cryopick.inference import (  # noqa: E402
+    adapt_batchnorm,
+    model_scale,
+    picks_from_prediction,
+    predict,
+)
 from cryopick.io import (  # noqa: E402
     micrograph_name,
     read_coordinates,
@@ -163,15 +168,19 @@ def model_picks(
     denoised: Path,
     diameter_file_px: float,
     workdir: Path,
+    adapt_norm: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Picks as the workflow makes them: the model's input, one symmetry, the 8-bit map file,
     the model's own picking settings ("stored"); and at every threshold of THRESHOLDS with its
-    other settings, to see how far the stored operating point is from the best one."""
+    other settings, to see how far the stored operating point is from the best one.
+    ``adapt_norm``: the model's BatchNorm statistics measured on this micrograph first."""
     kind = checkpoint.get("input", "denoised")
     canvas, frame = input_canvas(
         kind, str(denoised), str(micrograph), False, diameter_file_px, input_lowpass(checkpoint)
     )
     scale = model_scale(checkpoint, frame, diameter_file_px)
+    if adapt_norm:
+        model = adapt_batchnorm(model, [canvas], [frame.content_mask], scale)
     prediction = predict(model, [canvas], [frame.content_mask], scale=scale, symmetries=1)[0]
     path = workdir / "map.npz"
     save_prediction(path, prediction, frame)
@@ -359,6 +368,12 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--adapt-norm",
+        action="store_true",
+        help="also score each model with its BatchNorm statistics measured on each test "
+        "micrograph (NAME+adabn)",
+    )
+    parser.add_argument(
         "--real-only", action="store_true", help="the real micrographs only (no synthetic grid)"
     )
     args = parser.parse_args(argv)
@@ -374,6 +389,10 @@ def main(argv=None) -> None:
         pickers[name] = lambda m, d, px, w, model=model, checkpoint=checkpoint: model_picks(
             model, checkpoint, m, d, px, w
         )
+        if args.adapt_norm:
+            pickers[f"{name}+adabn"] = lambda m, d, px, w, model=model, checkpoint=checkpoint: (
+                model_picks(model, checkpoint, m, d, px, w, adapt_norm=True)
+            )
         print(
             f"{name}: {path}, input {checkpoint.get('input')}, picking "
             f"{checkpoint['picking']}, trained on {checkpoint['data']['n_micrographs']} "

@@ -13,10 +13,13 @@ without a centre head falls back to peaks of the mask probability smoothed at th
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from cryopick.checkpoint import load_model
 from cryopick.denoise import Frame, load_frame
@@ -127,6 +130,34 @@ def predict(
                 outputs[j] = maps
             i += len(group)
     return outputs
+
+
+def adapt_batchnorm(
+    model: AttentionUNet,
+    images: list[np.ndarray],
+    contents: list[np.ndarray | None] | None = None,
+    scale: float = 1.0,
+) -> AttentionUNet:
+    """A copy of ``model`` whose BatchNorm statistics are those of ``images`` (label-free
+    adaptation, "AdaBN"): the weights are the trained ones, only the mean and variance each
+    layer normalises by are measured on the user's own micrographs, as the network sees them
+    (content box, normalisation, resampling by ``scale``). ``model`` itself is unchanged."""
+    adapted = copy.deepcopy(model)
+    layers = [m for m in adapted.modules() if isinstance(m, nn.BatchNorm2d)]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative mean over the images, whatever their order
+    contents = [None] * len(images) if contents is None else contents
+    device = next(adapted.parameters()).device
+    adapted.eval()
+    for layer in layers:
+        layer.train()
+    with torch.no_grad():
+        for image, content in zip(images, contents):
+            box = content_box(image.shape, content)
+            x = network_image(image[box], None if content is None else content[box], scale)
+            adapted(torch.from_numpy(x)[None, None].to(device))
+    return adapted.eval()
 
 
 def model_scale(checkpoint: dict, frame: Frame, diameter: float) -> float:

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from cryopick.denoise import frame_for
-from cryopick.inference import model_scale, pick_score_map, picks_from_prediction, predict
+from cryopick.inference import (
+    adapt_batchnorm,
+    model_scale,
+    pick_score_map,
+    picks_from_prediction,
+    predict,
+)
+from cryopick.network_input import network_image
 from cryopick.probability_maps import load_prediction, save_prediction
 from cryopick.training import draw_targets
 from cryopick.unet import AttentionUNet
@@ -52,6 +59,31 @@ def test_averaging_over_all_symmetries_makes_maps_rotation_equivariant(model):
     np.testing.assert_allclose(np.rot90(averaged[0]["centre"]), averaged[1]["centre"], atol=1e-6)
     with pytest.raises(ValueError, match="symmetries"):
         predict(model, [image], symmetries=3)
+
+
+def test_adapted_batchnorm_measures_the_images_and_leaves_the_model_alone(model):
+    images = canvases(3, size=64, seed=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapted = adapt_batchnorm(model, images)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not adapted.training
+    # the first BatchNorm now normalises by the mean of its input over the images
+    conv, norm = adapted.encoder[0].block[0], adapted.encoder[0].block[1]
+    with torch.no_grad():
+        first = torch.cat(
+            [conv(torch.from_numpy(network_image(im, None, 1.0))[None, None]) for im in images]
+        )
+    np.testing.assert_allclose(
+        norm.running_mean.numpy(), first.mean(dim=(0, 2, 3)).numpy(), rtol=1e-4, atol=1e-5
+    )
+    # the order of the images does not matter, and the same images give the same model
+    again = adapt_batchnorm(model, images[::-1])
+    for (key, a), b in zip(adapted.state_dict().items(), again.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=key)
+    maps = predict(adapted, images[:1])[0]
+    assert set(maps) == {"mask", "centre"}
 
 
 def test_mixed_sizes_and_rescaling_return_maps_of_each_canvas(model):
