@@ -128,7 +128,7 @@ class SyntheticMicrograph:
     @property
     def coordinates(self) -> pd.DataFrame:
         """Ground-truth picks (x, y, score, diameter) of particles centred inside the image."""
-        inside = self.particles[self.particles["in_image"]]
+        inside = self.particles[self.particles["in_image"].astype(bool)]
         return pd.DataFrame(
             {
                 "x": inside["x"].to_numpy(float),

@@ -778,3 +778,14 @@ def test_synthesize_rule_writes_the_data_set_and_reruns_only_on_change(tmp_path)
     config["synthetic"]["tiny"]["n_micrographs"] = 0
     refused = run_workflow(work, config, "-n", check=False)
     assert refused.returncode != 0 and "n_micrographs" in refused.stdout + refused.stderr
+
+
+def test_a_micrograph_without_particles_has_empty_coordinates_with_their_columns():
+    # a field all crystalline ice or all empty hole holds no particle; its truth is an empty
+    # table, not an error
+    settings = SyntheticSettings(
+        height=128, width=128, pixel_size=4.0, particle_diameter=120.0, particles_per_micrograph=0
+    )
+    coordinates = generate_micrograph(settings, 0, 1).coordinates
+    assert coordinates.empty
+    assert coordinates.columns.tolist() == ["x", "y", "score", "diameter"]
