@@ -424,15 +424,17 @@ def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
     for (label, picker), group in rows.groupby(["set", "picker"], sort=False):
         entry = {"set": f"{label}, {picker}", "micrographs": len(group)}
         if label == "synthetic":
-            false_obstacle = group["false_on_obstacles"].sum()
+            false_obstacle = int(group["false_on_obstacles"].sum())
             entry.update(
                 {
-                    "false picks on obstacles": f"{false_obstacle} of {group['false_picks'].sum()}",
+                    "false picks on obstacles": (
+                        f"{false_obstacle} of {int(group['false_picks'].sum())}"
+                    ),
                     "of those removed": share(
                         group["false_on_obstacles_removed"].sum(), false_obstacle
                     ),
                     "false picks on carbon, contamination, crystalline ice": str(
-                        group["false_on_target"].sum()
+                        int(group["false_on_target"].sum())
                     ),
                     "of those removed (target >= 90 %)": share(
                         group["false_on_target_removed"].sum(), group["false_on_target"].sum()
@@ -451,12 +453,12 @@ def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
                 }
             )
         else:
-            inside = group["picks_inside_drawn"].sum()
+            inside = int(group["picks_inside_drawn"].sum())
             entry.update(
                 {
-                    "picks inside drawn areas": f"{inside} of {group['picks'].sum()}",
+                    "picks inside drawn areas": f"{inside} of {int(group['picks'].sum())}",
                     "of those removed": share(group["removed_inside_drawn"].sum(), inside),
-                    "removed outside drawn areas": str(group["removed_outside_drawn"].sum()),
+                    "removed outside drawn areas": str(int(group["removed_outside_drawn"].sum())),
                     "labelled particles lost": share(
                         group["particles_lost"].sum(), group["particles"].sum(), 2
                     ),
@@ -522,7 +524,7 @@ def main(argv=None) -> None:
     table.to_csv(args.out.with_suffix(".tsv"), sep="\t", index=False, float_format="%.4f")
     summary = pooled_table(table).T.reset_index()
     summary.columns = ["measure", *[str(c) for c in summary.iloc[0, 1:]]]
-    summary = summary.iloc[1:]
+    summary = summary.iloc[1:].fillna("")  # a measure one set does not have: blank
     text = (
         f"# Exclusion stage, {'development cases' if args.dev else 'held out'} "
         f"(benchmarks/exclusion.py{' --dev' if args.dev else ''})\n\n"

@@ -26,6 +26,7 @@ from cryopick.exclusion import (
     mask_at,
     mask_on_canvas,
     micrograph_quality,
+    spot_threshold,
 )
 from cryopick.io import EXCLUDED_LABEL, InputError, read_coordinates, write_mrc
 from cryopick.synthetic import SyntheticSettings, generate_micrograph
@@ -144,6 +145,18 @@ def test_a_crystalline_ice_tile_is_found_by_its_spacings():
     # at 2 A per pixel no hexagonal-ice spacing is resolved: no score, not a false "clean"
     scores, spacings = ice_spot_scores(image, 2.0, tile)
     assert spacings == [] and np.isnan(scores).all()
+
+
+def test_8_bit_files_and_detector_counts_get_their_own_crystalline_threshold():
+    # low-dose counts are whole numbers below 256 too; a stretched 8-bit JPG spans the range
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(30.0, (512, 512)).astype(np.float32)
+    stretched = np.clip(rng.normal(128, 40, (512, 512)), 0, 255).round().astype(np.float32)
+    settings = ExclusionSettings()
+    assert settings.ice_spot < settings.ice_spot_8bit
+    assert spot_threshold(counts, settings) == settings.ice_spot
+    assert spot_threshold(stretched, settings) == settings.ice_spot_8bit
+    assert spot_threshold(counts + 0.5, settings) == settings.ice_spot  # float sums
 
 
 def test_crystalline_ice_is_outlined_where_its_lattice_is_not_by_whole_tiles(tmp_path):
