@@ -68,10 +68,7 @@ class ExclusionSettings:
     border_ratio: float = 3.0  # mean gradient across / along the stripes of a border band
     max_border: float = 0.1  # widest border band, fraction of the side
     ice_tile: int = 512  # file pixels per crystalline-ice tile
-    ice_spot: float = 10.0  # peak power at an ice spacing over the peak just beside it
-    # (detector counts: at most 1.7 on amorphous ice in the development cases)
-    ice_spot_8bit: float = 20.0  # the same for 8-bit files (filtered JPGs reach 10 on ice)
-    lattice_spot: float = 5.0  # a flagged tile's spots: ring bins this far over the annuli
+    ice_spot: float = 20.0  # peak power at an ice spacing over the peak just beside it
     ice_resolution: float = 0.25  # spatial sigma of the lattice energy, particle diameters
     lattice_ratio: float = 8.0  # lattice energy over that between the spots: crystalline
     lattice_defocus: float = 3.5  # um, largest defocus: how far a lattice's signal moves
@@ -549,7 +546,7 @@ def lattice_areas(
     two lost 10 % of the particles beside grains, three 3 %). Particles between contaminants
     and beside a grain stay usable, which a whole tile would not allow."""
     mask = np.zeros((frame.size, frame.size), bool)
-    flagged = np.nan_to_num(scores) >= spot_threshold(image, settings)
+    flagged = np.nan_to_num(scores) >= settings.ice_spot
     if not flagged.any():
         return mask
     tile = settings.ice_tile
@@ -562,7 +559,7 @@ def lattice_areas(
     for r, c in zip(*np.nonzero(flagged)):
         power = _tile_power(image, r, c, size, window)
         indices = []
-        for spot in _tile_spots(power, frequencies, rings, settings.lattice_spot):
+        for spot in _tile_spots(power, frequencies, rings, 0.25 * settings.ice_spot):
             near = [
                 i
                 for i, (a, b) in enumerate(spots)
@@ -686,8 +683,8 @@ def exclusion_map(
                 [None if np.isnan(v) else round(float(v), 3) for v in row] for row in scores
             ],
             "ice_score": float(finite.max()) if finite.size else None,
-            "ice_tiles": int((finite >= spot_threshold(image, settings)).sum()),
-            "ice_spot": spot_threshold(image, settings),
+            "ice_tiles": int((finite >= settings.ice_spot).sum()),
+            "ice_spot": settings.ice_spot,
             "relative_thickness": relative_thickness(image, binned, codes, frame),
         }
     )
@@ -711,13 +708,6 @@ def relative_thickness(
     values = binned[usable]
     thin, typical = float(np.percentile(values, 98)), float(np.median(values))
     return round(math.log(thin / typical), 4) if typical > 0 else None
-
-
-def spot_threshold(image: np.ndarray, settings: ExclusionSettings) -> float:
-    """The tile score that flags crystalline ice in this file: ``ice_spot_8bit`` for 8-bit
-    files, whose filtering and quantisation put peaks of their own near the ice spacings,
-    ``ice_spot`` for detector counts."""
-    return settings.ice_spot_8bit if _looks_8bit(image) else settings.ice_spot
 
 
 def _looks_8bit(image: np.ndarray) -> bool:

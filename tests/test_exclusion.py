@@ -26,7 +26,7 @@ from cryopick.exclusion import (
     mask_at,
     mask_on_canvas,
     micrograph_quality,
-    spot_threshold,
+    relative_thickness,
 )
 from cryopick.io import EXCLUDED_LABEL, InputError, read_coordinates, write_mrc
 from cryopick.synthetic import SyntheticSettings, generate_micrograph
@@ -147,16 +147,18 @@ def test_a_crystalline_ice_tile_is_found_by_its_spacings():
     assert spacings == [] and np.isnan(scores).all()
 
 
-def test_8_bit_files_and_detector_counts_get_their_own_crystalline_threshold():
-    # low-dose counts are whole numbers below 256 too; a stretched 8-bit JPG spans the range
+def test_detector_counts_below_256_are_not_taken_for_an_8_bit_file():
+    # low-dose counts are whole numbers below 256 too, and their intensities are transmission:
+    # the relative ice thickness is measured on them, never on a stretched 8-bit JPG
     rng = np.random.default_rng(3)
     counts = rng.poisson(30.0, (512, 512)).astype(np.float32)
-    stretched = np.clip(rng.normal(128, 40, (512, 512)), 0, 255).round().astype(np.float32)
-    settings = ExclusionSettings()
-    assert settings.ice_spot < settings.ice_spot_8bit
-    assert spot_threshold(counts, settings) == settings.ice_spot
-    assert spot_threshold(stretched, settings) == settings.ice_spot_8bit
-    assert spot_threshold(counts + 0.5, settings) == settings.ice_spot  # float sums
+    counts[:, 256:] = rng.poisson(20.0, (512, 256))  # thicker ice: fewer electrons
+    stretched = np.clip(counts * 6.0, 0, 255).round()
+    frame = Frame(512, 512, 256, 256, 256)
+    codes = np.zeros((256, 256), np.uint8)
+    thickness = relative_thickness(counts, bin_to_frame(counts, frame), codes, frame)
+    assert thickness is not None and 0.2 < thickness < 0.6  # ln(30 / 20) = 0.41 at most
+    assert relative_thickness(stretched, bin_to_frame(stretched, frame), codes, frame) is None
 
 
 def test_crystalline_ice_is_outlined_where_its_lattice_is_not_by_whole_tiles(tmp_path):
