@@ -1,0 +1,96 @@
+"""What the U-Net's edge margin costs and gains: the same predictions picked with several
+margins, scored over the whole field, on the real EMPIAR-10017 micrographs (CryoPPP labels,
+none closer than one diameter to the edge) and on the raw renderings of the synthetic grid of
+benchmarks/generality.py (truth up to the edge).
+
+    .venv/bin/python benchmarks/edge_margin.py      # ~4 min on 2 cores
+
+Writes benchmarks/results/edge_margin.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.generality import test_cases  # noqa: E402
+from benchmarks.tables import markdown  # noqa: E402
+from cryopick.checkpoint import load_model  # noqa: E402
+from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
+from cryopick.io import read_coordinates  # noqa: E402
+from cryopick.metrics import score_micrograph, summarise  # noqa: E402
+from cryopick.network_input import input_canvas, input_lowpass  # noqa: E402
+from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
+
+MODEL = ROOT / "models" / "unet_general.pt"
+MARGINS = (0.5, 0.75, 1.0, 1.1, 1.2)
+
+
+def margin_rows(model, checkpoint: dict, margins: tuple[float, ...]) -> pd.DataFrame:
+    """One row per test micrograph and margin, at the model's stored threshold."""
+    picking, rows = checkpoint["picking"], []
+    for name, micrograph, denoised, truth_path, d_px, shape, about in test_cases(
+        tuple(ALL_VOLUME_KINDS), None
+    ):
+        if about["rendering"] != "raw" and about["test"].startswith("synthetic"):
+            continue
+        canvas, frame = input_canvas(
+            checkpoint.get("input"),
+            str(denoised),
+            str(micrograph),
+            False,
+            d_px,
+            input_lowpass(checkpoint),
+        )
+        scale = model_scale(checkpoint, frame, d_px)
+        prediction = predict(model, [canvas], [frame.content_mask], scale=scale)[0]
+        truth = read_coordinates(truth_path)
+        for margin in margins:
+            picks = picks_from_prediction(
+                prediction,
+                frame,
+                d_px / frame.scale,
+                picking["threshold"],
+                picking["min_distance"],
+                margin,
+            )
+            score = score_micrograph(name, picks, truth, d_px, shape).row()
+            rows.append({"test": about["test"], "snr": about["snr"], "margin": margin, **score})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, checkpoint = load_model(args.model, device="cpu")
+    rows = margin_rows(model, checkpoint, MARGINS)
+    table = []
+    for (test, snr, margin), group in rows.groupby(["test", "snr", "margin"], dropna=False):
+        s = summarise(group)
+        table.append(
+            {"test": test, "snr": snr, "edge margin (d)": margin, "micrographs": len(group)}
+            | {k: s[k] for k in ("precision", "recall", "f1")}
+        )
+    text = (
+        f"# The U-Net's edge margin (benchmarks/edge_margin.py, {args.model.name})\n\n"
+        f"Stored threshold {checkpoint['picking']['threshold']}, tuned edge margin "
+        f"{checkpoint['picking']['edge_margin']} d; pooled, whole field, matching within 0.5 d."
+        "\n\n" + markdown(pd.DataFrame(table)) + "\n"
+    )
+    out = ROOT / "benchmarks" / "results" / "edge_margin.md"
+    out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
