@@ -1,6 +1,7 @@
-"""What the U-Net's edge margin costs and gains: the same predictions picked with several
-margins, scored over the whole field, on the real EMPIAR-10017 micrographs (CryoPPP labels,
-none closer than one diameter to the edge) and on the raw renderings of the synthetic grid of
+"""What the U-Net's edge margin costs and gains: the same predictions (made as the workflow
+makes them, benchmarks.generality.model_prediction) picked with several margins, scored over
+the whole field, on the real EMPIAR-10017 micrographs (CryoPPP labels, none closer than one
+diameter to the edge) and on the raw renderings of the synthetic grid of
 benchmarks/generality.py (truth up to the edge).
 
     .venv/bin/python benchmarks/edge_margin.py      # ~4 min on 2 cores
@@ -20,13 +21,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generality import test_cases  # noqa: E402
+from benchmarks.generality import CACHE, model_prediction, test_cases  # noqa: E402
 from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
-from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
+from cryopick.inference import picks_from_prediction  # noqa: E402
 from cryopick.io import read_coordinates  # noqa: E402
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
-from cryopick.network_input import input_canvas, input_lowpass  # noqa: E402
 from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
 
 MODEL = ROOT / "models" / "unet_general.pt"
@@ -36,21 +36,14 @@ MARGINS = (0.5, 0.75, 1.0, 1.1, 1.2)
 def margin_rows(model, checkpoint: dict, margins: tuple[float, ...]) -> pd.DataFrame:
     """One row per test micrograph and margin, at the model's stored threshold."""
     picking, rows = checkpoint["picking"], []
+    workdir = CACHE / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
     for name, micrograph, denoised, truth_path, d_px, shape, about in test_cases(
         tuple(ALL_VOLUME_KINDS), None
     ):
         if about["rendering"] != "raw" and about["test"].startswith("synthetic"):
             continue
-        canvas, frame = input_canvas(
-            checkpoint.get("input"),
-            str(denoised),
-            str(micrograph),
-            False,
-            d_px,
-            input_lowpass(checkpoint),
-        )
-        scale = model_scale(checkpoint, frame, d_px)
-        prediction = predict(model, [canvas], [frame.content_mask], scale=scale)[0]
+        prediction, frame = model_prediction(model, checkpoint, micrograph, denoised, d_px, workdir)
         truth = read_coordinates(truth_path)
         for margin in margins:
             picks = picks_from_prediction(

@@ -161,7 +161,7 @@ def real_cases(fold: int | None = None) -> list[tuple[str, Path, Path, Path]]:
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 
 
-def model_picks(
+def model_prediction(
     model,
     checkpoint: dict,
     micrograph: Path,
@@ -169,11 +169,10 @@ def model_picks(
     diameter_file_px: float,
     workdir: Path,
     adapt_norm: bool = False,
-) -> dict[str, pd.DataFrame]:
-    """Picks as the workflow makes them: the model's input, one symmetry, the 8-bit map file,
-    the model's own picking settings ("stored"); and at every threshold of THRESHOLDS with its
-    other settings, to see how far the stored operating point is from the best one.
-    ``adapt_norm``: the model's BatchNorm statistics measured on this micrograph first."""
+):
+    """The U-Net's maps as the workflow makes them: the model's input, one symmetry, through
+    the 8-bit map file; (prediction, frame). ``adapt_norm``: the model's BatchNorm statistics
+    measured on this micrograph first."""
     kind = checkpoint.get("input", "denoised")
     canvas, frame = input_canvas(
         kind, str(denoised), str(micrograph), False, diameter_file_px, input_lowpass(checkpoint)
@@ -185,6 +184,24 @@ def model_picks(
     path = workdir / "map.npz"
     save_prediction(path, prediction, frame)
     prediction, frame, _ = load_prediction(path)
+    return prediction, frame
+
+
+def model_picks(
+    model,
+    checkpoint: dict,
+    micrograph: Path,
+    denoised: Path,
+    diameter_file_px: float,
+    workdir: Path,
+    adapt_norm: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """Picks as the workflow makes them (:func:`model_prediction`), at the model's own picking
+    settings ("stored"); and at every threshold of THRESHOLDS with its other settings, to see
+    how far the stored operating point is from the best one."""
+    prediction, frame = model_prediction(
+        model, checkpoint, micrograph, denoised, diameter_file_px, workdir, adapt_norm
+    )
     picking = checkpoint["picking"]
     thresholds = {"stored": picking["threshold"], **{f"{t:g}": t for t in THRESHOLDS}}
     return {
