@@ -110,10 +110,16 @@ def case_name(case: dict) -> str:
     )
 
 
-def make_case(case: dict, index: int) -> tuple[Path, Path, Path]:
-    """(micrograph .mrc, denoised .npz, truth .csv) of one synthetic test micrograph, cached."""
-    name = case_name(case)
-    folder = CACHE / "synthetic"
+def make_case(
+    case: dict,
+    index: int,
+    seed: int = TEST_SEED,
+    folder: Path = CACHE / "synthetic",
+    suffix: str = "",
+) -> tuple[Path, Path, Path]:
+    """(micrograph .mrc, denoised .npz, truth .csv) of one synthetic test micrograph, cached in
+    ``folder`` under the case's name plus ``suffix`` (micrograph ``index`` of ``seed``)."""
+    name = case_name(case) + suffix
     folder.mkdir(parents=True, exist_ok=True)
     mrc, npz, csv = (folder / f"{name}.mrc", folder / f"{name}.npz", folder / f"{name}.csv")
     if not (mrc.exists() and npz.exists() and csv.exists()):
@@ -131,7 +137,7 @@ def make_case(case: dict, index: int) -> tuple[Path, Path, Path]:
             snr=case["snr"],
             rendering=case["rendering"],
         )
-        m = generate_micrograph(settings, index, TEST_SEED)
+        m = generate_micrograph(settings, index, seed)
         write_mrc(mrc, m.image.astype(np.float32), case["pixel_size"])
         truth = m.coordinates
         truth[["x", "y"]].to_csv(csv, index=False, header=["X-Coordinate", "Y-Coordinate"])

@@ -24,6 +24,9 @@ from cryopick.workflow.plan import (  # noqa: E402
     final_picks_settings,
     preview_excluded_classes,
     report_options,
+    adaptation_micrographs,
+    dataset_unet_model,
+    self_training_settings,
     unet_model,
     unet_pick_settings,
     unet_train_settings,
@@ -220,6 +223,29 @@ synthetic_volume_files = _of_synthetic_set(PLAN.synthetic_volume_files)
 
 def synthetic_index(wildcards):
     return PLAN.synthetic_index(wildcards.synthetic_set, wildcards.micrograph)
+
+
+def get_unet_model(wildcards):
+    """The checkpoint of a data set's U-Net maps (the one adapted to it under
+    unet.self_training)."""
+    return dataset_unet_model(config, workflow.basedir, wildcards.dataset)
+
+
+def get_adaptation_micrographs(wildcards):
+    """The micrographs a data set's model adapts on (unet.self_training.micrographs)."""
+    return adaptation_micrographs(list(MICROGRAPHS[wildcards.dataset]), config)
+
+
+def get_adaptation_inputs(wildcards):
+    """Those micrographs' files and the denoise batches that hold them."""
+    names = get_adaptation_micrographs(wildcards)
+    batches = sorted({BATCHES.batch_of(wildcards.dataset, n) for n in names})
+    denoised = paths.batch_complete(paths.DENOISED)
+    return {
+        "micrographs": PLAN.micrograph_inputs(wildcards.dataset, names),
+        "denoised": [denoised.format(dataset=wildcards.dataset, batch=b) for b in batches],
+        "model": unet_model(config, workflow.basedir),
+    }
 
 
 def batch_micrograph_paths(wildcards):

@@ -44,7 +44,7 @@ rule unet_predict:
     input:
         micrographs=batch_micrograph_paths,
         denoised=paths.batch_complete(paths.DENOISED),
-        model=unet_model(config, workflow.basedir),
+        model=get_unet_model,
     output:
         maps=directory(paths.UNET_MAPS),
         complete=paths.batch_complete(paths.UNET_MAPS),
@@ -69,6 +69,35 @@ rule unet_predict:
         symmetries=UNET["symmetries"],
     script:
         "../scripts/unet_predict.py"
+
+
+rule self_train_unet:
+    """Adapt the U-Net to one data set without labels: fine-tune it on its own confident picks
+    on the data set's first micrographs (unet.self_training; cryopick.self_training)."""
+    input:
+        unpack(get_adaptation_inputs),
+    output:
+        model=paths.ADAPTED_UNET_MODEL,
+        pseudo_labels=directory(paths.PSEUDO_LABELS),
+    log:
+        paths.log("self_train_unet", None),
+    benchmark:
+        paths.benchmark("self_train_unet", None)
+    conda:
+        "../envs/unet.yaml"
+    threads: UNET["threads"]
+    resources:
+        **UNET_GPU,
+        mem_mb=int(1024 * UNET["max_memory_gb"]),
+        runtime=UNET_TRAIN_RUNTIME,
+    params:
+        micrographs=get_adaptation_micrographs,
+        diameter=dataset_diameter,
+        invert=dataset_invert,
+        device=UNET["device"],
+        settings=self_training_settings(config),
+    script:
+        "../scripts/self_train_unet.py"
 
 
 rule pick_unet:

@@ -78,6 +78,10 @@ PICK_COUNTS = f"{DATASET}/pick_counts.tsv"  # picks per micrograph, flagged (cry
 PICK_SCORES = f"{DATASET}/pick_scores.tsv"  # histogram of the final picks' figures of merit
 PICKS_INDEX = f"{DATASET}/autopick.star"  # RELION coordinate index of this run's picks
 MICROGRAPHS_QUALITY = f"{DATASET}/micrographs_quality.tsv"  # a verdict per micrograph
+# unet.self_training: the model adapted to the data set, and the pseudo-labels it learned from
+ADAPTED_UNET = f"{DATASET}/unet_adapted"
+ADAPTED_UNET_MODEL = f"{ADAPTED_UNET}/model.pt"
+PSEUDO_LABELS = f"{ADAPTED_UNET}/pseudo_labels"  # {micrograph}.star: the confident picks
 GOOD_MICROGRAPHS = f"{DATASET}/micrographs_good.star"  # RELION micrographs STAR of the good
 CLASSIFY2D = f"{DATASET}/classify2d"  # 2D classification of a sample of the final picks
 CLASS_AVERAGES = f"{CLASSIFY2D}/classes.png"  # the class averages, most populated first

@@ -104,6 +104,25 @@ def unet_model(config: dict, basedir: str) -> str:
     return model_file(model, basedir)
 
 
+def self_training_settings(config: dict) -> dict:
+    """What a data set's adaptation depends on (unet.self_training less the switch)."""
+    return _without(config["unet"]["self_training"], ("enabled",))
+
+
+def dataset_unet_model(config: dict, basedir: str, dataset: str) -> str:
+    """The checkpoint a data set's U-Net maps come from: the model adapted to it
+    (unet.self_training.enabled), else :func:`unet_model`."""
+    if config["unet"]["self_training"]["enabled"]:
+        return paths.ADAPTED_UNET_MODEL.format(dataset=dataset)
+    return unet_model(config, basedir)
+
+
+def adaptation_micrographs(names: list[str], config: dict) -> list[str]:
+    """The micrographs a data set adapts on: the first unet.self_training.micrographs in name
+    order, so that adding micrographs later does not change the model."""
+    return sorted(names)[: int(config["unet"]["self_training"]["micrographs"])]
+
+
 def model_file(path: str, basedir: str) -> str:
     """A model path as given, or, when a relative one does not exist from the working
     directory, the file of that name in ``basedir`` (the repository, where shipped models

@@ -1,0 +1,220 @@
+"""Label-free self-training (cryopick.self_training): the shipped model before and after
+fine-tuning on each data set's own confident picks, scored at the model's stored operating
+point (one symmetry, as the workflow runs it).
+
+A data set here is 3 micrographs (1024^2) of one specimen type at one pixel size, SNR and
+rendering, as a user brings them: the model adapts to those 3 and picks them. Held out (the
+default): seed 9200, the 6 specimen types x {raw SNR 0.05, raw SNR 0.01, filtered 8-bit
+SNR 0.05}, each at one of the 3 pixel sizes of benchmarks/generality.py (18 data sets).
+``--dev``: seed 7000, 6 other data sets, the only ones a setting may be chosen on. ``--real``
+adds the 12 EMPIAR-10017 micrographs as one data set (in-sample for the shipped model).
+
+    python benchmarks/self_training.py [--dev] [--real]
+
+Writes benchmarks/results/self_training[_dev].{tsv,md}; micrographs are cached under
+resources/cache/self_training/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import generality  # noqa: E402
+from benchmarks.tables import markdown  # noqa: E402
+from cryopick.checkpoint import load_model, save_checkpoint  # noqa: E402
+from cryopick.inference import picks_from_prediction  # noqa: E402
+from cryopick.io import read_coordinates, read_micrograph  # noqa: E402
+from cryopick.metrics import CRYOPPP_EDGE, score_micrograph, summarise, within_edge  # noqa: E402
+from cryopick.self_training import (  # noqa: E402
+    AdaptationMicrograph,
+    SelfTrainingSettings,
+    self_train,
+)
+from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
+
+MODEL = ROOT / "models" / "unet_general.pt"
+CACHE = ROOT / "resources" / "cache" / "self_training"
+HELD_OUT_SEED, DEV_SEED = 9200, 7000
+CONDITIONS = ((0.05, "raw"), (0.01, "raw"), (0.05, "filtered_8bit"))
+DEV_CELLS = (
+    ("elongated", 0, 0.01, "raw"),
+    ("ring", 1, 0.01, "raw"),
+    ("oligomer", 2, 0.01, "raw"),
+    ("globular", 1, 0.05, "filtered_8bit"),
+    ("multidomain", 0, 0.05, "filtered_8bit"),
+    ("shell", 2, 0.05, "raw"),
+)
+PER_DATA_SET = 3
+
+
+def held_out_cells() -> list[tuple[str, int, float, str]]:
+    """Every type under every condition, the pixel size turning with both."""
+    return [
+        (kind, (k + c) % len(generality.SCALES), snr, rendering)
+        for k, kind in enumerate(ALL_VOLUME_KINDS)
+        for c, (snr, rendering) in enumerate(CONDITIONS)
+    ]
+
+
+def synthetic_data_set(cell, seed: int) -> tuple[str, list[tuple], float]:
+    """(name, [(micrograph, denoised, truth)], diameter in file pixels) of one data set."""
+    kind, scale, snr, rendering = cell
+    pixel_size, diameter = generality.SCALES[scale]
+    case = {
+        "kind": kind,
+        "pixel_size": pixel_size,
+        "diameter": diameter,
+        "snr": snr,
+        "rendering": rendering,
+    }
+    folder = CACHE / f"seed{seed}"
+    files = [
+        generality.make_case(case, index, seed, folder, f"_{index}")
+        for index in range(PER_DATA_SET)
+    ]
+    return generality.case_name(case), files, diameter / pixel_size
+
+
+def real_data_set() -> tuple[str, list[tuple], float]:
+    files = [(m, d, t) for _, m, d, t in generality.real_cases()]
+    return "empiar10017", files, generality.REAL_DIAMETER_PX
+
+
+def stored_picks(model, checkpoint: dict, files, d_px: float, workdir: Path) -> list[pd.DataFrame]:
+    """Each micrograph's picks as the workflow makes them, at the stored settings."""
+    picking = checkpoint["picking"]
+    out = []
+    for micrograph, denoised, _ in files:
+        prediction, frame = generality.model_prediction(
+            model, checkpoint, micrograph, denoised, d_px, workdir
+        )
+        out.append(
+            picks_from_prediction(
+                prediction,
+                frame,
+                d_px / frame.scale,
+                picking["threshold"],
+                picking["min_distance"],
+                picking["edge_margin"],
+            )
+        )
+    return out
+
+
+def score_rows(name: str, files, picks: list[pd.DataFrame], d_px: float, method: str) -> list:
+    rows = []
+    for (micrograph, _, truth_path), p in zip(files, picks):
+        shape = read_micrograph(micrograph).image.shape
+        truth = read_coordinates(truth_path)
+        for window, margin in (("field", 0.0), ("interior", CRYOPPP_EDGE * d_px)):
+            score = score_micrograph(
+                Path(micrograph).stem,
+                within_edge(p, shape, margin),
+                within_edge(truth, shape, margin),
+                d_px,
+                shape,
+            ).row()
+            rows.append({"data_set": name, "method": method, "window": window} | score)
+    return rows
+
+
+def evaluate(data_sets, settings: SelfTrainingSettings, workdir: Path, log=print) -> pd.DataFrame:
+    model, checkpoint = load_model(MODEL)
+    model = model.float().eval()
+    rows = []
+    for name, files, d_px in data_sets:
+        start = time.monotonic()
+        rows += score_rows(
+            name, files, stored_picks(model, checkpoint, files, d_px, workdir), d_px, "general"
+        )
+        items = [AdaptationMicrograph(Path(m).stem, str(d), str(m), d_px) for m, d, _ in files]
+        adapted = self_train(str(MODEL), items, settings, workdir / name, "cpu", 2, log)
+        path = workdir / f"{name}.pt"
+        save_checkpoint(path, adapted)
+        tuned, tuned_checkpoint = load_model(path)
+        tuned = tuned.float().eval()
+        picks = stored_picks(tuned, tuned_checkpoint, files, d_px, workdir)
+        rows += score_rows(name, files, picks, d_px, "self-trained")
+        log(f"{name}: {time.monotonic() - start:.0f} s")
+    return pd.DataFrame(rows)
+
+
+def pooled(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    out = []
+    for key, group in rows.groupby(by, sort=False):
+        s = summarise(group)
+        key = key if isinstance(key, tuple) else (key,)
+        out.append(
+            dict(zip(by, key))
+            | {
+                "micrographs": len(group),
+                "precision": s["precision"],
+                "recall": s["recall"],
+                "f1": s["f1"],
+                "f1_r025": s["f1_r025"],
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def condition(name: str) -> str:
+    if name == "empiar10017":
+        return "EMPIAR-10017 (in-sample)"
+    snr = name.split("_snr")[1].split("_")[0]
+    return f"{'filtered 8-bit' if 'filtered' in name else 'raw'}, SNR {snr}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dev", action="store_true", help="development data sets (seed 7000)")
+    parser.add_argument("--real", action="store_true", help="add EMPIAR-10017 as a data set")
+    parser.add_argument("--confident", type=float, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    settings = SelfTrainingSettings()
+    if args.confident is not None:
+        settings = replace(settings, confident=args.confident)
+    if args.steps is not None:
+        settings = replace(settings, steps=args.steps)
+    seed, cells = (DEV_SEED, DEV_CELLS) if args.dev else (HELD_OUT_SEED, held_out_cells())
+    data_sets = [synthetic_data_set(cell, seed) for cell in cells]
+    if args.real:
+        data_sets.append(real_data_set())
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = evaluate(data_sets, settings, Path(tmp))
+    rows["condition"] = rows["data_set"].map(condition)
+    tag = "_dev" if args.dev else ""
+    out = ROOT / "benchmarks" / "results" / f"self_training{tag}"
+    rows.to_csv(out.with_suffix(".tsv"), sep="\t", index=False)
+    sections = [
+        f"# Self-training ({'development' if args.dev else 'held out'}, seed {seed}; {settings})",
+        "",
+        "Pooled over micrographs at 0.5 d, the shipped model's stored operating point.",
+    ]
+    for title, by in (
+        ("by condition", ["condition", "window", "method"]),
+        ("all synthetic", ["window", "method"]),
+        ("by data set (interior)", ["data_set", "method"]),
+    ):
+        table = rows[rows["data_set"] != "empiar10017"] if title == "all synthetic" else rows
+        if title.startswith("by data set"):
+            table = table[table["window"] == "interior"]
+        sections += ["", f"## {title}", "", markdown(pooled(table, by))]
+    out.with_suffix(".md").write_text("\n".join(sections) + "\n")
+    print("\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()
