@@ -35,7 +35,7 @@ from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model, save_checkpoint  # noqa: E402
 from cryopick.inference import picks_from_prediction  # noqa: E402
 from cryopick.io import read_coordinates, read_micrograph  # noqa: E402
-from cryopick.metrics import CRYOPPP_EDGE, score_micrograph, summarise, within_edge  # noqa: E402
+from cryopick.metrics import CRYOPPP_EDGE, score_micrograph, within_edge  # noqa: E402
 from cryopick.self_training import (  # noqa: E402
     AdaptationMicrograph,
     SelfTrainingSettings,
@@ -150,24 +150,6 @@ def evaluate(data_sets, settings: SelfTrainingSettings, workdir: Path, log=print
     return pd.DataFrame(rows)
 
 
-def pooled(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    out = []
-    for key, group in rows.groupby(by, sort=False):
-        s = summarise(group)
-        key = key if isinstance(key, tuple) else (key,)
-        out.append(
-            dict(zip(by, key))
-            | {
-                "micrographs": len(group),
-                "precision": s["precision"],
-                "recall": s["recall"],
-                "f1": s["f1"],
-                "f1_r025": s["f1_r025"],
-            }
-        )
-    return pd.DataFrame(out)
-
-
 def condition(name: str) -> str:
     if name == "empiar10017":
         return "EMPIAR-10017 (in-sample)"
@@ -211,7 +193,7 @@ def main(argv=None) -> None:
         table = rows[rows["data_set"] != "empiar10017"] if title == "all synthetic" else rows
         if title.startswith("by data set"):
             table = table[table["window"] == "interior"]
-        sections += ["", f"## {title}", "", markdown(pooled(table, by))]
+        sections += ["", f"## {title}", "", markdown(generality.pooled(table, by))]
     out.with_suffix(".md").write_text("\n".join(sections) + "\n")
     print("\n".join(sections))
 
