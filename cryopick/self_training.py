@@ -28,7 +28,7 @@ from cryopick.checkpoint import load_model, save_checkpoint
 from cryopick.denoise import load_frame
 from cryopick.device import resolve_device
 from cryopick.inference import model_scale, picks_from_prediction, predict
-from cryopick.io import InputError, read_coordinates, write_star
+from cryopick.io import InputError, write_star
 from cryopick.network_input import input_canvas, input_lowpass
 from cryopick.settings import config_values
 from cryopick.training import (
@@ -36,8 +36,8 @@ from cryopick.training import (
     LabelledMicrograph,
     TrainingConfig,
     _learning_rate,
+    fit_step,
     initial_network,
-    loss_terms,
     prepare_data,
     sample_batch,
     seed_everything,
@@ -116,14 +116,6 @@ def ignore_near(example: Example, x: np.ndarray, y: np.ndarray, radius: float) -
         example.valid[y0:y1, x0:x1][near] = 0.0
 
 
-def freeze_batchnorm(model: AttentionUNet) -> None:
-    """BatchNorm layers to eval mode: they normalise with the stored statistics and do not
-    update them (call after every ``model.train()``)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
-
-
 def first_pass_picks(
     model: AttentionUNet, checkpoint: dict, item: AdaptationMicrograph, threshold: float
 ) -> pd.DataFrame:
@@ -161,7 +153,7 @@ def self_train(
 ) -> dict:
     """The checkpoint of ``model_path`` fine-tuned on the pseudo-labels of ``items`` (the first
     ``settings.micrographs``); each micrograph's pseudo-particles are written to
-    ``labels_folder``/{name}.csv. Picking settings are the model's own."""
+    ``labels_folder``/{name}.star. Picking settings are the model's own."""
     if not items:
         raise InputError("unet.self_training needs at least one micrograph")
     items = items[: settings.micrographs]
@@ -173,11 +165,13 @@ def self_train(
     labels_folder = Path(labels_folder)
     labels_folder.mkdir(parents=True, exist_ok=True)
     labelled, undecided = [], []
+    n_particles = 0
     for item in items:
         picks = first_pass_picks(model, checkpoint, item, settings.uncertain)
         particles, unsure = split_pseudo_labels(picks, settings.confident, settings.uncertain)
         path = labels_folder / f"{item.name}.star"
         write_star(path, particles)
+        n_particles += len(particles)
         labelled.append(
             LabelledMicrograph(
                 item.name,
@@ -190,7 +184,6 @@ def self_train(
             )
         )
         undecided.append(unsure)
-    n_particles = sum(len(read_coordinates(i.labels)) for i in labelled)
     n_unsure = sum(len(u) for u in undecided)
     log(
         f"self-training on {len(items)} micrographs: {n_particles} pseudo-particles (score >= "
@@ -208,7 +201,7 @@ def self_train(
         ignore_near(example, unsure["x"], unsure["y"], 0.5 * data.diameter_px)
     network, origin = initial_network(config, data, log)
     network = network.float()
-    state, minutes = fine_tune(network, data, config)
+    state, minutes = fine_tune(network, data, config, device)
     origin["self_training"] = {
         **asdict(settings),
         "pseudo_particles": n_particles,
@@ -260,10 +253,11 @@ def training_config(
     return with_input_lowpass(config)
 
 
-def fine_tune(network: AttentionUNet, data, config: TrainingConfig) -> tuple[dict, float]:
+def fine_tune(
+    network: AttentionUNet, data, config: TrainingConfig, device: torch.device
+) -> tuple[dict, float]:
     """``config.steps`` AdamW steps on the pseudo-labels with BatchNorm statistics frozen;
     (float weights, minutes)."""
-    device = torch.device("cuda" if config.device == "cuda" else "cpu")
     network = network.to(device)
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -272,19 +266,8 @@ def fine_tune(network: AttentionUNet, data, config: TrainingConfig) -> tuple[dic
     start = time.monotonic()
     for step in range(config.steps):
         lr = _learning_rate(config, step, time.monotonic() - start)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        network.train()
-        freeze_batchnorm(network)
-        images, targets, valid = (
-            t.to(device) for t in sample_batch(data.train, config, rng, data.diameter_px)
-        )
-        terms = loss_terms(
-            network(images).float(), targets, valid, config.heads, config.centre_weight
-        )
-        optimiser.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimiser.step()
+        batch = sample_batch(data.train, config, rng, data.diameter_px)
+        fit_step(network, optimiser, batch, config, device, lr, frozen_batchnorm=True)
     network.eval()
     state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
     return state, (time.monotonic() - start) / 60.0
@@ -302,19 +285,16 @@ def adaptation_items(
     micrograph it recorded an error for, or a missing file, is named and left out)."""
     items = []
     for name in names:
-        found = [
-            batch_artifact(batch_folder_of(b), name)
-            for b in denoised_batches
-            if batch_artifact(batch_folder_of(b), name).is_file()
-        ]
-        if not found or name not in micrograph_files:
+        canvases = (batch_artifact(batch_folder_of(b), name) for b in denoised_batches)
+        canvas = next((c for c in canvases if c.is_file()), None)
+        if canvas is None or name not in micrograph_files:
             log(f"{name}: no denoised canvas or micrograph file; not adapted on")
             continue
-        _, file_pixel_size = load_frame(str(found[0]))
+        _, file_pixel_size = load_frame(str(canvas))
         items.append(
             AdaptationMicrograph(
                 name,
-                str(found[0]),
+                str(canvas),
                 str(micrograph_files[name]),
                 diameter_angstrom / file_pixel_size,
                 invert,

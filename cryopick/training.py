@@ -600,6 +600,14 @@ def prepare_data(items: list[LabelledMicrograph], config: TrainingConfig) -> Tra
     )
 
 
+def freeze_batchnorm(model: AttentionUNet) -> None:
+    """BatchNorm layers to eval mode: they normalise with the stored statistics and do not
+    update them (call after every ``model.train()``)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 def fit_step(
     model: AttentionUNet,
     optimiser: torch.optim.Optimizer,
@@ -608,12 +616,16 @@ def fit_step(
     device: torch.device,
     lr: float,
     bfloat16: bool = False,
+    frozen_batchnorm: bool = False,
 ) -> dict[str, float]:
     """One optimiser step on ``batch`` (images, targets, valid) at learning rate ``lr``, under
-    bfloat16 autocast when ``bfloat16``; the loss terms before the step."""
+    bfloat16 autocast when ``bfloat16``, with the BatchNorm statistics kept when
+    ``frozen_batchnorm``; the loss terms before the step."""
     for group in optimiser.param_groups:
         group["lr"] = lr
     model.train()
+    if frozen_batchnorm:
+        freeze_batchnorm(model)
     images, targets, valid = (t.to(device) for t in batch)
     images = images.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):

@@ -13,12 +13,11 @@ from cryopick.self_training import (
     AdaptationMicrograph,
     SelfTrainingSettings,
     adaptation_items,
-    freeze_batchnorm,
     ignore_near,
     self_train,
     split_pseudo_labels,
 )
-from cryopick.training import Example, prepare_data, train
+from cryopick.training import Example, freeze_batchnorm, prepare_data, train
 from cryopick.workflow.plan import adaptation_micrographs, dataset_unet_model
 from tests.test_training import DIAMETER, make_micrograph, tiny_config
 
