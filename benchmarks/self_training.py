@@ -8,10 +8,15 @@ default): seed 9200, the 6 specimen types x {raw SNR 0.05, raw SNR 0.01, filtere
 SNR 0.05}, each at one of the 3 pixel sizes of benchmarks/generality.py (18 data sets).
 ``--dev``: seed 7000, 6 other data sets, the only ones a setting may be chosen on. ``--real``
 adds the 12 EMPIAR-10017 micrographs as one data set (in-sample for the shipped model).
+``--real-fold K --model PATH`` adds only fold K of them instead (sorted index % 3, the folds of
+benchmarks/unet_quality.py), held out for a model trained without that fold, such as the
+general recipe's fold-0 training (benchmarks/configs/filtered_scales.yaml); ``--no-synthetic``
+scores the real data set alone.
 
-    python benchmarks/self_training.py [--dev] [--real]
+    python benchmarks/self_training.py [--dev] [--real | --real-fold K] [--model PATH]
+        [--no-synthetic] [--tag TAG]
 
-Writes benchmarks/results/self_training[_dev].{tsv,md}; micrographs are cached under
+Writes benchmarks/results/self_training[_dev | _TAG].{tsv,md}; micrographs are cached under
 resources/cache/self_training/.
 """
 
@@ -86,9 +91,10 @@ def synthetic_data_set(cell, seed: int) -> tuple[str, list[tuple], float]:
     return generality.case_name(case), files, diameter / pixel_size
 
 
-def real_data_set() -> tuple[str, list[tuple], float]:
-    files = [(m, d, t) for _, m, d, t in generality.real_cases()]
-    return "empiar10017", files, generality.REAL_DIAMETER_PX
+def real_data_set(fold: int | None = None) -> tuple[str, list[tuple], float]:
+    files = [(m, d, t) for _, m, d, t in generality.real_cases(fold)]
+    name = "empiar10017" if fold is None else f"empiar10017_fold{fold}"
+    return name, files, generality.REAL_DIAMETER_PX
 
 
 def stored_picks(model, checkpoint: dict, files, d_px: float, workdir: Path) -> list[pd.DataFrame]:
@@ -129,8 +135,10 @@ def score_rows(name: str, files, picks: list[pd.DataFrame], d_px: float, method:
     return rows
 
 
-def evaluate(data_sets, settings: SelfTrainingSettings, workdir: Path, log=print) -> pd.DataFrame:
-    model, checkpoint = load_model(MODEL)
+def evaluate(
+    data_sets, settings: SelfTrainingSettings, workdir: Path, model_path: Path = MODEL, log=print
+) -> pd.DataFrame:
+    model, checkpoint = load_model(model_path)
     model = model.float().eval()
     rows = []
     for name, files, d_px in data_sets:
@@ -139,7 +147,7 @@ def evaluate(data_sets, settings: SelfTrainingSettings, workdir: Path, log=print
             name, files, stored_picks(model, checkpoint, files, d_px, workdir), d_px, "general"
         )
         items = [AdaptationMicrograph(Path(m).stem, str(d), str(m), d_px) for m, d, _ in files]
-        adapted = self_train(str(MODEL), items, settings, workdir / name, "cpu", 2, log)
+        adapted = self_train(str(model_path), items, settings, workdir / name, "cpu", 2, log)
         path = workdir / f"{name}.pt"
         save_checkpoint(path, adapted)
         tuned, tuned_checkpoint = load_model(path)
@@ -153,6 +161,8 @@ def evaluate(data_sets, settings: SelfTrainingSettings, workdir: Path, log=print
 def condition(name: str) -> str:
     if name == "empiar10017":
         return "EMPIAR-10017 (in-sample)"
+    if name.startswith("empiar10017_fold"):
+        return f"EMPIAR-10017 fold {name[-1]} (held out)"
     snr = name.split("_snr")[1].split("_")[0]
     return f"{'filtered 8-bit' if 'filtered' in name else 'raw'}, SNR {snr}"
 
@@ -161,6 +171,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dev", action="store_true", help="development data sets (seed 7000)")
     parser.add_argument("--real", action="store_true", help="add EMPIAR-10017 as a data set")
+    parser.add_argument(
+        "--real-fold",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="add only this fold of EMPIAR-10017 (held out for --model)",
+    )
+    parser.add_argument("--no-synthetic", action="store_true", help="score the real data only")
+    parser.add_argument("--model", type=Path, default=MODEL, help="the model to adapt")
+    parser.add_argument("--tag", default=None, help="results suffix (default: _dev or none)")
     parser.add_argument("--confident", type=float, default=None)
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args(argv)
@@ -171,17 +191,18 @@ def main(argv=None) -> None:
     if args.steps is not None:
         settings = replace(settings, steps=args.steps)
     seed, cells = (DEV_SEED, DEV_CELLS) if args.dev else (HELD_OUT_SEED, held_out_cells())
-    data_sets = [synthetic_data_set(cell, seed) for cell in cells]
-    if args.real:
-        data_sets.append(real_data_set())
+    data_sets = [] if args.no_synthetic else [synthetic_data_set(cell, seed) for cell in cells]
+    if args.real or args.real_fold is not None:
+        data_sets.append(real_data_set(args.real_fold))
     with tempfile.TemporaryDirectory() as tmp:
-        rows = evaluate(data_sets, settings, Path(tmp))
+        rows = evaluate(data_sets, settings, Path(tmp), args.model)
     rows["condition"] = rows["data_set"].map(condition)
-    tag = "_dev" if args.dev else ""
+    tag = f"_{args.tag}" if args.tag else ("_dev" if args.dev else "")
     out = ROOT / "benchmarks" / "results" / f"self_training{tag}"
     rows.to_csv(out.with_suffix(".tsv"), sep="\t", index=False)
     sections = [
-        f"# Self-training ({'development' if args.dev else 'held out'}, seed {seed}; {settings})",
+        f"# Self-training ({'development' if args.dev else 'held out'}, seed {seed}; "
+        f"model {args.model.name}; {settings})",
         "",
         "Pooled over micrographs at 0.5 d, the shipped model's stored operating point.",
     ]
@@ -190,7 +211,10 @@ def main(argv=None) -> None:
         ("all synthetic", ["window", "method"]),
         ("by data set (interior)", ["data_set", "method"]),
     ):
-        table = rows[rows["data_set"] != "empiar10017"] if title == "all synthetic" else rows
+        synthetic = ~rows["data_set"].str.startswith("empiar10017")
+        table = rows[synthetic] if title == "all synthetic" else rows
+        if table.empty:
+            continue
         if title.startswith("by data set"):
             table = table[table["window"] == "interior"]
         sections += ["", f"## {title}", "", markdown(generality.pooled(table, by))]

@@ -113,26 +113,33 @@ def rebuild_command(snakefile: str, workdir: str, configfiles: list[str], target
     return shlex.join(words)
 
 
+def model_line(path: str) -> str:
+    """A checkpoint as the reproducibility block names it: its path and sha256."""
+    return f"{path} (sha256 {file_sha256(path)})" if os.path.isfile(path) else f"{path} (missing)"
+
+
 def provenance(
     repository: str,
     model: str | None,
     command: str,
     log_folders: list[str],
+    adapted_models: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    """Everything of the reproducibility block but the config."""
+    """Everything of the reproducibility block but the config. ``adapted_models`` (data set ->
+    checkpoint) names the models that unet.self_training fine-tuned from ``model``, which are
+    the ones those data sets' maps come from."""
     from cryopick import __version__
 
-    model_line = "U-Net off"
-    if model:
-        model_line = (
-            f"{model} (sha256 {file_sha256(model)})"
-            if os.path.isfile(model)
-            else f"{model} (missing)"
-        )
-    return {
+    facts: dict[str, object] = {
         "cryopick": __version__,
         "git commit": git_commit(repository),
-        "model": model_line,
+        "model": model_line(model) if model else "U-Net off",
+    }
+    if adapted_models:
+        facts["models adapted by self-training, per data set"] = {
+            dataset: model_line(path) for dataset, path in sorted(adapted_models.items())
+        }
+    return facts | {
         "U-Net device": devices_used(log_folders),
         "command": command,
         "machine": machine(),

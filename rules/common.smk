@@ -25,6 +25,7 @@ from cryopick.workflow.plan import (  # noqa: E402
     preview_excluded_classes,
     report_options,
     adaptation_micrographs,
+    adapted_unet_models,
     dataset_unet_model,
     self_training_settings,
     unet_model,
@@ -184,6 +185,7 @@ def report_provenance(wildcards):
     return {
         "repository": workflow.basedir,
         "model": unet_model(config, workflow.basedir) if unet["enabled"] else None,
+        "adapted_models": adapted_unet_models(config, PLAN.datasets),
         "command": rebuild_command(
             f"{workflow.basedir}/Snakefile",
             os.getcwd(),

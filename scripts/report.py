@@ -13,7 +13,13 @@ with logged_job(snakemake.log[0], "report") as log:
         snakemake.output.tsv,
         snakemake.output.html,
         ReportOptions(**{**options, "peers": tuple(options["peers"])}, skipped_peers=skipped),
-        provenance(facts["repository"], facts["model"], facts["command"], facts["log_folders"]),
+        provenance(
+            facts["repository"],
+            facts["model"],
+            facts["command"],
+            facts["log_folders"],
+            facts["adapted_models"],
+        ),
         snakemake.params.config,
         log=log.warning,
     )

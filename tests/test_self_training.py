@@ -9,6 +9,7 @@ import torch
 
 from cryopick.checkpoint import load_model, save_checkpoint
 from cryopick.io import InputError, read_coordinates
+from cryopick.provenance import provenance
 from cryopick.self_training import (
     AdaptationMicrograph,
     SelfTrainingSettings,
@@ -18,7 +19,7 @@ from cryopick.self_training import (
     split_pseudo_labels,
 )
 from cryopick.training import Example, freeze_batchnorm, prepare_data, train
-from cryopick.workflow.plan import adaptation_micrographs, dataset_unet_model
+from cryopick.workflow.plan import adaptation_micrographs, adapted_unet_models, dataset_unet_model
 from tests.test_training import DIAMETER, make_micrograph, tiny_config
 
 
@@ -156,11 +157,38 @@ def test_micrographs_without_a_canvas_are_named_and_left_out(tiny_model, tmp_pat
 
 
 def test_the_adapted_model_is_the_data_sets_when_switched_on():
-    config = {"unet": {"model": "models/unet_general.pt", "self_training": {"enabled": False}}}
+    config = {
+        "unet": {
+            "enabled": True,
+            "model": "models/unet_general.pt",
+            "self_training": {"enabled": False},
+        }
+    }
     assert dataset_unet_model(config, ".", "ds").endswith("models/unet_general.pt")
+    assert adapted_unet_models(config, ["ds"]) == {}
     config["unet"]["self_training"] = {"enabled": True, "micrographs": 2}
     assert dataset_unet_model(config, ".", "ds") == "results/ds/unet_adapted/model.pt"
+    assert adapted_unet_models(config, ["ds"]) == {"ds": "results/ds/unet_adapted/model.pt"}
     assert adaptation_micrographs(["c", "a", "b"], config) == ["a", "b"]
+    config["unet"]["enabled"] = False
+    assert adapted_unet_models(config, ["ds"]) == {}
+
+
+def test_the_reproducibility_block_names_each_adapted_model(tmp_path):
+    """The report must say which checkpoint each data set's maps came from."""
+    general, adapted = tmp_path / "general.pt", tmp_path / "a.pt"
+    general.write_bytes(b"general")
+    adapted.write_bytes(b"abc")
+    facts = provenance(
+        str(tmp_path), str(general), "cmd", [], {"b": str(tmp_path / "gone.pt"), "a": str(adapted)}
+    )
+    per_data_set = facts["models adapted by self-training, per data set"]
+    assert list(per_data_set) == ["a", "b"]
+    assert per_data_set["a"].startswith(f"{adapted} (sha256 ba7816bf")
+    assert per_data_set["b"].endswith("(missing)")
+    assert "models adapted by self-training, per data set" not in provenance(
+        str(tmp_path), str(general), "cmd", []
+    )
 
 
 def test_schema_defaults_are_the_code_defaults():

@@ -117,6 +117,14 @@ def dataset_unet_model(config: dict, basedir: str, dataset: str) -> str:
     return unet_model(config, basedir)
 
 
+def adapted_unet_models(config: dict, datasets) -> dict[str, str]:
+    """Data set -> the checkpoint unet.self_training adapts to it; empty when it is off."""
+    unet = config["unet"]
+    if not (unet["enabled"] and unet["self_training"]["enabled"]):
+        return {}
+    return {dataset: paths.ADAPTED_UNET_MODEL.format(dataset=dataset) for dataset in datasets}
+
+
 def adaptation_micrographs(names: list[str], config: dict) -> list[str]:
     """The micrographs a data set adapts on: the first unet.self_training.micrographs in name
     order, so that adding micrographs later does not change the model."""
