@@ -56,9 +56,9 @@ from cryopick.denoise import (  # noqa: E402
 )
 from cryopick.inference import (  # noqa: E402
     adapt_batchnorm,
-    model_scale,
-    picks_from_prediction,
+    model_input,
     predict,
+    stored_setting_picks,
 )
 from cryopick.io import (  # noqa: E402
     micrograph_name,
@@ -68,7 +68,6 @@ from cryopick.io import (  # noqa: E402
     write_relion_micrographs_star,
 )
 from cryopick.metrics import CRYOPPP_EDGE, score_micrograph, summarise, within_edge  # noqa: E402
-from cryopick.network_input import input_canvas, input_lowpass  # noqa: E402
 from cryopick.picking import BlobSettings, pick_blobs  # noqa: E402
 from cryopick.probability_maps import load_prediction, save_prediction  # noqa: E402
 from cryopick.synthetic import SyntheticSettings, generate_micrograph  # noqa: E402
@@ -179,16 +178,13 @@ def model_prediction(
     """The U-Net's maps as the workflow makes them: the model's input, one symmetry, through
     the 8-bit map file; (prediction, frame). ``adapt_norm``: the model's BatchNorm statistics
     measured on this micrograph first."""
-    kind = checkpoint.get("input", "denoised")
-    canvas, frame = input_canvas(
-        kind, str(denoised), str(micrograph), False, diameter_file_px, input_lowpass(checkpoint)
-    )
-    scale = model_scale(checkpoint, frame, diameter_file_px)
+    seen = model_input(checkpoint, denoised, micrograph, False, diameter_file_px)
+    content = [seen.frame.content_mask]
     if adapt_norm:
-        model = adapt_batchnorm(model, [canvas], [frame.content_mask], scale)
-    prediction = predict(model, [canvas], [frame.content_mask], scale=scale, symmetries=1)[0]
+        model = adapt_batchnorm(model, [seen.canvas], content, seen.scale)
+    prediction = predict(model, [seen.canvas], content, scale=seen.scale, symmetries=1)[0]
     path = workdir / "map.npz"
-    save_prediction(path, prediction, frame)
+    save_prediction(path, prediction, seen.frame)
     prediction, frame, _ = load_prediction(path)
     return prediction, frame
 
@@ -211,14 +207,7 @@ def model_picks(
     picking = checkpoint["picking"]
     thresholds = {"stored": picking["threshold"], **{f"{t:g}": t for t in THRESHOLDS}}
     return {
-        label: picks_from_prediction(
-            prediction,
-            frame,
-            diameter_file_px / frame.scale,
-            t,
-            picking["min_distance"],
-            picking["edge_margin"],
-        )
+        label: stored_setting_picks(prediction, frame, diameter_file_px, picking, t)
         for label, t in thresholds.items()
     }
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import generality  # noqa: E402
 from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model, save_checkpoint  # noqa: E402
-from cryopick.inference import picks_from_prediction  # noqa: E402
+from cryopick.inference import stored_setting_picks  # noqa: E402
 from cryopick.io import read_coordinates, read_micrograph  # noqa: E402
 from cryopick.metrics import CRYOPPP_EDGE, score_micrograph, within_edge  # noqa: E402
 from cryopick.self_training import (  # noqa: E402
@@ -99,22 +99,12 @@ def real_data_set(fold: int | None = None) -> tuple[str, list[tuple], float]:
 
 def stored_picks(model, checkpoint: dict, files, d_px: float, workdir: Path) -> list[pd.DataFrame]:
     """Each micrograph's picks as the workflow makes them, at the stored settings."""
-    picking = checkpoint["picking"]
     out = []
     for micrograph, denoised, _ in files:
         prediction, frame = generality.model_prediction(
             model, checkpoint, micrograph, denoised, d_px, workdir
         )
-        out.append(
-            picks_from_prediction(
-                prediction,
-                frame,
-                d_px / frame.scale,
-                picking["threshold"],
-                picking["min_distance"],
-                picking["edge_margin"],
-            )
-        )
+        out.append(stored_setting_picks(prediction, frame, d_px, checkpoint["picking"]))
     return out
 
 

@@ -40,7 +40,7 @@ from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.crf import CrfSettings, crf_refine  # noqa: E402
 from cryopick.denoise import DenoiseSettings, denoise_file, load_denoised  # noqa: E402
-from cryopick.inference import model_scale, picks_from_prediction, predict  # noqa: E402
+from cryopick.inference import model_input, model_scale, picks_from_prediction, predict  # noqa: E402
 from cryopick.instances import MaskPickSettings, picks_from_probability  # noqa: E402
 from cryopick.io import read_coordinates  # noqa: E402
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
@@ -332,17 +332,14 @@ def synthetic_part(
             frame = den.frame
             d_px = diameter_px / frame.scale
             truth = read_coordinates(files["coordinates"])
-            canvas, _ = input_canvas(
-                checkpoint.get("input", "denoised"), str(den_path), str(files["micrograph"])
-            )
-            scale = model_scale(checkpoint, frame, diameter_px)
+            seen = model_input(checkpoint, den_path, files["micrograph"], False, diameter_px)
             maps = timer.run(
                 "synthetic unet predict",
                 predict,
                 model,
-                [canvas],
+                [seen.canvas],
                 [frame.content_mask],
-                scale=scale,
+                scale=seen.scale,
                 symmetries=int(s.get("symmetries", 1)),
             )[0]
             maps = {k: np.round(v * 255) / 255 for k, v in maps.items()}  # the 8-bit artifact

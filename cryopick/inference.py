@@ -14,6 +14,7 @@ without a centre head falls back to peaks of the mask probability smoothed at th
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -169,6 +170,36 @@ def model_scale(checkpoint: dict, frame: Frame, diameter: float) -> float:
     return rescale_factor(diameter / frame.scale, float(model_diameter))
 
 
+@dataclass(frozen=True)
+class ModelInput:
+    """One micrograph as a model sees it: the canvas, its frame, and the resampling
+    (:func:`model_scale`) that :func:`predict` applies."""
+
+    canvas: np.ndarray
+    frame: Frame
+    scale: float
+
+
+def model_input(
+    checkpoint: dict,
+    denoised_path: str,
+    micrograph_path: str | None,
+    invert: bool,
+    diameter_file_px: float,
+) -> ModelInput:
+    """The network input a checkpoint was trained on (its ``input`` kind and low-pass) at its
+    particle size: one function for the workflow's maps, self-training and the benchmarks."""
+    canvas, frame = input_canvas(
+        checkpoint.get("input", "denoised"),
+        str(denoised_path),
+        None if micrograph_path is None else str(micrograph_path),
+        invert,
+        diameter_file_px,
+        input_lowpass(checkpoint),
+    )
+    return ModelInput(canvas, frame, model_scale(checkpoint, frame, diameter_file_px))
+
+
 def pick_score_map(prediction: dict[str, np.ndarray], diameter_px: float) -> np.ndarray:
     """The map whose peaks are particle centres: the centre head, else the smoothed mask."""
     if "centre" in prediction:
@@ -186,6 +217,25 @@ def picks_from_prediction(
     pixels, ``min_distance`` and ``edge_margin`` in diameters."""
     return picks_from_score_map(
         pick_score_map(prediction, diameter_px), frame, diameter_px, *args, **kwargs
+    )
+
+
+def stored_setting_picks(
+    prediction: dict[str, np.ndarray],
+    frame: Frame,
+    diameter_file_px: float,
+    picking: dict,
+    threshold: float | None = None,
+) -> pd.DataFrame:
+    """Picks at a model's stored picking settings (its checkpoint's ``picking``: threshold,
+    min distance, edge margin), or at ``threshold`` with the other two."""
+    return picks_from_prediction(
+        prediction,
+        frame,
+        diameter_file_px / frame.scale,
+        picking["threshold"] if threshold is None else threshold,
+        picking["min_distance"],
+        picking["edge_margin"],
     )
 
 
@@ -285,23 +335,19 @@ def predict_files(
         # the particle diameter in each file's pixels (the denoise stage recorded the pixel size)
         diameters = [diameter_angstrom / load_frame(denoised_paths[i])[1] for i in chunk]
         inputs = [
-            input_canvas(
-                kind,
+            model_input(
+                checkpoint,
                 denoised_paths[i],
                 micrograph_paths[i] if micrograph_paths else None,
                 invert,
                 diameter_px,
-                lowpass,
             )
             for i, diameter_px in zip(chunk, diameters)
         ]
         # micrographs of one data set share one scale; group in case they do not
-        scales = [
-            model_scale(checkpoint, frame, diameter_px)
-            for diameter_px, (_, frame) in zip(diameters, inputs)
-        ]
+        scales = [item.scale for item in inputs]
         fitting = memory_batch_size(
-            [(frame, s) for (_, frame), s in zip(inputs, scales)],
+            [(item.frame, item.scale) for item in inputs],
             batch_size,
             max_memory_gb,
             model.architecture.base_width,
@@ -314,8 +360,8 @@ def predict_files(
             members = [k for k, s in enumerate(scales) if s == scale]
             maps = predict(
                 model,
-                [inputs[k][0] for k in members],
-                [inputs[k][1].content_mask for k in members],
+                [inputs[k].canvas for k in members],
+                [inputs[k].frame.content_mask for k in members],
                 batch_size=fitting,
                 scale=scale,
                 device=torch_device,
@@ -323,7 +369,10 @@ def predict_files(
             )
             for k, prediction in zip(members, maps):
                 save_prediction(
-                    output_paths[chunk[k]], prediction, inputs[k][1], {**metadata, "scale": scale}
+                    output_paths[chunk[k]],
+                    prediction,
+                    inputs[k].frame,
+                    {**metadata, "scale": scale},
                 )
         log(f"predicted {chunk[-1] + 1}/{len(denoised_paths)}")
     return used

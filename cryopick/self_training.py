@@ -27,9 +27,8 @@ from cryopick.batching import batch_artifact, batch_folder_of
 from cryopick.checkpoint import load_model, save_checkpoint
 from cryopick.denoise import load_frame
 from cryopick.device import resolve_device
-from cryopick.inference import model_scale, picks_from_prediction, predict
+from cryopick.inference import model_input, predict, stored_setting_picks
 from cryopick.io import InputError, write_star
-from cryopick.network_input import input_canvas, input_lowpass
 from cryopick.settings import config_values
 from cryopick.training import (
     Example,
@@ -120,24 +119,10 @@ def first_pass_picks(
     model: AttentionUNet, checkpoint: dict, item: AdaptationMicrograph, threshold: float
 ) -> pd.DataFrame:
     """The model's picks on one micrograph at ``threshold``, with its other stored settings."""
-    canvas, frame = input_canvas(
-        checkpoint.get("input", "denoised"),
-        item.denoised,
-        item.micrograph,
-        item.invert,
-        item.diameter,
-        input_lowpass(checkpoint),
-    )
-    scale = model_scale(checkpoint, frame, item.diameter)
-    prediction = predict(model, [canvas], [frame.content_mask], scale=scale)[0]
-    picking = checkpoint["picking"]
-    return picks_from_prediction(
-        prediction,
-        frame,
-        item.diameter / frame.scale,
-        threshold,
-        picking["min_distance"],
-        picking["edge_margin"],
+    seen = model_input(checkpoint, item.denoised, item.micrograph, item.invert, item.diameter)
+    prediction = predict(model, [seen.canvas], [seen.frame.content_mask], scale=seen.scale)[0]
+    return stored_setting_picks(
+        prediction, seen.frame, item.diameter, checkpoint["picking"], threshold
     )
 
 
