@@ -143,7 +143,11 @@ def evaluate(
         tuned, tuned_checkpoint = load_model(path)
         tuned = tuned.float().eval()
         picks = stored_picks(tuned, tuned_checkpoint, files, d_px, workdir)
-        rows += score_rows(name, files, picks, d_px, "self-trained")
+        counts = {
+            key: tuned_checkpoint.get("self_training", {}).get(key, 0)
+            for key in ("pseudo_particles", "undecided")
+        }
+        rows += [row | counts for row in score_rows(name, files, picks, d_px, "self-trained")]
         log(f"{name}: {time.monotonic() - start:.0f} s")
     return pd.DataFrame(rows)
 
@@ -195,6 +199,14 @@ def main(argv=None) -> None:
         f"model {args.model.name}; {settings})",
         "",
         "Pooled over micrographs at 0.5 d, the shipped model's stored operating point.",
+    ]
+    adapted = rows[(rows["method"] == "self-trained") & (rows["window"] == "interior")]
+    counts = adapted.groupby("data_set", sort=False)[["pseudo_particles", "undecided"]].first()
+    sections += [
+        "",
+        "## What each data set adapted on (its micrographs' peaks >= confident / undecided)",
+        "",
+        markdown(counts.astype(int).reset_index()),
     ]
     for title, by in (
         ("by condition", ["condition", "window", "method"]),
