@@ -44,6 +44,7 @@ from cryopick.metrics import CRYOPPP_EDGE, score_micrograph, within_edge  # noqa
 from cryopick.self_training import (  # noqa: E402
     AdaptationMicrograph,
     SelfTrainingSettings,
+    first_pass,
     self_train,
 )
 from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
@@ -144,12 +145,45 @@ def evaluate(
         tuned = tuned.float().eval()
         picks = stored_picks(tuned, tuned_checkpoint, files, d_px, workdir)
         counts = {
-            key: tuned_checkpoint.get("self_training", {}).get(key, 0)
+            key: tuned_checkpoint["data"].get("self_training", {}).get(key, 0)
             for key in ("pseudo_particles", "undecided")
         }
         rows += [row | counts for row in score_rows(name, files, picks, d_px, "self-trained")]
         log(f"{name}: {time.monotonic() - start:.0f} s")
     return pd.DataFrame(rows)
+
+
+def first_pass_counts(data_sets, settings: SelfTrainingSettings, model_path: Path) -> pd.DataFrame:
+    """Per data set, what its first pass would adapt on (no fine-tuning): pseudo-particles,
+    undecided peaks and the confident share that unet.self_training.min_confident_share reads."""
+    model, checkpoint = load_model(model_path)
+    model = model.float().eval()
+    rows = []
+    for name, files, d_px in data_sets:
+        items = [AdaptationMicrograph(Path(m).stem, str(d), str(m), d_px) for m, d, _ in files]
+        labels = first_pass(model, checkpoint, items, settings)
+        particles = sum(len(label.particles) for label in labels)
+        undecided = sum(len(label.undecided) for label in labels)
+        rows.append(
+            {
+                "data_set": name,
+                "pseudo_particles": particles,
+                "undecided": undecided,
+                "confident_share": particles / max(particles + undecided, 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def guarded(rows: pd.DataFrame, counts: pd.DataFrame, share: float) -> pd.DataFrame:
+    """``rows`` plus the guarded method: a data set whose first pass has fewer than ``share``
+    of its peaks confident keeps the shipped model (what self_train does with
+    min_confident_share), every other one its self-trained scores."""
+    skipped = set(counts.loc[counts["confident_share"] < share, "data_set"])
+    general = rows[(rows["method"] == "general") & rows["data_set"].isin(skipped)]
+    adapted = rows[(rows["method"] == "self-trained") & ~rows["data_set"].isin(skipped)]
+    guard = pd.concat([adapted, general]).assign(method=f"self-trained, guard {share:g}")
+    return pd.concat([rows, guard], ignore_index=True)
 
 
 def condition(name: str) -> str:
@@ -175,6 +209,18 @@ def main(argv=None) -> None:
     parser.add_argument("--no-synthetic", action="store_true", help="score the real data only")
     parser.add_argument("--model", type=Path, default=MODEL, help="the model to adapt")
     parser.add_argument("--tag", default=None, help="results suffix (default: _dev or none)")
+    parser.add_argument(
+        "--guard-table",
+        type=float,
+        metavar="SHARE",
+        help="from the written .tsv and _first_pass.tsv: the scores with min_confident_share "
+        "SHARE applied (writes ..._guard.md)",
+    )
+    parser.add_argument(
+        "--first-pass-only",
+        action="store_true",
+        help="only count what each data set would adapt on (writes ..._first_pass.tsv)",
+    )
     parser.add_argument("--confident", type=float, default=None)
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args(argv)
@@ -188,11 +234,39 @@ def main(argv=None) -> None:
     data_sets = [] if args.no_synthetic else [synthetic_data_set(cell, seed) for cell in cells]
     if args.real or args.real_fold is not None:
         data_sets.append(real_data_set(args.real_fold))
+    tag = f"_{args.tag}" if args.tag else ("_dev" if args.dev else "")
+    out = ROOT / "benchmarks" / "results" / f"self_training{tag}"
+    if args.first_pass_only:
+        counts = first_pass_counts(data_sets, settings, args.model)
+        counts.to_csv(f"{out}_first_pass.tsv", sep="\t", index=False)
+        print(counts.to_string(index=False))
+        return
+    if args.guard_table is not None:
+        rows = pd.read_csv(out.with_suffix(".tsv"), sep="\t")
+        counts = pd.read_csv(f"{out}_first_pass.tsv", sep="\t")
+        rows = guarded(rows, counts, args.guard_table)
+        rows["condition"] = rows["data_set"].map(condition)
+        synthetic = rows[~rows["data_set"].str.startswith("empiar10017")]
+        text = [
+            f"# Self-training with min_confident_share {args.guard_table:g} (from "
+            f"{out.name}.tsv and {out.name}_first_pass.tsv)",
+            "",
+            markdown(generality.pooled(rows, ["condition", "window", "method"])),
+            "",
+            "## all synthetic",
+            "",
+            markdown(generality.pooled(synthetic, ["window", "method"])),
+            "",
+            "## the first pass of each data set",
+            "",
+            markdown(counts),
+        ]
+        Path(f"{out}_guard.md").write_text("\n".join(text) + "\n")
+        print("\n".join(text))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         rows = evaluate(data_sets, settings, Path(tmp), args.model)
     rows["condition"] = rows["data_set"].map(condition)
-    tag = f"_{args.tag}" if args.tag else ("_dev" if args.dev else "")
-    out = ROOT / "benchmarks" / "results" / f"self_training{tag}"
     rows.to_csv(out.with_suffix(".tsv"), sep="\t", index=False)
     sections = [
         f"# Self-training ({'development' if args.dev else 'held out'}, seed {seed}; "

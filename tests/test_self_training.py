@@ -16,6 +16,7 @@ from cryopick.self_training import (
     adaptation_items,
     ignore_near,
     self_train,
+    skip_reason,
     split_pseudo_labels,
 )
 from cryopick.training import Example, freeze_batchnorm, prepare_data, train
@@ -48,6 +49,17 @@ def test_peaks_split_into_pseudo_particles_and_undecided_ones():
     particles, undecided = split_pseudo_labels(picks, confident=0.5, uncertain=0.1)
     assert list(particles["score"]) == [0.5, 0.9]
     assert list(undecided["score"]) == [0.2]
+
+
+def test_a_first_pass_unsure_of_most_peaks_is_not_learned_from():
+    settings = SelfTrainingSettings(min_confident_share=0.3)
+    assert skip_reason(0, 5, settings).startswith("found no confident pick")
+    assert "25% of its peaks confident" in skip_reason(10, 30, settings)
+    assert skip_reason(12, 28, settings) is None
+    assert SelfTrainingSettings().min_confident_share == 0.3
+    assert skip_reason(1, 99, SelfTrainingSettings(min_confident_share=0)) is None  # any peak
+    with pytest.raises(InputError, match="min_confident_share"):
+        SelfTrainingSettings(min_confident_share=1.5)
 
 
 def test_settings_refuse_an_inverted_band():
