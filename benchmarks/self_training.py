@@ -268,9 +268,10 @@ def main(argv=None) -> None:
         rows = evaluate(data_sets, settings, Path(tmp), args.model)
     rows["condition"] = rows["data_set"].map(condition)
     rows.to_csv(out.with_suffix(".tsv"), sep="\t", index=False)
+    what = "development" if args.dev else "held out"
+    what = "real micrographs only" if args.no_synthetic else f"{what}, seed {seed}"
     sections = [
-        f"# Self-training ({'development' if args.dev else 'held out'}, seed {seed}; "
-        f"model {args.model.name}; {settings})",
+        f"# Self-training ({what}; model {args.model}; {settings})",
         "",
         "Pooled over micrographs at 0.5 d, the shipped model's stored operating point.",
     ]
