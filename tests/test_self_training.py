@@ -148,6 +148,21 @@ def test_nothing_confident_keeps_the_model_and_warns(tiny_model, tmp_path):
     for key, value in start["state_dict"].items():
         assert torch.equal(checkpoint["state_dict"][key], value)
     assert len(warnings) == 1 and "no confident pick" in warnings[0]
+    # confident peaks, but fewer than min_confident_share of them all: kept, and said why
+    warnings.clear()
+    checkpoint = self_train(
+        str(path),
+        items,
+        quick(min_confident_share=1.0),
+        tmp_path / "b",
+        "cpu",
+        1,
+        lambda m: None,
+        warnings.append,
+    )
+    for key, value in start["state_dict"].items():
+        assert torch.equal(checkpoint["state_dict"][key], value)
+    assert len(warnings) == 1 and "min_confident_share 1" in warnings[0], warnings
 
 
 def test_micrographs_without_a_canvas_are_named_and_left_out(tiny_model, tmp_path):
