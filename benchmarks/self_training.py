@@ -44,7 +44,9 @@ from cryopick.metrics import CRYOPPP_EDGE, score_micrograph, within_edge  # noqa
 from cryopick.self_training import (  # noqa: E402
     AdaptationMicrograph,
     SelfTrainingSettings,
+    confident_share,
     first_pass,
+    label_counts,
     self_train,
 )
 from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
@@ -126,6 +128,11 @@ def score_rows(name: str, files, picks: list[pd.DataFrame], d_px: float, method:
     return rows
 
 
+def adaptation_items(files, d_px: float) -> list[AdaptationMicrograph]:
+    """A data set's micrographs as self-training reads them."""
+    return [AdaptationMicrograph(Path(m).stem, str(d), str(m), d_px) for m, d, _ in files]
+
+
 def evaluate(
     data_sets, settings: SelfTrainingSettings, workdir: Path, model_path: Path = MODEL, log=print
 ) -> pd.DataFrame:
@@ -137,8 +144,9 @@ def evaluate(
         rows += score_rows(
             name, files, stored_picks(model, checkpoint, files, d_px, workdir), d_px, "general"
         )
-        items = [AdaptationMicrograph(Path(m).stem, str(d), str(m), d_px) for m, d, _ in files]
-        adapted = self_train(str(model_path), items, settings, workdir / name, "cpu", 2, log)
+        adapted = self_train(
+            str(model_path), adaptation_items(files, d_px), settings, workdir / name, "cpu", 2, log
+        )
         path = workdir / f"{name}.pt"
         save_checkpoint(path, adapted)
         tuned, tuned_checkpoint = load_model(path)
@@ -160,16 +168,14 @@ def first_pass_counts(data_sets, settings: SelfTrainingSettings, model_path: Pat
     model = model.float().eval()
     rows = []
     for name, files, d_px in data_sets:
-        items = [AdaptationMicrograph(Path(m).stem, str(d), str(m), d_px) for m, d, _ in files]
-        labels = first_pass(model, checkpoint, items, settings)
-        particles = sum(len(label.particles) for label in labels)
-        undecided = sum(len(label.undecided) for label in labels)
+        labels = first_pass(model, checkpoint, adaptation_items(files, d_px), settings)
+        particles, undecided = label_counts(labels)
         rows.append(
             {
                 "data_set": name,
                 "pseudo_particles": particles,
                 "undecided": undecided,
-                "confident_share": particles / max(particles + undecided, 1),
+                "confident_share": confident_share(particles, undecided),
             }
         )
     return pd.DataFrame(rows)
@@ -184,6 +190,31 @@ def guarded(rows: pd.DataFrame, counts: pd.DataFrame, share: float) -> pd.DataFr
     adapted = rows[(rows["method"] == "self-trained") & ~rows["data_set"].isin(skipped)]
     guard = pd.concat([adapted, general]).assign(method=f"self-trained, guard {share:g}")
     return pd.concat([rows, guard], ignore_index=True)
+
+
+def write_guard_table(out: Path, share: float) -> None:
+    """``out``_guard.md: the scores of ``out``.tsv with the guard ``share`` applied from the
+    first passes of ``out``_first_pass.tsv."""
+    counts = pd.read_csv(f"{out}_first_pass.tsv", sep="\t")
+    rows = guarded(pd.read_csv(out.with_suffix(".tsv"), sep="\t"), counts, share)
+    rows["condition"] = rows["data_set"].map(condition)
+    synthetic = rows[~rows["data_set"].str.startswith("empiar10017")]
+    text = [
+        f"# Self-training with min_confident_share {share:g} (from {out.name}.tsv and "
+        f"{out.name}_first_pass.tsv)",
+        "",
+        markdown(generality.pooled(rows, ["condition", "window", "method"])),
+        "",
+        "## all synthetic",
+        "",
+        markdown(generality.pooled(synthetic, ["window", "method"])),
+        "",
+        "## the first pass of each data set",
+        "",
+        markdown(counts),
+    ]
+    Path(f"{out}_guard.md").write_text("\n".join(text) + "\n")
+    print("\n".join(text))
 
 
 def condition(name: str) -> str:
@@ -242,27 +273,7 @@ def main(argv=None) -> None:
         print(counts.to_string(index=False))
         return
     if args.guard_table is not None:
-        rows = pd.read_csv(out.with_suffix(".tsv"), sep="\t")
-        counts = pd.read_csv(f"{out}_first_pass.tsv", sep="\t")
-        rows = guarded(rows, counts, args.guard_table)
-        rows["condition"] = rows["data_set"].map(condition)
-        synthetic = rows[~rows["data_set"].str.startswith("empiar10017")]
-        text = [
-            f"# Self-training with min_confident_share {args.guard_table:g} (from "
-            f"{out.name}.tsv and {out.name}_first_pass.tsv)",
-            "",
-            markdown(generality.pooled(rows, ["condition", "window", "method"])),
-            "",
-            "## all synthetic",
-            "",
-            markdown(generality.pooled(synthetic, ["window", "method"])),
-            "",
-            "## the first pass of each data set",
-            "",
-            markdown(counts),
-        ]
-        Path(f"{out}_guard.md").write_text("\n".join(text) + "\n")
-        print("\n".join(text))
+        write_guard_table(out, args.guard_table)
         return
     with tempfile.TemporaryDirectory() as tmp:
         rows = evaluate(data_sets, settings, Path(tmp), args.model)

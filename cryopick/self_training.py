@@ -171,13 +171,23 @@ def write_pseudo_labels(label: PseudoLabels, folder: str | Path) -> LabelledMicr
     )
 
 
+def label_counts(labels: list[PseudoLabels]) -> tuple[int, int]:
+    """(pseudo-particles, undecided peaks) of a first pass."""
+    return sum(len(x.particles) for x in labels), sum(len(x.undecided) for x in labels)
+
+
+def confident_share(n_particles: int, n_undecided: int) -> float:
+    """The share of a first pass's peaks above ``uncertain`` that are confident (0 if none)."""
+    return n_particles / max(n_particles + n_undecided, 1)
+
+
 def skip_reason(n_particles: int, n_undecided: int, settings: SelfTrainingSettings) -> str | None:
     """Why a first pass is too weak to learn from, or None: no confident peak at all, or fewer
     confident than ``min_confident_share`` of the peaks above ``uncertain`` (where the model
     is unsure of most of what it sees, its background labels hold the particles it missed)."""
     if n_particles == 0:
         return "found no confident pick to learn from"
-    share = n_particles / (n_particles + n_undecided)
+    share = confident_share(n_particles, n_undecided)
     if share < settings.min_confident_share:
         return (
             f"found {share:.0%} of its peaks confident (unet.self_training.min_confident_share "
@@ -209,8 +219,7 @@ def self_train(
     model = model.float().eval()
     labels = first_pass(model, checkpoint, items, settings)
     labelled = [write_pseudo_labels(label, labels_folder) for label in labels]
-    n_particles = sum(len(label.particles) for label in labels)
-    n_unsure = sum(len(label.undecided) for label in labels)
+    n_particles, n_unsure = label_counts(labels)
     log(
         f"self-training on {len(items)} micrographs: {n_particles} pseudo-particles (score >= "
         f"{settings.confident}), {n_unsure} undecided peaks left out of the loss"
