@@ -8,8 +8,9 @@ not a learned head, so that the stage carries over to specimens and renderings n
 on:
 
 - dark areas: the micrograph smoothed at the particle's scale, in robust standard deviations
-  below its own ice level; large ones reaching the edge are carbon, very dark compact ones
-  contamination or aggregates, the rest thick ice; areas as far above it hold no ice (empty);
+  below its own ice level (measured where the particles are, :func:`where_particles_are`);
+  large ones reaching the edge are carbon, very dark compact ones contamination or
+  aggregates, the rest thick ice; areas as far above it hold no ice (empty);
 - border bands: columns (rows) from each edge in which the image hardly changes along the
   band's stripes and strongly across them;
 - crystalline ice: tiles of the full-resolution micrograph whose power spectrum has a spot or
@@ -35,6 +36,7 @@ import numpy as np
 from cryopick.ctf import electron_wavelength
 from cryopick.denoise import Frame, bin_to_frame, load_denoised
 from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph, write_star
+from cryopick.picking import BlobSettings, blob_response, find_peaks
 from cryopick.settings import config_values
 
 CLASSES: dict[int, str] = {
@@ -72,6 +74,8 @@ class ExclusionSettings:
     ice_resolution: float = 0.25  # spatial sigma of the lattice energy, particle diameters
     lattice_ratio: float = 8.0  # lattice energy over that between the spots: crystalline
     lattice_defocus: float = 3.5  # um, largest defocus: how far a lattice's signal moves
+    anchor_z: float = 4.0  # blob response (robust z) of a particle that marks ice for the level
+    anchor_blobs: int = 10  # fewer such blobs: the ice level from all the usable area
 
     @classmethod
     def from_config(cls, config: dict) -> "ExclusionSettings":
@@ -620,6 +624,45 @@ def _spot_mask(spectrum, shape, fy: float, fx: float, sigma_f: float, diameter_p
     return (strong & (energy >= 0.25 * inside)).astype(np.int32)
 
 
+def where_particles_are(
+    canvas: np.ndarray, content: np.ndarray, diameter_px: float, settings: ExclusionSettings
+) -> np.ndarray | None:
+    """Canvas pixels within one diameter of a strong dark blob of the particle's size, where
+    there are at least ``anchor_blobs`` of them (None otherwise): the ice is where the
+    particles are. An empty hole or a contaminant covering more than half a micrograph
+    would otherwise set the ice level, so that the ice itself looked like carbon, or the
+    spread of two levels hid every area; vacuum and the inside of dense matter hold no
+    particles."""
+    response = blob_response(canvas, diameter_px, BlobSettings(), content)
+    reach = max(3, int(round(diameter_px)) | 1)
+    inside = cv2.erode(content.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+    xs, ys, _ = find_peaks(response, diameter_px, settings.anchor_z, inside)
+    xs, ys = _isolated(canvas, xs, ys, diameter_px)
+    if len(xs) < settings.anchor_blobs:
+        return None
+    near = np.zeros(canvas.shape, np.uint8)
+    for x, y in zip(xs, ys):
+        cv2.circle(near, (int(x), int(y)), int(round(diameter_px)), 1, -1)
+    return near.astype(bool) & content
+
+
+def _isolated(
+    canvas: np.ndarray, xs: np.ndarray, ys: np.ndarray, diameter_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The blobs darker than at least 7 of 8 points 0.75 diameters around them: particles in
+    ice. A blob detector also fires just inside the edge of any large dark area, where half
+    the ring lies in the area and is as dark as the blob."""
+    image = cv2.GaussianBlur(np.asarray(canvas, np.float32), (0, 0), max(0.15 * diameter_px, 0.5))
+    h, w = image.shape
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    rx = np.clip(np.round(xs[:, None] + 0.75 * diameter_px * np.cos(angles)), 0, w - 1)
+    ry = np.clip(np.round(ys[:, None] + 0.75 * diameter_px * np.sin(angles)), 0, h - 1)
+    centre = image[ys.astype(int), xs.astype(int)]
+    brighter = (image[ry.astype(int), rx.astype(int)] > centre[:, None]).sum(1)
+    keep = brighter >= 7
+    return xs[keep], ys[keep]
+
+
 def near_dark_areas(
     dark: np.ndarray, spacings: list[float], canvas_pixel_size: float, settings
 ) -> np.ndarray:
@@ -668,7 +711,11 @@ def exclusion_map(
     lattice = lattice_areas(
         image, file_pixel_size, scores, frame, diameter_angstrom / file_pixel_size, settings
     )
-    codes, stats = dark_areas(canvas, content, diameter_px, settings, level_from=~lattice)
+    reference = ~lattice
+    particles = where_particles_are(canvas, content, diameter_px, settings)
+    if particles is not None and (particles & reference).sum() >= 0.1 * content.sum():
+        reference &= particles
+    codes, stats = dark_areas(canvas, content, diameter_px, settings, level_from=reference)
     bands = border_bands(image, settings)
     border = _border_codes(bands, frame) & (codes == 0)
     codes[border] = CODES["border"]

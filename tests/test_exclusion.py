@@ -102,6 +102,33 @@ def test_masks_of_synthetic_micrographs_match_their_exact_masks(
     assert mask_at(exclusion.mask(), xy, exclusion.frame).mean() <= 0.05
 
 
+def test_an_empty_hole_over_most_of_a_micrograph_is_not_called_ice(tmp_path):
+    # vacuum over more than half the field: its level is the median, and measured from it
+    # the ice with the particles looked like carbon (every particle lost)
+    settings = SyntheticSettings(
+        height=768,
+        width=768,
+        pixel_size=4.0,
+        particle_diameter=160,
+        particles_per_micrograph=60,
+        thick_ice_probability=0.0,
+        aggregates_per_um2=0.0,
+        carbon_probability=0.0,
+        contaminants_per_um2=0.0,
+        empty_probability=1.0,
+        dose=30,
+    )
+    m = generate_micrograph(settings, 4, seed=13)
+    assert 0.5 < m.empty_mask.mean() < 0.9
+    micrograph, denoised = denoised_for(tmp_path, m.image, settings.pixel_size)
+    exclusion = exclusion_map(micrograph, denoised, 160.0, ExclusionSettings())
+    found, expected = exclusion.mask(("empty",)), mask_on_canvas(m.empty_mask, exclusion.frame)
+    assert (found & expected).sum() / (found | expected).sum() > 0.8, exclusion.stats
+    assert exclusion.mask(DARK).mean() < 0.02, exclusion.stats["dark_areas"]
+    xy = m.coordinates[["x", "y"]].to_numpy()
+    assert mask_at(exclusion.mask(), xy, exclusion.frame).mean() <= 0.05
+
+
 def test_carbon_follows_its_hole_edge_and_a_contaminant_does_not():
     yy, xx = np.mgrid[0:256, 0:256]
     box = (0, 256, 0, 256)
