@@ -16,6 +16,7 @@ and never on these.
 
     .venv/bin/python benchmarks/exclusion.py            # ~5 min on 2 cores
     .venv/bin/python benchmarks/exclusion.py --dev      # the development cases, for tuning
+    .venv/bin/python benchmarks/exclusion.py --dev --dev-seed 6000   # more of them (6500 too)
 
 Writes benchmarks/results/exclusion.md and .tsv (per micrograph). ``--dev`` scores the same
 families at DEV_SEED (never the held-out seeds) without the real micrographs and writes
@@ -258,12 +259,14 @@ def false_picks(picks: np.ndarray, truth: np.ndarray, radius: float) -> np.ndarr
 
 
 def synthetic_rows(
-    model, checkpoint, settings: ExclusionSettings, per_scale: int, workdir, dev: bool = False
+    model, checkpoint, settings: ExclusionSettings, per_scale: int, workdir, dev_seed=None
 ):
-    folder = CACHE / ("exclusion_dev" if dev else "exclusion")
+    """Rows of the held-out cases, or of the development cases at ``dev_seed``."""
+    suffix = "" if dev_seed in (None, DEV_SEED) else f"_{dev_seed}"
+    folder = CACHE / (f"exclusion_dev{suffix}" if dev_seed is not None else "exclusion")
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for case in synthetic_cases(per_scale, DEV_SEED if dev else SEED):
+    for case in synthetic_cases(per_scale, SEED if dev_seed is None else dev_seed):
         name, mrc, npz, truth_path, masks_path = make_case(case, folder)
         d_file = case["diameter"] / case["pixel_size"]
         truth = read_coordinates(truth_path)[["x", "y"]].to_numpy(float)
@@ -511,12 +514,19 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--dev", action="store_true", help="the development seeds (no real micrographs)"
     )
+    parser.add_argument(
+        "--dev-seed", type=int, default=DEV_SEED, help="with --dev: the seed (never SEED)"
+    )
     args = parser.parse_args(argv)
-    args.out = args.out or OUT.with_name(OUT.name + ("_dev" if args.dev else ""))
+    if args.dev_seed == SEED:
+        parser.error(f"--dev-seed {SEED} is the held-out seed")
+    suffix = "" if args.dev_seed == DEV_SEED else f"_{args.dev_seed}"
+    args.out = args.out or OUT.with_name(OUT.name + (f"_dev{suffix}" if args.dev else ""))
     model, checkpoint = load_model(MODEL)
     settings = ExclusionSettings()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = synthetic_rows(model, checkpoint, settings, args.per_scale, Path(tmp), args.dev)
+        dev_seed = args.dev_seed if args.dev else None
+        rows = synthetic_rows(model, checkpoint, settings, args.per_scale, Path(tmp), dev_seed)
         if not (args.no_real or args.dev):
             rows += real_rows(model, checkpoint, settings, Path(tmp))
     table = pd.DataFrame(rows)
@@ -527,7 +537,8 @@ def main(argv=None) -> None:
     summary = summary.iloc[1:].fillna("")  # a measure one set does not have: blank
     text = (
         f"# Exclusion stage, {'development cases' if args.dev else 'held out'} "
-        f"(benchmarks/exclusion.py{' --dev' if args.dev else ''})\n\n"
+        f"(benchmarks/exclusion.py{' --dev' if args.dev else ''}"
+        f"{f' --dev-seed {args.dev_seed}' if suffix and args.dev else ''})\n\n"
         f"Settings: the defaults of cryopick.exclusion.ExclusionSettings ({settings}); picks of"
         f" {MODEL.name} at its stored operating point; per-micrograph rows in exclusion.tsv.\n\n"
         + markdown(summary)
