@@ -452,7 +452,9 @@ def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
                     },
                     "IoU all dark areas": f"{group['iou_all_dark'].mean():.2f}",
                     "IoU all classes": f"{group['iou_all'].mean():.2f}",
-                    "carbon edge, median (d)": f"{group['carbon_edge_d'].median():.2f}",
+                    "carbon edge, median (d)": (
+                        f"{group['carbon_edge_d'].median():.2f}" if "carbon_edge_d" in group else ""
+                    ),
                 }
             )
         else:
