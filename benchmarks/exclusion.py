@@ -17,6 +17,7 @@ and never on these.
     .venv/bin/python benchmarks/exclusion.py            # ~5 min on 2 cores
     .venv/bin/python benchmarks/exclusion.py --dev      # the development cases, for tuning
     .venv/bin/python benchmarks/exclusion.py --dev --dev-seed 6000   # more of them (6500 too)
+    .venv/bin/python benchmarks/exclusion.py --seed 9700 --no-real   # a second held-out set
 
 Writes benchmarks/results/exclusion.md and .tsv (per micrograph). ``--dev`` scores the same
 families at DEV_SEED (never the held-out seeds) without the real micrographs and writes
@@ -66,6 +67,8 @@ POPULATED = load_schema(str(ROOT / "config" / "schema.yaml"))["properties"]["exc
 ]["populated"]["default"]
 SEED = 9500  # no training set (seeds < 1000) or generality test case (9000) uses it
 DEV_SEED = 5000  # the development cases: settings of the stage are chosen here, never at SEED
+DEV_SEEDS = (5000, 6000, 6500)  # every development seed used so far (--dev --dev-seed)
+HELD_OUT_SEEDS = (9500, 9700)  # scored with the settings chosen on DEV_SEEDS (--seed)
 # pixel size (A), particle diameter (A), rendering
 SCALES = (
     (1.5, 120.0, "raw"),
@@ -259,14 +262,23 @@ def false_picks(picks: np.ndarray, truth: np.ndarray, radius: float) -> np.ndarr
 
 
 def synthetic_rows(
-    model, checkpoint, settings: ExclusionSettings, per_scale: int, workdir, dev_seed=None
+    model,
+    checkpoint,
+    settings: ExclusionSettings,
+    per_scale: int,
+    workdir,
+    dev_seed=None,
+    seed: int = SEED,
 ):
-    """Rows of the held-out cases, or of the development cases at ``dev_seed``."""
-    suffix = "" if dev_seed in (None, DEV_SEED) else f"_{dev_seed}"
-    folder = CACHE / (f"exclusion_dev{suffix}" if dev_seed is not None else "exclusion")
+    """Rows of the held-out cases at ``seed``, or of the development cases at ``dev_seed``."""
+    if dev_seed is not None:
+        suffix = "" if dev_seed == DEV_SEED else f"_{dev_seed}"
+        folder = CACHE / f"exclusion_dev{suffix}"
+    else:
+        folder = CACHE / ("exclusion" if seed == SEED else f"exclusion_{seed}")
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for case in synthetic_cases(per_scale, SEED if dev_seed is None else dev_seed):
+    for case in synthetic_cases(per_scale, seed if dev_seed is None else dev_seed):
         name, mrc, npz, truth_path, masks_path = make_case(case, folder)
         d_file = case["diameter"] / case["pixel_size"]
         truth = read_coordinates(truth_path)[["x", "y"]].to_numpy(float)
@@ -519,16 +531,28 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--dev-seed", type=int, default=DEV_SEED, help="with --dev: the seed (never SEED)"
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help=f"a held-out seed other than {SEED} (never a development one), written to"
+        " exclusion_SEED.*",
+    )
     args = parser.parse_args(argv)
-    if args.dev_seed == SEED:
-        parser.error(f"--dev-seed {SEED} is the held-out seed")
+    if args.dev_seed in HELD_OUT_SEEDS:
+        parser.error(f"--dev-seed {args.dev_seed} is a held-out seed")
+    if args.seed in DEV_SEEDS:
+        parser.error(f"--seed {args.seed} is a development seed")
     suffix = "" if args.dev_seed == DEV_SEED else f"_{args.dev_seed}"
-    args.out = args.out or OUT.with_name(OUT.name + (f"_dev{suffix}" if args.dev else ""))
+    held_out = "" if args.seed == SEED else f"_{args.seed}"
+    args.out = args.out or OUT.with_name(OUT.name + (f"_dev{suffix}" if args.dev else held_out))
     model, checkpoint = load_model(MODEL)
     settings = ExclusionSettings()
     with tempfile.TemporaryDirectory() as tmp:
         dev_seed = args.dev_seed if args.dev else None
-        rows = synthetic_rows(model, checkpoint, settings, args.per_scale, Path(tmp), dev_seed)
+        rows = synthetic_rows(
+            model, checkpoint, settings, args.per_scale, Path(tmp), dev_seed, args.seed
+        )
         if not (args.no_real or args.dev):
             rows += real_rows(model, checkpoint, settings, Path(tmp))
     table = pd.DataFrame(rows)
@@ -540,7 +564,8 @@ def main(argv=None) -> None:
     text = (
         f"# Exclusion stage, {'development cases' if args.dev else 'held out'} "
         f"(benchmarks/exclusion.py{' --dev' if args.dev else ''}"
-        f"{f' --dev-seed {args.dev_seed}' if suffix and args.dev else ''})\n\n"
+        f"{f' --dev-seed {args.dev_seed}' if suffix and args.dev else ''}"
+        f"{f' --seed {args.seed}' if held_out and not args.dev else ''})\n\n"
         f"Settings: the defaults of cryopick.exclusion.ExclusionSettings ({settings}); picks of"
         f" {MODEL.name} at its stored operating point; per-micrograph rows in exclusion.tsv.\n\n"
         + markdown(summary)

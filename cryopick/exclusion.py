@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cryopick.ctf import electron_wavelength
+from cryopick.ctf import electron_wavelength, estimate_defocus
 from cryopick.denoise import Frame, bin_to_frame, load_denoised
 from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph, write_star
 from cryopick.picking import BlobSettings, blob_response, find_peaks
@@ -76,6 +76,12 @@ class ExclusionSettings:
     lattice_defocus: float = 3.5  # um, largest defocus: how far a lattice's signal moves
     anchor_z: float = 4.0  # blob response (robust z) of a particle that marks ice for the level
     anchor_blobs: int = 10  # fewer such blobs: the ice level from all the usable area
+    two_levels: float = 6.0  # without anchoring particles, a field of two levels this many
+    # robust spreads of the brighter apart has its ice level from the brighter one
+    local_edge: float = 0.5  # diameters: a contaminant's edge where it is half as dark as
+    # its darkest within this reach (a pale lobe of a dark contaminant is contaminant too)
+    ctf_fit: float = 0.33  # Thon-ring fit (cryopick.ctf.estimate_defocus) from which a
+    # lattice's defocus ghosts are folded back onto its grain
 
     @classmethod
     def from_config(cls, config: dict) -> "ExclusionSettings":
@@ -172,6 +178,27 @@ def ice_level(values: np.ndarray, clip: float = 3.0, rounds: int = 5) -> tuple[f
     return centre, spread
 
 
+def two_level_split(values: np.ndarray, separation: float, share: float = 0.15) -> float | None:
+    """The Otsu threshold between a dark and a bright population of ``values`` when the field
+    is clearly two levels (each at least ``share`` of it, the medians ``separation`` robust
+    spreads of the bright population apart), else None. Ice (smoothed at the particle scale) is
+    one tight level; the dark population may be several (a contaminant's dense core and its
+    paler lobes), so only the bright one's spread counts."""
+    low, high = np.percentile(values, [0.5, 99.5])
+    if high <= low:
+        return None
+    scaled = np.clip((values - low) / (high - low) * 255, 0, 255).astype(np.uint8)
+    threshold, _ = cv2.threshold(scaled.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    split = float(low + threshold / 255 * (high - low))
+    dark, bright = values[values < split], values[values >= split]
+    if min(dark.size, bright.size) < share * values.size:
+        return None
+    (dark_level, _), (bright_level, bright_spread) = robust_spread(dark), robust_spread(bright)
+    if bright_level - dark_level < separation * max(bright_spread, 1e-6):
+        return None
+    return split
+
+
 def edge_sharpness(
     region: np.ndarray, gradient: np.ndarray, depth: float, diameter_px: float
 ) -> float:
@@ -249,6 +276,7 @@ def dark_areas(
     diameter_px: float,
     settings: ExclusionSettings,
     level_from: np.ndarray | None = None,
+    anchored: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """Class codes of carbon, contamination and thick ice (0 elsewhere) on ``canvas`` (float,
     particles dark), and the darkness measured.
@@ -257,7 +285,8 @@ def dark_areas(
     deviations of the same image (its median absolute deviation: robust while less than half
     the micrograph is excluded), floored by what the pixels' noise alone gives at this scale
     (the smoothing of a shuffled copy), so that a flat, clean field is not cut into areas.
-    ``level_from``: where the ice level may be measured (default: all the content)."""
+    ``level_from``: where the ice level may be measured (default: all the content);
+    ``anchored``: whether that is where particles are (:func:`where_particles_are`)."""
     fill = float(np.median(canvas[content]))
     image = np.where(content, canvas, fill).astype(np.float32)
     sigma = max(settings.smoothing * diameter_px, 1.0)
@@ -267,6 +296,11 @@ def dark_areas(
     reference = content if level_from is None else content & level_from
     if reference.sum() < 0.1 * content.sum():  # too little left to say what the ice is
         reference = content
+    if not anchored:  # no particles say where the ice is: a field of two levels (a
+        # contaminant or carbon over most of it) has its ice in the brighter one
+        split = two_level_split(level[reference], settings.two_levels)
+        if split is not None:
+            reference = reference & (level >= split)
     centre, spread = ice_level(level[reference])
     rng = np.random.default_rng(0)
     shuffled = image.copy()
@@ -296,6 +330,7 @@ def dark_areas(
         # a deep area's edge where it is half as dark as its inside: the smoothing spreads a
         # step over a particle's width, and the edge of a hole is where particles crowd
         depth = float(np.median(z[region]))
+        whole = region.copy()
         region &= z < min(-settings.dark_z, 0.5 * depth)
         area = int(region.sum())
         if area < settings.min_area * particle_area:
@@ -313,6 +348,8 @@ def dark_areas(
             name = "contamination"
         else:
             name = "thick_ice"
+        if name == "contamination":
+            region = whole & _half_local_depth(z, whole, settings, diameter_px)
         codes[region] = CODES[name]
         areas.append(
             {
@@ -324,6 +361,18 @@ def dark_areas(
         )
     codes, bright = _bright_areas(codes, z, content, particle_area, settings)
     return codes, {"dark_unit": unit, "dark_areas": areas + bright}
+
+
+def _half_local_depth(
+    z: np.ndarray, region: np.ndarray, settings: ExclusionSettings, diameter_px: float
+) -> np.ndarray:
+    """Where an area is at least half as dark as its darkest within ``local_edge`` diameters:
+    a contaminant's edge at half its local depth, so that a pale lobe of a dense contaminant
+    keeps its own edge instead of being cut at half the dense part's depth."""
+    radius = max(1, int(round(settings.local_edge * diameter_px)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    darkest = cv2.erode(np.where(region, z, 0).astype(np.float32), kernel)
+    return z < np.minimum(-settings.dark_z, 0.5 * darkest)
 
 
 def _bright_areas(codes, z, content, particle_area: float, settings: ExclusionSettings):
@@ -536,6 +585,7 @@ def lattice_areas(
     frame: Frame,
     diameter_px: float,
     settings: "ExclusionSettings",
+    defocus: float | None = None,
 ) -> np.ndarray:
     """Where the crystalline tiles' lattice is, on the canvas (bool).
 
@@ -548,7 +598,12 @@ def lattice_areas(
     image up to lambda dz / d along that spot's own direction, so the halos of different
     directions hardly overlap beyond the grain (on a development set, seeds 5000+: requiring
     two lost 10 % of the particles beside grains, three 3 %). Particles between contaminants
-    and beside a grain stay usable, which a whole tile would not allow."""
+    and beside a grain stay usable, which a whole tile would not allow.
+
+    With the micrograph's ``defocus`` (A, from its Thon rings), each spot's energy is first
+    folded back onto its grain (:func:`_folded`): defocus images a grain's fringes twice,
+    shifted by +s and -s along the spot's direction, so without it the mask is the grain's
+    ghosts (and the particles beside them) rather than the grain."""
     mask = np.zeros((frame.size, frame.size), bool)
     flagged = np.nan_to_num(scores) >= settings.ice_spot
     if not flagged.any():
@@ -581,8 +636,8 @@ def lattice_areas(
     spectrum = np.fft.rfft2(image - image.mean())
     sigma_f = 1.0 / (2 * math.pi * max(settings.ice_resolution * diameter_px, 2.0))
     spot_masks = [
-        _spot_mask(spectrum, (h, w), fy, fx, sigma_f, diameter_px, settings.lattice_ratio)
-        for fy, fx in spots
+        _spot_mask(spectrum, (h, w), spot, sigma_f, diameter_px, settings.lattice_ratio, shift)
+        for spot, shift in zip(spots, _ghost_shifts(spots, defocus, pixel_size))
     ]
     grid_h, grid_w = spot_masks[0].shape
     found = np.zeros((grid_h, grid_w), bool)
@@ -603,9 +658,48 @@ def lattice_areas(
     return mask
 
 
-def _spot_mask(spectrum, shape, fy: float, fx: float, sigma_f: float, diameter_px, ratio):
+def _ghost_shifts(
+    spots: list[tuple[float, float]], defocus: float | None, pixel_size: float
+) -> list[tuple[float, float]]:
+    """How far (file pixels, y and x) defocus moves each lattice spot's fringes: the gradient
+    of the aberration phase over 2 pi, lambda (dz - Cs lambda^2 g^2) g at 300 kV and Cs
+    2.7 mm; none without a defocus."""
+    if defocus is None:
+        return [(0.0, 0.0)] * len(spots)
+    wavelength = electron_wavelength(300.0)
+    shifts = []
+    for fy, fx in spots:  # cycles per pixel; g = f / pixel_size cycles per A
+        g2 = (fy * fy + fx * fx) / pixel_size**2
+        reach = wavelength * (defocus - 2.7e7 * wavelength**2 * g2) / pixel_size**2
+        shifts.append((reach * fy, reach * fx))
+    return shifts
+
+
+def _shifted(grid: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``grid`` moved by (dy, dx) cells (edges replicated)."""
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    size = (grid.shape[1], grid.shape[0])
+    return cv2.warpAffine(
+        grid, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def _folded(energy: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    """A spot's energy where both of its defocus ghosts agree (``shift``: cells): a grain at
+    x is imaged at x + s and at x - s, so the grain is where the energy at both is high."""
+    sy, sx = shift
+    if abs(sy) < 0.5 and abs(sx) < 0.5:
+        return energy
+    return np.minimum(_shifted(energy, -sy, -sx), _shifted(energy, sy, sx))
+
+
+def _spot_mask(
+    spectrum, shape, spot, sigma_f: float, diameter_px, ratio, shift=(0.0, 0.0)
+) -> np.ndarray:
     """Where one lattice spot's energy passes ``ratio`` x the energy between the spots and a
-    quarter of its energy nearby (half its amplitude), on the envelope's coarse grid."""
+    quarter of its energy nearby (half its amplitude), on the envelope's coarse grid; both
+    energies folded back by the spot's defocus ``shift`` (file pixels, :func:`_folded`)."""
+    fy, fx = spot
     energy = _envelope_energy(spectrum, shape, fy, fx, sigma_f)
     references = []
     for turn in (20.0, 30.0, 40.0):
@@ -615,13 +709,27 @@ def _spot_mask(spectrum, shape, fy: float, fx: float, sigma_f: float, diameter_p
         references.append(_envelope_energy(spectrum, shape, ry, rx, sigma_f))
     reference = cv2.GaussianBlur(np.median(np.stack(references), axis=0), (0, 0), 1.0)
     energy = cv2.GaussianBlur(energy, (0, 0), 1.0)
+    cell = shape[0] / energy.shape[0]
+    cells = (shift[0] / cell, shift[1] / cell)
+    energy, reference = _folded(energy, cells), _folded(reference, cells)
     strong = energy >= ratio * reference
     # the lattice's edge where its amplitude is half that inside (a quarter of the energy),
     # not where the blurred energy first rises above the noise: particles crowd up to it
-    cell = shape[0] / energy.shape[0]
     reach = max(3, int(round(2 * diameter_px / cell)) | 1)
     inside = cv2.dilate(energy, np.ones((reach, reach), np.uint8))
     return (strong & (energy >= 0.25 * inside)).astype(np.int32)
+
+
+def lattice_defocus(
+    image: np.ndarray, pixel_size: float, scores: np.ndarray, settings: ExclusionSettings
+) -> tuple[float | None, float]:
+    """The micrograph's defocus (A) and Thon-ring fit where a tile is crystalline (None, 0
+    elsewhere: nothing to fold back, so no fit is paid for). Filtered 8-bit files fit below
+    0.33 on the development cases (raw detector counts 0.36-0.88)."""
+    if not (np.nan_to_num(scores) >= settings.ice_spot).any():
+        return None, 0.0
+    defocus, fit = estimate_defocus(image, pixel_size)
+    return (None, 0.0) if math.isnan(defocus) else (defocus, fit)
 
 
 def where_particles_are(
@@ -708,14 +816,24 @@ def exclusion_map(
     # down, and their lattice (with its defocus halo) says where they are
     file_pixel_size = denoised.original_pixel_size
     scores, spacings = ice_spot_scores(image, file_pixel_size, settings.ice_tile)
+    defocus, ctf_fit = lattice_defocus(image, file_pixel_size, scores, settings)
     lattice = lattice_areas(
-        image, file_pixel_size, scores, frame, diameter_angstrom / file_pixel_size, settings
+        image,
+        file_pixel_size,
+        scores,
+        frame,
+        diameter_angstrom / file_pixel_size,
+        settings,
+        defocus if ctf_fit >= settings.ctf_fit else None,
     )
     reference = ~lattice
     particles = where_particles_are(canvas, content, diameter_px, settings)
-    if particles is not None and (particles & reference).sum() >= 0.1 * content.sum():
+    anchored = particles is not None and bool((particles & reference).sum() >= 0.1 * content.sum())
+    if anchored:
         reference &= particles
-    codes, stats = dark_areas(canvas, content, diameter_px, settings, level_from=reference)
+    codes, stats = dark_areas(
+        canvas, content, diameter_px, settings, level_from=reference, anchored=anchored
+    )
     bands = border_bands(image, settings)
     border = _border_codes(bands, frame) & (codes == 0)
     codes[border] = CODES["border"]
@@ -732,6 +850,9 @@ def exclusion_map(
             "ice_score": float(finite.max()) if finite.size else None,
             "ice_tiles": int((finite >= settings.ice_spot).sum()),
             "ice_spot": settings.ice_spot,
+            "defocus_A": None if defocus is None else round(defocus, 1),
+            "ctf_fit": None if defocus is None else round(ctf_fit, 3),
+            "ice_level_anchored": anchored,
             "relative_thickness": relative_thickness(image, binned, codes, frame),
         }
     )

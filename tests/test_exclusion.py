@@ -22,11 +22,13 @@ from cryopick.exclusion import (
     classify_micrographs,
     exclusion_map,
     follows_a_hole_edge,
+    ice_level,
     ice_spot_scores,
     mask_at,
     mask_on_canvas,
     micrograph_quality,
     relative_thickness,
+    two_level_split,
 )
 from cryopick.io import EXCLUDED_LABEL, InputError, read_coordinates, write_mrc
 from cryopick.synthetic import SyntheticSettings, generate_micrograph
@@ -205,6 +207,78 @@ def test_crystalline_ice_is_outlined_where_its_lattice_is_not_by_whole_tiles(tmp
     assert iou > 0.6, iou
     assert exclusion.stats["ice_tiles"] == 1
     assert found.sum() < 0.35 * (exclusion.frame.size / 2) ** 2  # far less than its tile
+
+
+def crystalline_case(tmp_path, seed: int, index: int, **extra):
+    """A 1 A/px micrograph of 100 A particles (the benchmark's development families), its
+    files for the stage, and the generator's micrograph."""
+    settings = SyntheticSettings(
+        height=1024,
+        width=1024,
+        pixel_size=1.0,
+        particle_diameter=100.0,
+        particles_per_micrograph=33,
+        dose=30,
+        carbon_probability=0.0,
+        thick_ice_probability=0.0,
+        aggregates_per_um2=0.0,
+        **extra,
+    )
+    m = generate_micrograph(settings, index, seed)
+    return m, *denoised_for(tmp_path, m.image, 1.0, size=512)
+
+
+def test_a_grain_is_found_where_it_is_not_where_defocus_images_its_fringes(tmp_path):
+    # at 2.75 um defocus a grain's 3.67 A fringes are imaged twice, about 1.4 diameters to
+    # either side of it along each spot's direction: unfolded, the map was the ghosts (and
+    # the particles beside the grain); folded back with the defocus from the Thon rings it
+    # is the grain (benchmarks/exclusion.py --dev --dev-seed 6500, film_1)
+    m, micrograph, denoised = crystalline_case(
+        tmp_path, 6700, 1, contaminants_per_um2=0.0, crystalline_ice_probability=1.0
+    )
+    expected = None
+    ious = {}
+    for name, fit in (("folded", ExclusionSettings().ctf_fit), ("unfolded", 1.0)):
+        exclusion = exclusion_map(micrograph, denoised, 100.0, ExclusionSettings(ctf_fit=fit))
+        expected = mask_on_canvas(m.crystalline_ice_mask, exclusion.frame)
+        found = exclusion.mask(("crystalline_ice",))
+        ious[name] = (found & expected).sum() / (found | expected).sum()
+        if name == "folded":
+            assert abs(exclusion.stats["defocus_A"] - m.ctf.defocus_u) < 1500
+            lost = mask_at(exclusion.mask(), m.coordinates[["x", "y"]].to_numpy(), exclusion.frame)
+    assert ious["folded"] > 0.7 and ious["folded"] > ious["unfolded"] + 0.2, ious
+    assert lost.sum() == 0
+
+
+def test_a_contaminant_over_most_of_a_field_with_few_particles_is_found(tmp_path):
+    # crystalline contaminants over 80 % of the field, 22 particles between them: too few
+    # to anchor the ice level, and the median of the field lay between ice and contaminant,
+    # so that nothing was dark enough (benchmarks/exclusion.py --dev --dev-seed 6500, xtal_0)
+    m, micrograph, denoised = crystalline_case(
+        tmp_path, 6600, 0, contaminants_per_um2=300.0, crystalline_fraction=1.0
+    )
+    exclusion = exclusion_map(micrograph, denoised, 100.0, ExclusionSettings())
+    assert exclusion.stats["ice_level_anchored"] is False
+    expected = mask_on_canvas(m.contamination_mask, exclusion.frame)
+    assert expected.mean() > 0.6
+    found = exclusion.mask(("contamination", "crystalline_ice"))
+    assert (found & expected).sum() / (found | expected).sum() > 0.85
+    xy = m.coordinates[["x", "y"]].to_numpy()
+    assert mask_at(exclusion.mask(), xy, exclusion.frame).sum() <= 1
+
+
+def test_two_levels_are_split_and_one_level_is_not():
+    rng = np.random.default_rng(3)
+    ice = rng.normal(10.0, 1.0, 3000)
+    contaminant = np.concatenate([rng.normal(-40.0, 3.0, 4000), rng.normal(-15.0, 3.0, 3000)])
+    values = np.concatenate([ice, contaminant])
+    split = two_level_split(values, 6.0)
+    assert split is not None and split < 10.0
+    # the ice level from the bright side (ice_level drops what lies far below it)
+    assert ice_level(values)[0] < 0.0
+    assert ice_level(values[values >= split])[0] == pytest.approx(10.0, abs=0.5)
+    assert two_level_split(rng.normal(10.0, 1.0, 10000), 6.0) is None
+    assert two_level_split(np.concatenate([ice, rng.normal(7.0, 1.0, 3000)]), 6.0) is None
 
 
 def test_border_stripes_are_measured_per_edge():

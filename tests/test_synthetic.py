@@ -19,6 +19,7 @@ from cryopick.ctf import (
     CTFParams,
     ctf_rfft,
     electron_wavelength,
+    estimate_defocus,
     interaction_constant,
     radial_power_spectrum,
 )
@@ -85,6 +86,29 @@ def test_ctf_is_negative_at_low_frequency_and_zero_where_the_formula_says():
     assert np.all(np.diff(zeros) > 0)
     flipped = ctf_rfft((64, 64), 2.0, ctf, phase_flipped=True)
     assert flipped.max() <= 0 and flipped.min() < -0.9
+
+
+@pytest.mark.parametrize("pixel_size, diameter", [(1.0, 100.0), (2.5, 200.0)])
+def test_defocus_is_read_from_the_thon_rings(pixel_size, diameter):
+    # the exclusion stage folds a lattice's defocus ghosts back with it: a tenth of a
+    # micrometre is well inside what that needs
+    settings = SyntheticSettings(
+        height=1024,
+        width=1024,
+        pixel_size=pixel_size,
+        particle_diameter=diameter,
+        particles_per_micrograph=40,
+        dose=30,
+    )
+    m = generate_micrograph(settings, 0, seed=21)
+    true = 0.5 * (m.ctf.defocus_u + m.ctf.defocus_v)
+    found, fit = estimate_defocus(m.image, pixel_size)
+    assert found == pytest.approx(true, abs=1000.0)
+    assert fit > 0.5
+    noise = np.random.default_rng(0).normal(size=(1024, 1024)).astype(np.float32)
+    # no rings: the best of ~470 trial defoci fits noise at about 0.22, below the exclusion
+    # stage's ctf_fit (0.33), from which it trusts a defocus
+    assert estimate_defocus(noise, pixel_size)[1] < 0.3
 
 
 # ---------------------------------------------------------------------------------------------
