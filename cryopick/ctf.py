@@ -179,23 +179,36 @@ def radial_power_spectrum(
 
 
 def tile_power_spectrum(
-    image: np.ndarray, pixel_size: float, tile: int = 512
+    image: np.ndarray, pixel_size: float, tile: int = 512, most: int = 16
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rotationally averaged power spectrum of ``image`` averaged over its tiles of ``tile``
-    pixels (Welch's method: a Hann window per tile, so that the edges and the few strong
-    objects of one tile do not swamp the Thon rings): bin centres (1/A) and mean power."""
+    """Rotationally averaged power spectrum of ``image`` averaged over up to ``most`` of its
+    tiles of ``tile`` pixels, spread over it (Welch's method: a Hann window per tile, so that
+    the edges and the few strong objects of one tile do not swamp the Thon rings): bin
+    centres (1/A) and mean power."""
     image = np.asarray(image, dtype=np.float32)
     size = min(tile, *image.shape)
     window = np.outer(np.hanning(size), np.hanning(size)).astype(np.float32)
-    total = None
-    count = 0
-    for r in range(0, image.shape[0] - size + 1, size):
-        for c in range(0, image.shape[1] - size + 1, size):
-            patch = image[r : r + size, c : c + size]
-            centres, power = radial_power_spectrum((patch - patch.mean()) * window, pixel_size)
-            total = power if total is None else total + power
-            count += 1
-    return centres, total / count
+    corners = [
+        (r, c)
+        for r in range(0, image.shape[0] - size + 1, size)
+        for c in range(0, image.shape[1] - size + 1, size)
+    ]
+    picked = np.linspace(0, len(corners) - 1, min(most, len(corners))).round().astype(int)
+    total = np.zeros((size, size // 2 + 1), np.float64)
+    for index in picked:
+        r, c = corners[index]
+        patch = image[r : r + size, c : c + size]
+        spectrum = scipy.fft.rfft2((patch - patch.mean()) * window)
+        total += spectrum.real**2 + spectrum.imag**2
+    k, _ = frequency_grid((size, size), pixel_size)
+    nyquist = 0.5 / pixel_size
+    n_bins = size // 2
+    index = np.floor(k / nyquist * n_bins).astype(np.int64).ravel()
+    keep = index < n_bins
+    sums = np.bincount(index[keep], weights=total.ravel()[keep], minlength=n_bins)
+    counts = np.bincount(index[keep], minlength=n_bins)
+    centres = (np.arange(n_bins) + 0.5) * nyquist / n_bins
+    return centres, sums / np.maximum(counts, 1) / len(picked)
 
 
 def estimate_defocus(

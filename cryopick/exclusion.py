@@ -8,15 +8,18 @@ not a learned head, so that the stage carries over to specimens and renderings n
 on:
 
 - dark areas: the micrograph smoothed at the particle's scale, in robust standard deviations
-  below its own ice level (measured where the particles are, :func:`where_particles_are`);
-  large ones reaching the edge are carbon, very dark compact ones contamination or
-  aggregates, the rest thick ice; areas as far above it hold no ice (empty);
+  below its own ice level (measured where the particles are, :func:`where_particles_are`;
+  in the brighter of two separate levels where too few particles are); sharp-edged ones
+  following the arc of a hole are carbon, those far darker than the ice contamination or
+  aggregates (edges at half their local depth), the rest thick ice; areas as far above the
+  level hold no ice (empty);
 - border bands: columns (rows) from each edge in which the image hardly changes along the
   band's stripes and strongly across them;
 - crystalline ice: tiles of the full-resolution micrograph whose power spectrum has a spot or
   ring at the hexagonal-ice spacings (3.90, 3.67, 3.44 A) well above its neighbouring
   frequencies, where the pixel size resolves a spacing; within them, the lattice outlined by
-  the energy around its spots.
+  the energy around its spots, folded back from its two defocus ghosts onto the grain with
+  the defocus read from the Thon rings (:func:`cryopick.ctf.estimate_defocus`).
 
 :func:`micrograph_quality` turns a map and the micrograph's picks into the verdict row of
 ``micrographs_quality.tsv``.
@@ -65,7 +68,8 @@ class ExclusionSettings:
     # micrograph's edge is carbon support
     sharp_edge: float = 0.5  # edge sharpness (edge_sharpness) of film and contamination;
     # softer areas are thick ice
-    contamination_z: float = 12.0  # an area this dark at its darkest is contamination
+    contamination_z: float = 18.0  # an area this dark at its median is contamination (or an
+    # aggregate), a shallower one thick ice
     bright_z: float = 5.0  # robust standard deviations above the ice level: no ice there
     border_ratio: float = 3.0  # mean gradient across / along the stripes of a border band
     max_border: float = 0.1  # widest border band, fraction of the side
@@ -338,17 +342,16 @@ def dark_areas(
         darkest = float(z[region].min())
         touches_edge = x <= left + 1 or y <= top + 1 or x + bw >= right - 1 or y + bh >= bottom - 1
         sharpness = edge_sharpness(region, gradient, depth, diameter_px)
-        if sharpness >= settings.sharp_edge:
-            large = area >= settings.carbon_fraction * content_area
-            carbon = (
-                touches_edge and large and follows_a_hole_edge(region, (top, bottom, left, right))
-            )
-            name = "carbon" if carbon else "contamination"
-        elif darkest <= -settings.contamination_z:
-            name = "contamination"
-        else:
-            name = "thick_ice"
-        if name == "contamination":
+        large = area >= settings.carbon_fraction * content_area
+        if (
+            sharpness >= settings.sharp_edge
+            and touches_edge
+            and large
+            and follows_a_hole_edge(region, (top, bottom, left, right))
+        ):
+            name = "carbon"
+        else:  # contaminants are crystals and lumps far thicker than the ice around them
+            name = "contamination" if depth <= -settings.contamination_z else "thick_ice"
             region = whole & _half_local_depth(z, whole, settings, diameter_px)
         codes[region] = CODES[name]
         areas.append(

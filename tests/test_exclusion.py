@@ -104,6 +104,47 @@ def test_masks_of_synthetic_micrographs_match_their_exact_masks(
     assert mask_at(exclusion.mask(), xy, exclusion.frame).mean() <= 0.05
 
 
+@pytest.mark.parametrize(
+    "name, extra, truth_key",
+    [
+        ("thick ice", {"thick_ice_probability": 1.0, "contaminants_per_um2": 0.0}, "ice_mask"),
+        (
+            "contamination",
+            {"thick_ice_probability": 0.0, "contaminants_per_um2": 20.0, "crystalline_fraction": 0},
+            "contamination_mask",
+        ),
+    ],
+)
+def test_thick_ice_and_contamination_are_told_apart_by_their_depth(
+    tmp_path, name, extra, truth_key
+):
+    # both have edges about as sharp as carbon's; a contaminant is far darker than the thickest
+    # ice around it (the verdict's classes and exclusion.classes depend on the name)
+    settings = SyntheticSettings(
+        height=768,
+        width=768,
+        pixel_size=4.0,
+        particle_diameter=160,
+        particles_per_micrograph=60,
+        aggregates_per_um2=0.0,
+        carbon_probability=0.0,
+        dose=30,
+        **extra,
+    )
+    m = generate_micrograph(settings, 0, seed=11)
+    truth = getattr(m, truth_key)
+    assert 0.05 < truth.mean() < 0.3
+    micrograph, denoised = denoised_for(tmp_path, m.image, settings.pixel_size)
+    exclusion = exclusion_map(micrograph, denoised, 160.0, ExclusionSettings())
+    expected = mask_on_canvas(truth, exclusion.frame)
+    right, wrong = (
+        ("thick_ice", "contamination") if name == "thick ice" else ("contamination", "thick_ice")
+    )
+    found = exclusion.mask((right,))
+    assert (found & expected).sum() / (found | expected).sum() > 0.55, exclusion.stats
+    assert not exclusion.mask((wrong,)).any(), exclusion.stats["dark_areas"]
+
+
 def test_an_empty_hole_over_most_of_a_micrograph_is_not_called_ice(tmp_path):
     # vacuum over more than half the field: its level is the median, and measured from it
     # the ice with the particles looked like carbon (every particle lost)
