@@ -68,7 +68,7 @@ POPULATED = load_schema(str(ROOT / "config" / "schema.yaml"))["properties"]["exc
 SEED = 9500  # no training set (seeds < 1000) or generality test case (9000) uses it
 DEV_SEED = 5000  # the development cases: settings of the stage are chosen here, never at SEED
 DEV_SEEDS = (5000, 6000, 6500)  # every development seed used so far (--dev --dev-seed)
-HELD_OUT_SEEDS = (9500, 9700)  # scored with the settings chosen on DEV_SEEDS (--seed)
+HELD_OUT_SEEDS = (SEED, 9700)  # scored with the settings chosen on DEV_SEEDS (--seed)
 # pixel size (A), particle diameter (A), rendering
 SCALES = (
     (1.5, 120.0, "raw"),

@@ -164,9 +164,16 @@ def radial_power_spectrum(
     image = np.asarray(image, dtype=np.float32)
     spectrum = scipy.fft.rfft2(image - image.mean())
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float64)
-    k, _ = frequency_grid(image.shape, pixel_size)
+    return radial_average(power, image.shape, pixel_size, n_bins or min(image.shape) // 2)
+
+
+def radial_average(
+    power: np.ndarray, shape: tuple[int, int], pixel_size: float, n_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres (1/A, 0 to Nyquist) and the mean of ``power`` (on the rfft2 grid of an
+    image of ``shape``) per bin."""
+    k, _ = frequency_grid(shape, pixel_size)
     nyquist = 0.5 / pixel_size
-    n_bins = n_bins or min(image.shape) // 2
     index = np.floor(k / nyquist * n_bins).astype(np.int64).ravel()
     keep = index < n_bins
     # the rfft half-plane counts columns 1..W/2-1 once although they stand for two
@@ -200,15 +207,7 @@ def tile_power_spectrum(
         patch = image[r : r + size, c : c + size]
         spectrum = scipy.fft.rfft2((patch - patch.mean()) * window)
         total += spectrum.real**2 + spectrum.imag**2
-    k, _ = frequency_grid((size, size), pixel_size)
-    nyquist = 0.5 / pixel_size
-    n_bins = size // 2
-    index = np.floor(k / nyquist * n_bins).astype(np.int64).ravel()
-    keep = index < n_bins
-    sums = np.bincount(index[keep], weights=total.ravel()[keep], minlength=n_bins)
-    counts = np.bincount(index[keep], minlength=n_bins)
-    centres = (np.arange(n_bins) + 0.5) * nyquist / n_bins
-    return centres, sums / np.maximum(counts, 1) / len(picked)
+    return radial_average(total / len(picked), (size, size), pixel_size, size // 2)
 
 
 def estimate_defocus(

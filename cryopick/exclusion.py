@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cryopick.ctf import electron_wavelength, estimate_defocus
+from cryopick.ctf import CTFParams, electron_wavelength, estimate_defocus
 from cryopick.denoise import Frame, bin_to_frame, load_denoised
 from cryopick.io import InputError, atomic_path, read_coordinates, read_micrograph, write_star
 from cryopick.picking import BlobSettings, blob_response, find_peaks
@@ -665,15 +665,16 @@ def _ghost_shifts(
     spots: list[tuple[float, float]], defocus: float | None, pixel_size: float
 ) -> list[tuple[float, float]]:
     """How far (file pixels, y and x) defocus moves each lattice spot's fringes: the gradient
-    of the aberration phase over 2 pi, lambda (dz - Cs lambda^2 g^2) g at 300 kV and Cs
-    2.7 mm; none without a defocus."""
+    of the aberration phase over 2 pi, lambda (dz - Cs lambda^2 g^2) g, with the voltage and
+    Cs of :class:`cryopick.ctf.CTFParams` (300 kV, 2.7 mm); none without a defocus."""
     if defocus is None:
         return [(0.0, 0.0)] * len(spots)
-    wavelength = electron_wavelength(300.0)
+    optics = CTFParams()
+    wavelength, cs = optics.wavelength, optics.cs_mm * 1e7
     shifts = []
     for fy, fx in spots:  # cycles per pixel; g = f / pixel_size cycles per A
         g2 = (fy * fy + fx * fx) / pixel_size**2
-        reach = wavelength * (defocus - 2.7e7 * wavelength**2 * g2) / pixel_size**2
+        reach = wavelength * (defocus - cs * wavelength**2 * g2) / pixel_size**2
         shifts.append((reach * fy, reach * fx))
     return shifts
 

@@ -54,6 +54,20 @@ def denoised_for(tmp_path, image: np.ndarray, pixel_size: float, size: int = 256
 DARK = ("carbon", "contamination", "thick_ice")
 
 
+def field_settings(**extra) -> SyntheticSettings:
+    """A 768^2 field at 4 A/px of 60 particles of 160 A (no aggregates), with ``extra``."""
+    base = dict(
+        height=768,
+        width=768,
+        pixel_size=4.0,
+        particle_diameter=160,
+        particles_per_micrograph=60,
+        aggregates_per_um2=0.0,
+        dose=30,
+    )
+    return SyntheticSettings(**{**base, **extra})
+
+
 @pytest.mark.parametrize(
     "name, extra, truth_key, classes",
     [
@@ -75,17 +89,7 @@ DARK = ("carbon", "contamination", "thick_ice")
 def test_masks_of_synthetic_micrographs_match_their_exact_masks(
     tmp_path, name, extra, truth_key, classes
 ):
-    settings = SyntheticSettings(
-        height=768,
-        width=768,
-        pixel_size=4.0,
-        particle_diameter=160,
-        particles_per_micrograph=60,
-        thick_ice_probability=0.0,
-        aggregates_per_um2=0.0,
-        dose=30,
-        **extra,
-    )
+    settings = field_settings(thick_ice_probability=0.0, **extra)
     for index in range(4):  # the first micrograph of the set that shows the class
         m = generate_micrograph(settings, index, seed=11)
         truth = getattr(m, f"{truth_key}_mask")
@@ -120,17 +124,7 @@ def test_thick_ice_and_contamination_are_told_apart_by_their_depth(
 ):
     # both have edges about as sharp as carbon's; a contaminant is far darker than the thickest
     # ice around it (the verdict's classes and exclusion.classes depend on the name)
-    settings = SyntheticSettings(
-        height=768,
-        width=768,
-        pixel_size=4.0,
-        particle_diameter=160,
-        particles_per_micrograph=60,
-        aggregates_per_um2=0.0,
-        carbon_probability=0.0,
-        dose=30,
-        **extra,
-    )
+    settings = field_settings(carbon_probability=0.0, **extra)
     m = generate_micrograph(settings, 0, seed=11)
     truth = getattr(m, truth_key)
     assert 0.05 < truth.mean() < 0.3
@@ -148,18 +142,11 @@ def test_thick_ice_and_contamination_are_told_apart_by_their_depth(
 def test_an_empty_hole_over_most_of_a_micrograph_is_not_called_ice(tmp_path):
     # vacuum over more than half the field: its level is the median, and measured from it
     # the ice with the particles looked like carbon (every particle lost)
-    settings = SyntheticSettings(
-        height=768,
-        width=768,
-        pixel_size=4.0,
-        particle_diameter=160,
-        particles_per_micrograph=60,
+    settings = field_settings(
         thick_ice_probability=0.0,
-        aggregates_per_um2=0.0,
         carbon_probability=0.0,
         contaminants_per_um2=0.0,
         empty_probability=1.0,
-        dose=30,
     )
     m = generate_micrograph(settings, 4, seed=13)
     assert 0.5 < m.empty_mask.mean() < 0.9
