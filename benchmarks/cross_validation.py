@@ -3,7 +3,7 @@
 Each fold's model is scored on the fold it left out by ``benchmarks/generality.py --real-fold K``,
 which writes every micrograph's counts to benchmarks/results/generality_TAG_per_micrograph.tsv.
 This pools the real micrographs of those runs, recipe by recipe, as one data set (sums of
-picks, truth and matches, cryopick.metrics.summarise), at each model's stored operating point over
+picks, truth and matches, generality.pooled), at each model's stored operating point over
 the whole field, so that "cross-validated F1" is reproducible from committed files rather than
 added up by hand. A fold is named METHOD@TAG: the model's --model name in the run tagged TAG.
 
@@ -25,11 +25,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.generality import REAL_TEST, pooled  # noqa: E402
 from benchmarks.tables import markdown  # noqa: E402
-from cryopick.metrics import summarise  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-REAL_TEST = "EMPIAR-10017 (real, filtered JPG)"
 N_REAL = 12
 
 
@@ -60,25 +59,12 @@ def recipe_rows(folds: list[tuple[str, str]], results: Path = RESULTS) -> pd.Dat
     return rows
 
 
-def score_row(name: str, rows: pd.DataFrame) -> dict:
-    s = summarise(rows)
-    return {
-        "recipe": name,
-        "held out": rows["fold"].iloc[0] if rows["fold"].nunique() == 1 else "pooled",
-        "micrographs": len(rows),
-        "precision": s["precision"],
-        "recall": s["recall"],
-        "f1": s["f1"],
-        "f1_r025": s["f1_r025"],
-    }
-
-
-def recipe_table(name: str, rows: pd.DataFrame) -> list[dict]:
+def recipe_table(name: str, rows: pd.DataFrame) -> pd.DataFrame:
     """One line per fold, then the pooled line where there are several folds."""
-    per_fold = [score_row(name, group) for _, group in rows.groupby("fold", sort=False)]
-    if len(per_fold) == 1:
-        return per_fold
-    return per_fold + [score_row(name, rows.assign(fold="pooled"))]
+    table = pooled(rows, ["fold"])
+    if len(table) > 1:
+        table = pd.concat([table, pooled(rows.assign(fold="pooled"), ["fold"])])
+    return table.rename(columns={"fold": "held out"}).assign(recipe=name)
 
 
 def parse_recipe(spec: str) -> tuple[str, list[tuple[str, str]]]:
@@ -95,14 +81,16 @@ def main(argv=None) -> None:
     parser.add_argument("--recipe", action="append", required=True, metavar="NAME=METHOD@TAG,...")
     parser.add_argument("--tag", default="")
     args = parser.parse_args(argv)
-    lines, notes = [], []
+    tables, notes = [], []
     for spec in args.recipe:
         name, folds = parse_recipe(spec)
         rows = recipe_rows(folds)
-        lines += recipe_table(name, rows)
+        tables.append(recipe_table(name, rows))
         if len(rows) < N_REAL:
             notes.append(f"{name}: {len(rows)} of the {N_REAL} micrographs held out so far")
-    table = pd.DataFrame(lines)
+    table = pd.concat(tables)[
+        ["recipe", "held out", "micrographs", "precision", "recall", "f1", "f1_r025"]
+    ]
     print(table.to_string(index=False))
     for note in notes:
         print(note)

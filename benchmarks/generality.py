@@ -76,6 +76,7 @@ from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
 REAL = ROOT.parent / "shared" / "data" / "empiar10017"
 REAL_PIXEL_SIZE, REAL_DIAMETER_PX = 1.77, 108.0
 CACHE = ROOT / "resources" / "cache" / "generality"
+REAL_TEST = "EMPIAR-10017 (real, filtered JPG)"  # the real micrographs' test name in every table
 # (pixel size A/px, particle diameter A): small, medium and large particles
 SCALES = ((1.2, 100.0), (2.5, 200.0), (4.5, 380.0))
 SNRS = (0.05, 0.01)
@@ -264,7 +265,7 @@ def test_cases(kinds: tuple[str, ...], fold: int | None, synthetic: bool = True)
     for name, micrograph, denoised, truth in real_cases(fold):
         shape = read_micrograph(micrograph).image.shape
         about = {
-            "test": "EMPIAR-10017 (real, filtered JPG)",
+            "test": REAL_TEST,
             "kind": "beta-galactosidase",
             "pixel_size": REAL_PIXEL_SIZE,
             "snr": np.nan,

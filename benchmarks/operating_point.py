@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generality import CACHE, model_picks, test_cases  # noqa: E402
+from benchmarks.generality import CACHE, REAL_TEST, model_picks, test_cases  # noqa: E402
 from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.io import read_coordinates  # noqa: E402
@@ -64,7 +64,7 @@ def rule_thresholds(scores: np.ndarray, stored: float) -> dict[str, float]:
 
 def group_of(about: dict) -> str:
     if about["test"].startswith("EMPIAR"):
-        return "EMPIAR-10017 (real, filtered JPG)"
+        return REAL_TEST
     return f"synthetic {about['rendering']}, SNR {about['snr']:g}"
 
 
