@@ -408,7 +408,7 @@ def main(argv=None) -> None:
         "--grid",
         choices=tuple(GRIDS),
         default="main",
-        help="the synthetic test grid: main (84 px particles at 1.2-4.5 A/px, seed 9000) or "
+        help="the synthetic test grid: main (80-84 px particles at 1.2-4.5 A/px, seed 9000) or "
         "small_px (45-50 px, seed 9800)",
     )
     parser.add_argument(
