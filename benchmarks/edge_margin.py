@@ -3,7 +3,7 @@ makes them, benchmarks.generality.model_prediction) picked with several margins,
 the whole field, on the real EMPIAR-10017 micrographs (CryoPPP labels, none closer than one
 diameter to the edge) and on the raw renderings of the synthetic grid of
 benchmarks/generality.py (truth up to the edge). The synthetic truth is scored two ways:
-"all", every centre the generator placed (particles cut by the edge included), and "whole",
+"all", every centre inside the micrograph (particles cut by the edge included), and "whole",
 only particles lying whole inside the micrograph (centres at least a radius from the edge), as
 a simulator that keeps its particles inside the field would count them.
 
@@ -36,7 +36,7 @@ from cryopick.volumes import ALL_VOLUME_KINDS  # noqa: E402
 MODEL = ROOT / "models" / "unet_general.pt"
 MARGINS = (0.5, 0.75, 1.0, 1.1, 1.2)
 # synthetic truth windows: (name, margin from the edge in diameters)
-TRUTH_WINDOWS = (("all", None), ("whole", 0.5))
+TRUTH_WINDOWS = (("all", 0.0), ("whole", 0.5))
 
 
 def margin_rows(
@@ -63,13 +63,9 @@ def margin_rows(
                 picking["min_distance"],
                 margin,
             )
-            windows = (("labels", None),) if about["test"] == REAL_TEST else TRUTH_WINDOWS
+            windows = (("labels", 0.0),) if about["test"] == REAL_TEST else TRUTH_WINDOWS
             for window, truth_margin in windows:
-                kept = (
-                    truth
-                    if truth_margin is None
-                    else within_edge(truth, shape, truth_margin * d_px)
-                )
+                kept = within_edge(truth, shape, truth_margin * d_px)
                 score = score_micrograph(name, picks, kept, d_px, shape).row()
                 rows.append(
                     {"test": about["test"], "snr": about["snr"], "truth": window}
