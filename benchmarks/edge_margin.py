@@ -9,6 +9,7 @@ a simulator that keeps its particles inside the field would count them.
 
     .venv/bin/python benchmarks/edge_margin.py      # ~4 min on 2 cores
     .venv/bin/python benchmarks/edge_margin.py --grid small_px --tag small_px
+    .venv/bin/python benchmarks/edge_margin.py --real-only --real-fold 0 --model CV0_MODEL
 
 Writes benchmarks/results/edge_margin[_TAG].md.
 """
@@ -40,15 +41,20 @@ TRUTH_WINDOWS = (("all", 0.0), ("whole", 0.5))
 
 
 def margin_rows(
-    model, checkpoint: dict, margins: tuple[float, ...], grid: str = "main"
+    model,
+    checkpoint: dict,
+    margins: tuple[float, ...],
+    grid: str = "main",
+    real_fold: int | None = None,
+    synthetic: bool = True,
 ) -> pd.DataFrame:
     """One row per test micrograph, margin and truth window, at the model's stored
-    threshold."""
+    threshold (the real micrographs of ``real_fold`` only, when given)."""
     picking, rows = checkpoint["picking"], []
     workdir = CACHE / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     for name, micrograph, denoised, truth_path, d_px, shape, about in test_cases(
-        tuple(ALL_VOLUME_KINDS), None, grid=grid
+        tuple(ALL_VOLUME_KINDS), real_fold, synthetic, grid
     ):
         if about["rendering"] != "raw" and about["test"].startswith("synthetic"):
             continue
@@ -80,10 +86,20 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grid", choices=tuple(GRIDS), default="main")
     parser.add_argument("--tag", default="")
+    parser.add_argument(
+        "--real-fold",
+        type=int,
+        choices=(0, 1, 2),
+        help="score only this fold of the real micrographs (sorted index %% 3), the one a "
+        "cross-validated model left out",
+    )
+    parser.add_argument(
+        "--real-only", action="store_true", help="the real micrographs only (no synthetic grid)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, checkpoint = load_model(args.model, device="cpu")
-    rows = margin_rows(model, checkpoint, MARGINS, args.grid)
+    rows = margin_rows(model, checkpoint, MARGINS, args.grid, args.real_fold, not args.real_only)
     table = []
     keys = ["test", "snr", "truth", "margin"]
     for (test, snr, truth, margin), group in rows.groupby(keys, dropna=False):
@@ -93,9 +109,11 @@ def main(argv=None) -> None:
             | {"micrographs": len(group)}
             | {k: s[k] for k in ("precision", "recall", "f1")}
         )
+    scope = "real micrographs only" if args.real_only else f"grid {args.grid}"
+    if args.real_fold is not None:
+        scope = f"real fold {args.real_fold}, {scope}"
     text = (
-        f"# The U-Net's edge margin (benchmarks/edge_margin.py, {args.model.name}, "
-        f"grid {args.grid})\n\n"
+        f"# The U-Net's edge margin (benchmarks/edge_margin.py, {args.model.name}, {scope})\n\n"
         f"Stored threshold {checkpoint['picking']['threshold']}, tuned edge margin "
         f"{checkpoint['picking']['edge_margin']} d; pooled, whole field, matching within 0.5 d."
         "\n\n" + markdown(pd.DataFrame(table)) + "\n"

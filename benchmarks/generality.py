@@ -88,11 +88,13 @@ TEST_SEED = 9000  # no training set of models/*.yaml uses seeds at or above 1000
 
 @dataclass(frozen=True)
 class Grid:
-    """A synthetic test grid: (pixel size A/px, diameter A) scales, seed, cache subfolder."""
+    """A synthetic test grid: (pixel size A/px, diameter A) scales, seed, cache subfolder, and
+    the SNRs (every one rendered raw, the first also filtered)."""
 
     scales: tuple[tuple[float, float], ...]
     seed: int
     folder: str
+    snrs: tuple[float, ...] = SNRS
 
 
 GRIDS = {
@@ -100,16 +102,24 @@ GRIDS = {
     # particles small in pixels (45 and 50 px across), the geometry of the issue's other
     # simulator (90 A at 2 A/px): at one per-pixel SNR they carry less signal per particle
     "small_px": Grid(((2.0, 90.0), (3.0, 150.0)), 9800, "synthetic_small_px"),
+    # for designing label-free rules (benchmarks/dataset_threshold.py), never for reporting a
+    # model: pixel sizes and diameters none of the other grids use
+    "design": Grid(
+        ((1.6, 130.0), (2.2, 100.0), (3.5, 160.0), (4.0, 300.0)),
+        9900,
+        "synthetic_design",
+        (0.05, 0.02, 0.01),
+    ),
 }
 BLOB = BlobSettings(sigma_factor=0.10, threshold=1.5, min_distance=0.6, edge_margin=1.2)
 
 
-def synthetic_cases(kinds: tuple[str, ...], scales=SCALES) -> list[dict]:
+def synthetic_cases(kinds: tuple[str, ...], scales=SCALES, snrs=SNRS) -> list[dict]:
     cases = []
     for kind in kinds:
         for pixel_size, diameter in scales:
-            for snr in SNRS:
-                renderings = ("raw", "filtered_8bit") if snr == SNRS[0] else ("raw",)
+            for snr in snrs:
+                renderings = ("raw", "filtered_8bit") if snr == snrs[0] else ("raw",)
                 for rendering in renderings:
                     cases.append(
                         {
@@ -295,7 +305,8 @@ def test_cases(
         }
         yield name, micrograph, denoised, truth, REAL_DIAMETER_PX, shape, about
     spec = GRIDS[grid]
-    for index, case in enumerate(synthetic_cases(kinds, spec.scales) if synthetic else []):
+    cases = synthetic_cases(kinds, spec.scales, spec.snrs) if synthetic else []
+    for index, case in enumerate(cases):
         micrograph, denoised, truth = make_case(case, index, spec.seed, CACHE / spec.folder)
         d_px = case["diameter"] / case["pixel_size"]
         about = {"test": "synthetic (fresh seeds)", **case}
@@ -409,7 +420,8 @@ def main(argv=None) -> None:
         choices=tuple(GRIDS),
         default="main",
         help="the synthetic test grid: main (80-84 px particles at 1.2-4.5 A/px, seed 9000) or "
-        "small_px (45-50 px, seed 9800)",
+        "small_px (45-50 px, seed 9800); design (seed 9900) is for designing label-free rules "
+        "(benchmarks/dataset_threshold.py), not for reporting a model",
     )
     parser.add_argument(
         "--adapt-norm",
