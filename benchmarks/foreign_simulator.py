@@ -18,12 +18,12 @@ with code written apart from cryopick.synthetic, in the simplest physics a simul
   the whole image ("image": the signal's variance over the field, which at this density gives
   each particle several times more contrast for the same number).
 
-Nothing is tuned on these micrographs: the U-Net runs at the operating point stored in the
-model, as the workflow runs it; its threshold sweep is shown only to say how far that point is
-from the best one. Truth is every centre (all particles lie whole in the field, centres at least
-0.5 d from the edge), scored over the whole field at 0.5 and 0.25 x diameter; so the U-Net is
-also scored with narrower edge margins than the stored 1.0 d, which never picks the band
-0.5-1.0 d from the edge.
+Nothing is tuned on these micrographs: the U-Net runs at the default config's operating point,
+as the workflow runs it (the model's stored threshold and min distance, config/config.yaml's
+edge margin); its threshold sweep is shown only to say how far that point is from the best one.
+Truth is every centre (all particles lie whole in the field, centres at least 0.5 d from the
+edge), scored over the whole field at 0.5 and 0.25 x diameter; so the U-Net is also scored with
+other edge margins (the model's tuned 1.0 d never picks the band 0.5-1.0 d from the edge).
 
     .venv/bin/python benchmarks/foreign_simulator.py --threads 1 --tag session18   # ~10 min
 
@@ -49,7 +49,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generality import model_prediction  # noqa: E402
+from benchmarks.generality import default_picking, model_prediction  # noqa: E402
 from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.denoise import DenoiseSettings, denoise_image, frame_for, save_denoised  # noqa: E402
@@ -72,7 +72,7 @@ SNRS = (0.05, 0.01)
 SNR_DEFINITIONS = ("particle", "image")
 MICROGRAPHS_PER_CASE = 6
 MODEL_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
-EDGE_MARGINS = (0.5, 0.75)  # diameters; the stored one is 1.0
+EDGE_MARGINS = (0.5, 0.75, 1.0)  # diameters; the model's tuned one is 1.0
 LOG_ADJUSTMENTS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -223,10 +223,10 @@ def relion_log_sweep(micrograph: Path, case: Case) -> dict[str, pd.DataFrame]:
 
 
 def model_sweep(model, checkpoint: dict, mrc: Path, npz: Path, case: Case, workdir: Path):
-    """The U-Net's picks at its stored settings ("stored"), at each of MODEL_THRESHOLDS with the
-    stored edge margin, and at the stored threshold with each of EDGE_MARGINS ("margin X")."""
+    """The U-Net's picks at the default config's operating point ("stored"), at each of
+    MODEL_THRESHOLDS with its other settings, and with each of EDGE_MARGINS ("margin X")."""
     prediction, frame = model_prediction(model, checkpoint, mrc, npz, case.diameter_px, workdir)
-    picking = checkpoint["picking"]
+    picking = default_picking(checkpoint)
     settings = {"stored": picking}
     settings |= {f"{t:g}": picking | {"threshold": t} for t in MODEL_THRESHOLDS}
     settings |= {f"margin {m:g}": picking | {"edge_margin": m} for m in EDGE_MARGINS}
@@ -263,8 +263,8 @@ def evaluate(model, checkpoint: dict, with_log: bool) -> pd.DataFrame:
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per geometry and SNR: the U-Net at its stored settings, at the stored threshold with
-    each edge margin of EDGE_MARGINS, and the U-Net and LoG at their best thresholds in
+    """Per geometry and SNR: the U-Net at the default config's operating point and with each
+    edge margin of EDGE_MARGINS, and the U-Net and LoG at their best thresholds in
     hindsight."""
     keys = ["pixel_size", "diameter", "snr_definition", "snr"]
     out = []
@@ -307,12 +307,13 @@ def main(argv=None) -> None:
         f"# A simulator that is not ours (benchmarks/foreign_simulator.py"
         f"{' --tag ' + args.tag if args.tag else ''})",
         "",
-        f"{time.perf_counter() - start:.0f} s. Model {Path(args.model).name}, stored picking "
-        f"{ {k: checkpoint['picking'][k] for k in ('threshold', 'min_distance', 'edge_margin')} }. "
+        f"{time.perf_counter() - start:.0f} s. Model {Path(args.model).name} at the default "
+        f"config's operating point {default_picking(checkpoint)} (tuned edge margin "
+        f"{checkpoint['picking']['edge_margin']} d). "
         f"{MICROGRAPHS_PER_CASE} micrographs of {SIZE}^2 per row, "
         "pooled F1 at 0.5 x diameter (f1) and 0.25 x diameter (f1_r025), whole field. The "
-        "U-Net at its stored operating point, and at its stored threshold with other edge "
-        "margins; 'best' columns: the best threshold in hindsight "
+        "U-Net at that operating point, and with other edge margins; 'best' columns: the best "
+        "threshold in hindsight "
         f"(U-Net over {', '.join(map(str, MODEL_THRESHOLDS))}; RELION LoG over threshold "
         f"adjustments {', '.join(map(str, LOG_ADJUSTMENTS))}).",
         "",

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,6 +61,7 @@ from cryopick.denoise import (  # noqa: E402
 from cryopick.inference import (  # noqa: E402
     adapt_batchnorm,
     model_input,
+    operating_point,
     predict,
     stored_setting_picks,
 )
@@ -194,6 +196,18 @@ def real_cases(fold: int | None = None) -> list[tuple[str, Path, Path, Path]]:
     return out
 
 
+DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
+
+
+def default_picking(checkpoint: dict) -> dict:
+    """A model's picking settings as the default config runs them: config/config.yaml's
+    unet.threshold / min_distance / edge_margin where it sets them, the model's tuned ones
+    elsewhere (cryopick.inference.operating_point, as the pick_unet rule does)."""
+    unet = yaml.safe_load(DEFAULT_CONFIG.read_text()).get("unet") or {}
+    keys = ("threshold", "min_distance", "edge_margin")
+    return operating_point(checkpoint["picking"], *(unet.get(key) for key in keys))
+
+
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 
 
@@ -229,13 +243,14 @@ def model_picks(
     workdir: Path,
     adapt_norm: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    """Picks as the workflow makes them (:func:`model_prediction`), at the model's own picking
-    settings ("stored"); and at every threshold of THRESHOLDS with its other settings, to see
-    how far the stored operating point is from the best one."""
+    """Picks as the workflow makes them (:func:`model_prediction`), at the default config's
+    operating point (:func:`default_picking`: the model's stored threshold, labelled "stored");
+    and at every threshold of THRESHOLDS with its other settings, to see how far the stored
+    operating point is from the best one."""
     prediction, frame = model_prediction(
         model, checkpoint, micrograph, denoised, diameter_file_px, workdir, adapt_norm
     )
-    picking = checkpoint["picking"]
+    picking = default_picking(checkpoint)
     thresholds = {"stored": picking["threshold"], **{f"{t:g}": t for t in THRESHOLDS}}
     return {
         label: stored_setting_picks(prediction, frame, diameter_file_px, picking, t)
@@ -451,7 +466,8 @@ def main(argv=None) -> None:
             )
         print(
             f"{name}: {path}, input {checkpoint.get('input')}, picking "
-            f"{checkpoint['picking']}, trained on {checkpoint['data']['n_micrographs']} "
+            f"{default_picking(checkpoint)} (default config over the tuned "
+            f"{checkpoint['picking']}), trained on {checkpoint['data']['n_micrographs']} "
             f"micrographs"
         )
     workdir = CACHE / "work"
@@ -486,8 +502,10 @@ def main(argv=None) -> None:
         f"{' --grid ' + args.grid if args.grid != 'main' else ''})",
         "",
         f"{time.perf_counter() - start:.0f} s. Pooled one-to-one matching within 0.5 x "
-        "diameter (f1) and 0.25 x diameter (f1_r025); each model at its own stored "
-        "operating point, 1 symmetry.",
+        "diameter (f1) and 0.25 x diameter (f1_r025); each model at the default config's "
+        "operating point (config/config.yaml's unet settings over the model's tuned ones: "
+        f"edge margin {yaml.safe_load(DEFAULT_CONFIG.read_text())['unet'].get('edge_margin')} "
+        "d where the config sets it), 1 symmetry.",
         "",
     ]
     for title, table in tables.items():

@@ -378,6 +378,26 @@ def predict_files(
     return used
 
 
+# picking settings of a model that carries none (checkpoints from before tuning was stored)
+FALLBACK_PICKING = {"threshold": 0.5, "min_distance": 0.4, "edge_margin": 0.5}
+
+
+def operating_point(
+    tuned: dict,
+    threshold: float | None = None,
+    min_distance: float | None = None,
+    edge_margin: float | None = None,
+) -> dict[str, float]:
+    """The picking settings inference uses: each configured value (``unet.threshold``,
+    ``unet.min_distance``, ``unet.edge_margin``), else the one tuned on the model's validation
+    micrographs (``tuned``, the checkpoint's ``picking``), else FALLBACK_PICKING."""
+    configured = {"threshold": threshold, "min_distance": min_distance, "edge_margin": edge_margin}
+    return {
+        key: float(value if value is not None else tuned.get(key, FALLBACK_PICKING[key]))
+        for key, value in configured.items()
+    }
+
+
 def pick_unet_file(
     prediction_path: str,
     denoised_path: str,
@@ -392,12 +412,7 @@ def pick_unet_file(
     from cryopick.io import write_star
 
     maps, frame, metadata = load_prediction(prediction_path, require=("frame",))
-    tuned = metadata.get("picking", {})
-    settings = {"threshold": threshold, "min_distance": min_distance, "edge_margin": edge_margin}
-    defaults = {"threshold": 0.5, "min_distance": 0.4, "edge_margin": 0.5}
-    for key, value in settings.items():
-        if value is None:
-            settings[key] = float(tuned.get(key, defaults[key]))
+    settings = operating_point(metadata.get("picking", {}), threshold, min_distance, edge_margin)
     # the canvas's pixel size, from the frame alone (the canvas itself is not needed)
     canvas_frame, file_pixel_size = load_frame(denoised_path)
     diameter_px = diameter_angstrom / (file_pixel_size * canvas_frame.scale)

@@ -8,8 +8,10 @@ import torch
 
 from cryopick.denoise import frame_for
 from cryopick.inference import (
+    FALLBACK_PICKING,
     adapt_batchnorm,
     model_scale,
+    operating_point,
     pick_score_map,
     picks_from_prediction,
     predict,
@@ -151,6 +153,20 @@ def test_picks_from_a_centre_map_separate_touching_particles():
     # an edge margin drops centres close to the border
     near_edge = picks_from_prediction({"centre": centre}, frame, 10.0, 0.5, 0.5, edge_margin=3.5)
     assert len(near_edge) == 2 and (near_edge["x"] < 200).all()
+
+
+def test_configured_picking_settings_override_the_tuned_ones_one_by_one():
+    tuned = {"threshold": 0.2, "min_distance": 0.5, "edge_margin": 1.0, "symmetries": 4}
+    assert operating_point(tuned) == {"threshold": 0.2, "min_distance": 0.5, "edge_margin": 1.0}
+    assert operating_point(tuned, edge_margin=0.75) == {
+        "threshold": 0.2,
+        "min_distance": 0.5,
+        "edge_margin": 0.75,
+    }
+    # a configured 0 is a setting, not "unset"; a model without tuned settings falls back
+    assert operating_point({}, threshold=0.0) == {"threshold": 0.0} | {
+        k: v for k, v in FALLBACK_PICKING.items() if k != "threshold"
+    }
 
 
 def test_mask_only_model_picks_peaks_of_the_smoothed_mask():
