@@ -26,7 +26,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generality import CACHE, GRIDS, REAL_TEST, model_prediction, test_cases  # noqa: E402
+from benchmarks.generality import (  # noqa: E402
+    CACHE,
+    GRIDS,
+    REAL_TEST,
+    add_real_arguments,
+    model_prediction,
+    test_cases,
+)
 from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
 from cryopick.inference import picks_from_prediction  # noqa: E402
@@ -86,16 +93,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grid", choices=tuple(GRIDS), default="main")
     parser.add_argument("--tag", default="")
-    parser.add_argument(
-        "--real-fold",
-        type=int,
-        choices=(0, 1, 2),
-        help="score only this fold of the real micrographs (sorted index %% 3), the one a "
-        "cross-validated model left out",
-    )
-    parser.add_argument(
-        "--real-only", action="store_true", help="the real micrographs only (no synthetic grid)"
-    )
+    add_real_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, checkpoint = load_model(args.model, device="cpu")

@@ -199,13 +199,17 @@ def real_cases(fold: int | None = None) -> list[tuple[str, Path, Path, Path]]:
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 
 
-def default_picking(checkpoint: dict) -> dict:
-    """A model's picking settings as the default config runs them: config/config.yaml's
-    unet.threshold / min_distance / edge_margin where it sets them, the model's tuned ones
-    elsewhere (cryopick.inference.operating_point, as the pick_unet rule does)."""
+def configured_picking() -> dict:
+    """config/config.yaml's unet.threshold / min_distance / edge_margin (None where unset)."""
     unet = yaml.safe_load(DEFAULT_CONFIG.read_text()).get("unet") or {}
-    keys = ("threshold", "min_distance", "edge_margin")
-    return operating_point(checkpoint["picking"], *(unet.get(key) for key in keys))
+    return {key: unet.get(key) for key in ("threshold", "min_distance", "edge_margin")}
+
+
+def default_picking(checkpoint: dict) -> dict:
+    """A model's picking settings as the default config runs them: the configured ones where
+    set, the model's tuned ones elsewhere (cryopick.inference.operating_point, as the pick_unet
+    rule does)."""
+    return operating_point(checkpoint["picking"], **configured_picking())
 
 
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
@@ -417,11 +421,8 @@ def synthetic_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
-    parser.add_argument("--kinds", nargs="+", default=list(ALL_VOLUME_KINDS))
-    parser.add_argument("--tag", default="")
+def add_real_arguments(parser: argparse.ArgumentParser) -> None:
+    """--real-fold and --real-only, for every script that scores the real micrographs."""
     parser.add_argument(
         "--real-fold",
         type=int,
@@ -429,6 +430,17 @@ def main(argv=None) -> None:
         help="score only this fold of the real micrographs (sorted index %% 3), the one a "
         "cross-validated model left out",
     )
+    parser.add_argument(
+        "--real-only", action="store_true", help="the real micrographs only (no synthetic grid)"
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--kinds", nargs="+", default=list(ALL_VOLUME_KINDS))
+    parser.add_argument("--tag", default="")
+    add_real_arguments(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--grid",
@@ -443,9 +455,6 @@ def main(argv=None) -> None:
         action="store_true",
         help="also score each model with its BatchNorm statistics measured on each test "
         "micrograph (NAME+adabn)",
-    )
-    parser.add_argument(
-        "--real-only", action="store_true", help="the real micrographs only (no synthetic grid)"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -504,8 +513,7 @@ def main(argv=None) -> None:
         f"{time.perf_counter() - start:.0f} s. Pooled one-to-one matching within 0.5 x "
         "diameter (f1) and 0.25 x diameter (f1_r025); each model at the default config's "
         "operating point (config/config.yaml's unet settings over the model's tuned ones: "
-        f"edge margin {yaml.safe_load(DEFAULT_CONFIG.read_text())['unet'].get('edge_margin')} "
-        "d where the config sets it), 1 symmetry.",
+        f"{configured_picking()}, None = tuned), 1 symmetry.",
         "",
     ]
     for title, table in tables.items():
