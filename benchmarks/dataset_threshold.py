@@ -138,7 +138,9 @@ def peaks(model, checkpoint: dict, micrograph: Path, denoised: Path, d_px: float
     prediction, frame = generality.model_prediction(
         model, checkpoint, micrograph, denoised, d_px, generality.CACHE / "work"
     )
-    picks = stored_setting_picks(prediction, frame, d_px, checkpoint["picking"], FLOOR)
+    picks = stored_setting_picks(
+        prediction, frame, d_px, generality.default_picking(checkpoint), FLOOR
+    )
     return within_edge(picks, shape, CRYOPPP_EDGE * d_px)
 
 
@@ -226,7 +228,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     model, checkpoint = load_model(args.model, device="cpu")
     start = time.perf_counter()
-    table = rule_table(micrograph_curves(model, checkpoint), checkpoint["picking"]["threshold"])
+    table = rule_table(
+        micrograph_curves(model, checkpoint), generality.default_picking(checkpoint)["threshold"]
+    )
     print(table.to_string(index=False))
     suffix = f"_{args.tag}" if args.tag else ""
     text = [

@@ -34,8 +34,6 @@ cached under resources/cache/foreign_simulator/ (gitignored).
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,18 +47,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.generality import default_picking, model_prediction  # noqa: E402
+from benchmarks.generality import (  # noqa: E402
+    default_picking,
+    model_prediction,
+    write_test_micrograph,
+)
 from benchmarks.tables import markdown  # noqa: E402
 from cryopick.checkpoint import load_model  # noqa: E402
-from cryopick.denoise import DenoiseSettings, denoise_image, frame_for, save_denoised  # noqa: E402
 from cryopick.inference import stored_setting_picks  # noqa: E402
 from cryopick.io import (  # noqa: E402
     read_coordinates,
-    read_micrograph,
-    write_mrc,
-    write_relion_micrographs_star,
 )
 from cryopick.metrics import score_micrograph, summarise  # noqa: E402
+from cryopick.peers import peer_unavailable, relion_log_picks  # noqa: E402
 
 CACHE = ROOT / "resources" / "cache" / "foreign_simulator"
 MODEL = ROOT / "models" / "unet_general.pt"
@@ -73,7 +72,7 @@ SNR_DEFINITIONS = ("particle", "image")
 MICROGRAPHS_PER_CASE = 6
 MODEL_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 EDGE_MARGINS = (0.5, 0.75, 1.0)  # diameters; the model's tuned one is 1.0
-LOG_ADJUSTMENTS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+LOG_ADJUSTMENTS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -191,35 +190,20 @@ def cached_case(case: Case) -> tuple[Path, Path, Path]:
     mrc, npz, csv = (CACHE / f"{case.name}.{ext}" for ext in ("mrc", "npz", "csv"))
     if not (mrc.exists() and npz.exists() and csv.exists()):
         image, centres = render(case)
-        write_mrc(mrc, image, case.pixel_size)
-        pd.DataFrame(centres, columns=["X-Coordinate", "Y-Coordinate"]).to_csv(csv, index=False)
-        frame = frame_for(image.shape, 1024)
-        canvas = denoise_image(image, DenoiseSettings(), frame)
-        save_denoised(npz, canvas, frame, case.pixel_size * frame.scale)
+        write_test_micrograph(image, case.pixel_size, centres, mrc, npz, csv)
     return mrc, npz, csv
 
 
 def relion_log_sweep(micrograph: Path, case: Case) -> dict[str, pd.DataFrame]:
-    """RELION 3.1 LoG picks at each threshold adjustment (diameter range 0.8-1.2 d)."""
-    out = {}
+    """RELION LoG picks, as the workflow's peer runs it (cryopick.peers.relion_log_picks), at
+    each threshold adjustment."""
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "Micrographs").mkdir()
-        shutil.copy(micrograph, tmp / "Micrographs" / "m.mrc")
-        write_relion_micrographs_star(tmp / "mics.star", ["Micrographs/m.mrc"], case.pixel_size)
-        for adjust in LOG_ADJUSTMENTS:
-            odir = f"LoG_{adjust:g}/"
-            subprocess.run(
-                ["relion_autopick", "--i", "mics.star", "--odir", odir, "--pickname", "autopick"]
-                + ["--LoG", "--LoG_diam_min", f"{0.8 * case.diameter:.1f}"]
-                + ["--LoG_diam_max", f"{1.2 * case.diameter:.1f}", "--shrink", "0"]
-                + ["--lowpass", "20", "--LoG_adjust_threshold", f"{adjust:g}"],
-                cwd=tmp,
-                check=True,
-                capture_output=True,
+        return {
+            f"{adjust:g}": relion_log_picks(
+                str(micrograph), case.pixel_size, case.diameter, False, Path(tmp), adjust
             )
-            out[f"{adjust:g}"] = read_coordinates(tmp / odir / "Micrographs" / "m_autopick.star")
-    return out
+            for adjust in LOG_ADJUSTMENTS
+        }
 
 
 def model_sweep(model, checkpoint: dict, mrc: Path, npz: Path, case: Case, workdir: Path):
@@ -244,7 +228,6 @@ def evaluate(model, checkpoint: dict, with_log: bool) -> pd.DataFrame:
     for case in cases():
         mrc, npz, csv = cached_case(case)
         truth = read_coordinates(csv)
-        shape = read_micrograph(mrc).image.shape
         pickers = {"shipped U-Net": model_sweep(model, checkpoint, mrc, npz, case, workdir)}
         if with_log:
             pickers["RELION 3.1 LoG"] = relion_log_sweep(mrc, case)
@@ -256,7 +239,9 @@ def evaluate(model, checkpoint: dict, with_log: bool) -> pd.DataFrame:
         }
         for method, by_threshold in pickers.items():
             for threshold, picks in by_threshold.items():
-                score = score_micrograph(case.name, picks, truth, case.diameter_px, shape).row()
+                score = score_micrograph(
+                    case.name, picks, truth, case.diameter_px, (SIZE, SIZE)
+                ).row()
                 rows.append({"method": method, "threshold": threshold} | about | score)
         print(case.name, len(truth), "particles", flush=True)
     return pd.DataFrame(rows)
@@ -292,11 +277,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, checkpoint = load_model(args.model, device="cpu")
-    with_log = shutil.which("relion_autopick") is not None
-    if not with_log:
-        print("relion_autopick not found (apt-get install relion): RELION LoG left out")
+    unavailable = peer_unavailable("relion_log")
+    if unavailable:
+        print(f"RELION LoG left out: {unavailable}")
     start = time.perf_counter()
-    rows = evaluate(model, checkpoint, with_log)
+    rows = evaluate(model, checkpoint, not unavailable)
     table = summary(rows)
     print(table.round(3).to_string(index=False))
     suffix = f"_{args.tag}" if args.tag else ""

@@ -170,17 +170,22 @@ def make_case(
             rendering=case["rendering"],
         )
         m = generate_micrograph(settings, index, seed)
-        write_mrc(mrc, m.image.astype(np.float32), case["pixel_size"])
-        truth = m.coordinates
-        truth[["x", "y"]].to_csv(csv, index=False, header=["X-Coordinate", "Y-Coordinate"])
-        frame = frame_for(m.image.shape, 1024)
-        save_denoised(
-            npz,
-            denoise_image(m.image, DenoiseSettings(), frame),
-            frame,
-            case["pixel_size"] * frame.scale,
-        )
+        xy = m.coordinates[["x", "y"]].to_numpy(float)
+        write_test_micrograph(m.image, case["pixel_size"], xy, mrc, npz, csv)
     return mrc, npz, csv
+
+
+def write_test_micrograph(
+    image: np.ndarray, pixel_size: float, truth_xy: np.ndarray, mrc: Path, npz: Path, csv: Path
+) -> None:
+    """One test micrograph's files: the image as MRC, its truth centres (x, y) as a CryoPPP
+    csv, and its canvas denoised by the workflow's default chain."""
+    write_mrc(mrc, image.astype(np.float32), pixel_size)
+    pd.DataFrame(truth_xy, columns=["X-Coordinate", "Y-Coordinate"]).to_csv(csv, index=False)
+    frame = frame_for(image.shape, 1024)
+    save_denoised(
+        npz, denoise_image(image, DenoiseSettings(), frame), frame, pixel_size * frame.scale
+    )
 
 
 def real_cases(fold: int | None = None) -> list[tuple[str, Path, Path, Path]]:
